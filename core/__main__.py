@@ -1,0 +1,153 @@
+"""Command line: `python -m core <command>`; a thin layer over the core package."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core", description=(
+        "DeepEmoCluster Explorer: semi-supervised speech-emotion models (Lin, Sridhar & Busso, ICASSP 2021)."))
+    parser.add_argument("--runs-dir", type=Path, default=None, help="run store (default: $SER_RUNS_DIR or data/runs)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("import-official", help="import the authors' published checkpoints as a run")
+    p.add_argument("--arousal", type=Path, help="*_Act.pth.tar")
+    p.add_argument("--dominance", type=Path, help="*_Dom.pth.tar")
+    p.add_argument("--valence", type=Path, help="*_Val.pth.tar")
+    p.add_argument("--norm-terms", type=Path, help="folder with feat/act/dom/val_norm_{means,stds}.mat")
+    p.add_argument("--from", dest="source", type=Path, help="a folder holding all of the above (found by name)")
+    p.set_defaults(func=_import_official)
+
+    p = commands.add_parser("predict", help="predict arousal, dominance and valence for audio files or folders")
+    p.add_argument("inputs", nargs="+", type=Path, help="audio files and/or folders (searched recursively)")
+    p.add_argument("--run", help="run id (default: the newest run in the store)")
+    p.add_argument("--out", type=Path, help="write the CSV here instead of stdout")
+    p.add_argument("--chunks", action="store_true", help="one row per chunk instead of per clip")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.set_defaults(func=_predict)
+
+    p = commands.add_parser("demo-corpus", help="generate the built-in demo corpus (synthesised speech)")
+    p.add_argument("--out", type=Path, default=None, help="folder (default: data/demo)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_demo_corpus)
+
+    p = commands.add_parser("extract", help="extract and cache mel features of a corpus (parallel, incremental)")
+    p.add_argument("--corpus", type=Path, required=True, help="manifest CSV, MSP-Podcast root, or folder of clips")
+    p.add_argument("--unlabelled", type=Path, help="an extra folder of unlabelled clips")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--skip-unreadable", action="store_true", help="warn about unreadable files instead of failing")
+    p.set_defaults(func=_extract)
+
+    p = commands.add_parser("runs", help="list the runs in the store")
+    p.set_defaults(func=_runs)
+
+    args = parser.parse_args(argv)
+    from core.audio import AudioLoadingError
+    from core.extraction import CorpusAudioError
+    from core.manifest import ManifestError
+    from core.official import OfficialImportError
+    from core.store import RunNotFoundError
+    try:
+        return args.func(args)
+    except (ManifestError, CorpusAudioError, OfficialImportError, RunNotFoundError, AudioLoadingError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _store(args):
+    from core.store import RunStore
+    return RunStore(args.runs_dir)
+
+
+def _import_official(args) -> int:
+    from core.official import OfficialImportError, find_official_files, import_official
+    if args.source:
+        checkpoints, norm_dir = find_official_files(args.source)
+    else:
+        given = {"arousal": args.arousal, "dominance": args.dominance, "valence": args.valence}
+        if None in given.values() or args.norm_terms is None:
+            raise OfficialImportError("give --from FOLDER, or all of --arousal, --dominance, --valence and --norm-terms")
+        checkpoints, norm_dir = given, args.norm_terms
+    run = import_official(checkpoints, norm_dir, _store(args))
+    print(f"imported run {run.run_id} into {run.dir.parent}")
+    return 0
+
+
+def _predict(args) -> int:
+    from core.inference import Predictor, expand_audio_paths
+    store = _store(args)
+    run = store.load(args.run) if args.run else store.latest()
+    paths = expand_audio_paths(args.inputs)
+    if not paths:
+        print(f"error: no audio files in {', '.join(map(str, args.inputs))}", file=sys.stderr)
+        return 2
+    result = Predictor.from_run(run, args.device).predict_files(paths)
+    table = result.chunks if args.chunks else result.utterances.drop(columns="path")
+    csv = table.to_csv(float_format="%.6f")
+    if args.out:
+        args.out.write_text(csv)
+    else:
+        sys.stdout.write(csv)
+    for path, reason in result.errors.items():
+        print(f"error: {path}: {reason}", file=sys.stderr)
+    print(f"predicted {len(result.utterances)} of {len(paths)} files with run {run.run_id}", file=sys.stderr)
+    return 1 if result.errors else 0
+
+
+def _demo_corpus(args) -> int:
+    from core.store import default_data_dir
+    from core.synthetic import make_demo_corpus
+    out = args.out or default_data_dir() / "demo"
+    manifest = make_demo_corpus(out, seed=args.seed, progress=_progress_bar("synthesising"))
+    print(f"demo corpus: {manifest}")
+    return 0
+
+
+def _extract(args) -> int:
+    from core.config import RunConfig
+    from core.extraction import extract_features
+    from core.manifest import load_corpus
+    from core.store import FeatureStore, default_data_dir
+    cfg = RunConfig()
+    table = load_corpus(args.corpus, unlabelled=args.unlabelled, labels=cfg.labels)
+    store = FeatureStore(default_data_dir() / "cache", cfg.audio, cfg.features, cfg.chunks)
+    feats, stats = extract_features(table, store, cfg.audio, cfg.features, cfg.chunks, workers=args.workers,
+                                    skip_unreadable=args.skip_unreadable, progress=_progress_bar("extracting"))
+    print(f"{len(feats.files)} utterances, {len(feats.frames)} frames; extracted {stats.n_extracted} new files "
+          f"({stats.audio_seconds:.0f} s of audio) in {stats.seconds:.1f} s, real-time factor {stats.real_time_factor:.4f}")
+    return 0
+
+
+def _runs(args) -> int:
+    runs = _store(args).list()
+    if not runs:
+        print("no runs yet: import the published models (python -m core import-official --from DIR) or train one")
+        return 0
+    print(pd.DataFrame([{"run": r.run_id, "kind": r.info.get("kind"), "created": r.info.get("created")}
+                        for r in runs]).to_string(index=False))
+    return 0
+
+
+def _progress_bar(label: str):
+    from tqdm import tqdm
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=label, unit="file", file=sys.stderr, disable=total == 0)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+    return update
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Audio input: decoding (soundfile), mono mix-down, soxr resampling and safe peak normalisation.
+
+Matches ``librosa.load(path, sr=...)`` numerically; computes no features and writes nothing to disk.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
+
+class AudioLoadingError(Exception):
+    """An input that cannot be used as audio (missing, unreadable, corrupt, empty, too long, ...).
+
+    Attributes:
+        path: The offending file, as given (converted to str).
+        reason: Human-readable cause, e.g. ``"file not found"``.
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = os.fsdecode(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # keeps the exception picklable (worker processes)
+        return type(self), (self.path, self.reason)
+
+
+def _read_info(path: str | os.PathLike):
+    """Check that ``path`` is a readable, non-empty file; return ``soundfile.info(path)``."""
+    try:
+        with open(path, "rb") as fh:
+            n_bytes = os.fstat(fh.fileno()).st_size
+    except FileNotFoundError as err:
+        raise AudioLoadingError(path, "file not found") from err
+    except IsADirectoryError as err:
+        raise AudioLoadingError(path, "is a directory, not an audio file") from err
+    except OSError as err:
+        raise AudioLoadingError(path, f"cannot open file ({err.strerror or err})") from err
+    if n_bytes == 0:
+        raise AudioLoadingError(path, "empty file (0 bytes)")
+    try:
+        return sf.info(os.fspath(path))
+    except (sf.LibsndfileError, RuntimeError) as err:
+        detail = (getattr(err, "error_string", None) or str(err)).rstrip(".")
+        if "does not exist" in detail:  # how libsndfile reports an MP3 with no decodable frames
+            detail = f"no decodable audio stream; libsndfile error {getattr(err, 'code', '?')}"
+        raise AudioLoadingError(path, f"not a recognised audio file ({detail})") from err
+
+
+def audio_duration_s(path: str | os.PathLike) -> float:
+    """Duration of an audio file read from its header, without decoding the samples.
+
+    Args:
+        path: Audio file (any format soundfile reads).
+
+    Returns:
+        Duration in seconds (``frames / samplerate``); 0.0 for a valid file without samples.
+
+    Raises:
+        AudioLoadingError: Missing path, directory, empty file or unrecognised/corrupt header.
+    """
+    info = _read_info(path)
+    return info.frames / info.samplerate
+
+
+def load_audio(
+    path: str | os.PathLike, sampling_rate: int = 16000, *, max_duration_s: float = 3600.0
+) -> np.ndarray:
+    """Decode an audio file to a mono float32 signal at ``sampling_rate``.
+
+    Same result as ``librosa.load(path, sr=sampling_rate)`` (to ~1e-6): soundfile float32 decode
+    (int16 / 32768 scale), mean over channels, soxr "HQ" resampling, length ``ceil(n * sr / sr_in)``.
+
+    Args:
+        path: Audio file: wav, flac, ogg/vorbis, mp3, aiff (any rate, channel count, bit depth).
+        sampling_rate: Output rate in Hz.
+        max_duration_s: Longer files are refused from their header, before any decoding.
+
+    Returns:
+        float32 array of shape (n_samples,), mono, at ``sampling_rate`` Hz, values about [-1, 1].
+
+    Raises:
+        AudioLoadingError: The file is missing, a directory, empty, not recognised or corrupt,
+            has 0 samples, contains NaN/inf samples, or is longer than ``max_duration_s``.
+        ValueError: ``sampling_rate`` or ``max_duration_s`` is not positive.
+    """
+    if sampling_rate <= 0 or max_duration_s <= 0:
+        raise ValueError(
+            f"sampling_rate and max_duration_s must be > 0, got {sampling_rate} and {max_duration_s}"
+        )
+    info = _read_info(path)
+    if info.frames <= 0:
+        raise AudioLoadingError(path, "contains no audio samples (0 frames)")
+    duration = info.frames / info.samplerate
+    if duration > max_duration_s:
+        raise AudioLoadingError(
+            path, f"duration {duration:.2f} s exceeds the limit of {max_duration_s:.2f} s"
+        )
+    try:
+        data, sr_native = sf.read(os.fspath(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        detail = getattr(err, "error_string", None) or str(err)
+        raise AudioLoadingError(path, f"decoding failed ({detail.rstrip('.')})") from err
+    if data.shape[0] == 0:
+        raise AudioLoadingError(path, "contains no audio samples (0 frames decoded)")
+    if not (np.isfinite(data.min()) and np.isfinite(data.max())):  # NaN propagates; no temp copy
+        raise AudioLoadingError(path, "contains NaN or infinite sample values")
+
+    # (frames, channels) -> (frames,): librosa.to_mono averages the same transposed view.
+    signal = data[:, 0] if data.shape[1] == 1 else np.mean(data.T, axis=0)
+    signal = np.ascontiguousarray(signal, dtype=np.float32)
+    if sr_native != sampling_rate:
+        # librosa.resample(res_type="soxr_hq") then fix_length to ceil(n * ratio), zero-padded.
+        n_out = int(math.ceil(signal.shape[0] * (float(sampling_rate) / sr_native)))
+        resampled = soxr.resample(signal, sr_native, sampling_rate, quality="HQ")
+        signal = np.zeros(n_out, dtype=np.float32)
+        n_copy = min(n_out, resampled.shape[0])
+        signal[:n_copy] = resampled[:n_copy]
+    return signal
+
+
+def peak_normalise(signal: np.ndarray) -> np.ndarray:
+    """Scale a clip so that its largest absolute sample is 1 (the published per-clip frontend).
+
+    Args:
+        signal: 1-D audio samples, shape (n_samples,), any float or int dtype.
+
+    Returns:
+        New float32 array ``signal / max|signal|``, same shape; all zeros for a silent or empty clip.
+
+    Raises:
+        ValueError: ``signal`` contains NaN or infinite values.
+    """
+    x = np.asarray(signal, dtype=np.float32)
+    if x.size == 0:
+        return x.copy()
+    peak = float(np.max(np.abs(x)))
+    if not math.isfinite(peak):
+        raise ValueError("signal contains NaN or infinite values")
+    if peak == 0.0:
+        return np.zeros_like(x)
+    return (x / np.float32(peak)).astype(np.float32, copy=False)

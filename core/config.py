@@ -1,0 +1,201 @@
+"""Every configuration dataclass, presets, overrides and hashing.
+
+Configs are frozen, typed and validated on construction; nothing here touches disk or torch.
+Every published number of the method (SPEC 2.1-2.4) is a default here, never a literal elsewhere.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+AVD = ("arousal", "valence", "dominance")  # fixes column and vector order everywhere
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioConfig:
+    sampling_rate: int = 16_000  # Hz; the published features are 16 kHz
+    peak_normalise: bool = True  # published: signal / max|signal| per clip
+    max_duration_s: float = 3600.0  # longer files are refused with a clear error
+
+    def __post_init__(self):
+        _check(self.sampling_rate >= 1000, f"sampling_rate must be >= 1000 Hz, got {self.sampling_rate}")
+        _check(self.max_duration_s > 0, f"max_duration_s must be > 0, got {self.max_duration_s}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureConfig:
+    n_fft: int = 512  # samples (32 ms at 16 kHz)
+    hop_length: int = 256  # samples (16 ms): ~62.5 frames per second
+    n_mels: int = 128
+    fmin_hz: float = 0.0
+    fmax_hz: float | None = None  # None = Nyquist (8 kHz at 16 kHz)
+    # librosa 0.7 padded centred frames by reflection; the published norm terms and checkpoints
+    # were made that way (librosa >= 0.10 pads with zeros, which changes the first and last frame).
+    pad_mode: str = "reflect"
+    power: float = 2.0  # |X|^2
+    log: bool = False  # the published model uses mel power values, not their logarithm
+    clip: float = 3.0  # z-scores are clipped to [-clip, clip]
+
+    def __post_init__(self):
+        _check(self.n_fft >= 16, f"n_fft must be >= 16, got {self.n_fft}")
+        _check(0 < self.hop_length <= self.n_fft, f"hop_length must be in (0, n_fft], got {self.hop_length}")
+        _check(self.n_mels >= 1, f"n_mels must be >= 1, got {self.n_mels}")
+        _check(self.pad_mode in ("reflect", "constant"), f"pad_mode must be 'reflect' or 'constant', got {self.pad_mode!r}")
+        _check(self.power in (1.0, 2.0), f"power must be 1.0 or 2.0, got {self.power}")
+        _check(self.clip > 0, f"clip must be > 0, got {self.clip}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChunkConfig:
+    n_chunks: int = 11  # C: chunks per utterance (Lin & Busso dynamic chunk splitting)
+    chunk_frames: int = 62  # m: ~1 s at a 16 ms hop
+    # Utterances shorter than one chunk: "pad" appends silence (zero mel power) up to m frames,
+    # "drop" leaves them out of a corpus, "error" refuses them. The published code cannot handle them.
+    short_policy: str = "pad"
+
+    def __post_init__(self):
+        _check(self.n_chunks >= 1, f"n_chunks must be >= 1, got {self.n_chunks}")
+        _check(self.chunk_frames >= 16, f"chunk_frames must be >= 16 (the encoder downsamples 32x), got {self.chunk_frames}")
+        _check(self.short_policy in ("pad", "drop", "error"),
+               f"short_policy must be one of ['pad', 'drop', 'error'], got {self.short_policy!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelConfig:
+    minimum: float = 1.0  # MSP-Podcast attribute scale 1..7
+    maximum: float = 7.0
+
+    def __post_init__(self):
+        _check(self.minimum < self.maximum, f"label minimum must be < maximum, got {self.minimum} >= {self.maximum}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    channels: tuple[int, ...] = (32, 32, 64, 64, 128, 128, 128)
+    strides: tuple[int, ...] = (1, 1, 2, 2, 2, 2, 2)
+    latent_dim: int = 256  # the shared latent block: the "latent embedding"
+    hidden_dim: int = 256  # cluster and regression branches
+    dropout: float = 0.5
+    attributes: tuple[str, ...] = AVD  # one (published per-attribute models) or all three (joint)
+    n_clusters: int = 10  # K of the cluster head (10 arousal, 30 valence/dominance as published)
+
+    def __post_init__(self):
+        _check(len(self.channels) == len(self.strides) >= 1,
+               f"channels and strides must have the same non-zero length, got {len(self.channels)} and {len(self.strides)}")
+        _check(all(s in (1, 2) for s in self.strides), f"strides must be 1 or 2, got {self.strides}")
+        _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        _check(len(self.attributes) >= 1 and set(self.attributes) <= set(AVD) and len(set(self.attributes)) == len(self.attributes),
+               f"attributes must be distinct names from {list(AVD)}, got {list(self.attributes)}")
+        _check(self.n_clusters >= 2, f"n_clusters must be >= 2, got {self.n_clusters}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    name: str = "run"
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    chunks: ChunkConfig = field(default_factory=ChunkConfig)
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(self.name.replace("-", "").replace("_", "").isalnum(),
+               f"name must be letters, digits, '-' or '_', got {self.name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        return _from_dict(cls, data)
+
+
+def config_hash(cfg: Any) -> str:
+    """sha256 of the config's sorted-key JSON (a dataclass or a plain dict)."""
+    data = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=list).encode()).hexdigest()
+
+
+def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
+    """Return `cfg` with `section.field=value` overrides applied, each parsed as its field's type.
+
+    Raises:
+        ValueError: malformed override, unknown key, or a value that does not parse as the field type.
+    """
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override must look like 'section.field=value', got {item!r}")
+        cfg = _replace_path(cfg, key.strip().split("."), text.strip(), key.strip())
+    return cfg
+
+
+def _replace_path(obj: Any, path: list[str], text: str, full_key: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    if path[0] not in fields:
+        raise ValueError(f"unknown config key {full_key!r}: {type(obj).__name__} has {sorted(fields)}")
+    hints = typing.get_type_hints(type(obj))
+    current = getattr(obj, path[0])
+    if len(path) > 1:
+        if not dataclasses.is_dataclass(current):
+            raise ValueError(f"unknown config key {full_key!r}: {path[0]!r} is not a section")
+        return dataclasses.replace(obj, **{path[0]: _replace_path(current, path[1:], text, full_key)})
+    if dataclasses.is_dataclass(current):
+        raise ValueError(f"{full_key!r} is a section; set one of its fields, e.g. {full_key}.<field>=...")
+    return dataclasses.replace(obj, **{path[0]: _parse(text, hints[path[0]], full_key)})
+
+
+def _parse(text: str, tp: Any, key: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if text.lower() in ("none", "null") and type(None) in args:
+            return None
+        return _parse(text, next(a for a in args if a is not type(None)), key)
+    if origin is tuple:
+        items = [t for t in text.strip("()[]").split(",") if t.strip()]
+        return tuple(_parse(t.strip(), args[0], key) for t in items)
+    try:
+        if tp is bool:
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        if tp is int and text.lstrip("-").isdigit():
+            return int(text)
+        if tp is int:
+            raise ValueError(text)
+        if tp is float:
+            return float(text)
+        if tp is str:
+            return text
+    except ValueError:
+        raise ValueError(f"{key} expects {getattr(tp, '__name__', tp)}, got {text!r}") from None
+    raise ValueError(f"{key}: cannot parse values of type {tp}")
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue  # older runs lack newer fields: the default applies
+        value, tp = data[f.name], hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            value = _from_dict(tp, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[f.name] = value
+    unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown keys for {cls.__name__}: {sorted(unknown)}")
+    return cls(**kwargs)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)

@@ -1,0 +1,134 @@
+"""Extract a corpus's mel features into the feature store: once, in parallel, incrementally.
+
+Worker processes decode and compute features in batches; the parent writes them as store shards
+every few seconds, so an interrupted extraction keeps what it finished and a rerun does only the rest.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from core.audio import AudioLoadingError, load_audio, peak_normalise
+from core.config import AudioConfig, ChunkConfig, FeatureConfig
+from core.features import mel_spectrograms, pad_short
+from core.store import FeatureSet, FeatureStore
+
+
+class CorpusAudioError(ValueError):
+    """Some files of a corpus could not be used; `problems` maps each path to its reason."""
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        lines = [f"  {path}: {reason}" for path, reason in list(problems.items())[:20]]
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(f"{len(problems)} audio files cannot be used:\n" + "\n".join(lines) + more)
+
+
+@dataclass(frozen=True)
+class ExtractionStats:
+    n_files: int  # files in the corpus
+    n_extracted: int  # newly extracted in this call (0 on a rerun)
+    audio_seconds: float  # duration of the newly extracted audio
+    seconds: float  # wall time
+
+    @property
+    def real_time_factor(self) -> float:
+        """Wall time / audio duration (lower is faster)."""
+        return self.seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+
+def extract_features(table: pd.DataFrame, store: FeatureStore, audio: AudioConfig, features: FeatureConfig,
+                     chunks: ChunkConfig, *, workers: int | None = None, batch_files: int = 16,
+                     skip_unreadable: bool = False, progress: Callable[[int, int], None] | None = None,
+                     ) -> tuple[FeatureSet, ExtractionStats]:
+    """Make sure every utterance of `table` has features in `store`, then return them packed.
+
+    Args:
+        table: utterance table (index `file`, column `path`).
+        workers: processes (default: CPU count); 1 extracts in this process.
+        skip_unreadable: warn and leave unreadable files out instead of raising.
+        progress: optional callback(done, total) over the files still to extract.
+
+    Returns:
+        the corpus's FeatureSet (rows dropped by `chunks.short_policy == "drop"` or `skip_unreadable`
+        are missing from it) and extraction statistics.
+
+    Raises:
+        CorpusAudioError: unreadable files (all listed) or clips refused by `short_policy == "error"`,
+            raised after everything readable has been stored, so a fixed rerun redoes nothing.
+    """
+    t0 = time.perf_counter()
+    keys = {file: store.file_key(path) for file, path in table["path"].items() if os.path.isfile(path)}
+    problems = {path: "file not found" for file, path in table["path"].items() if file not in keys}
+    known = store.index()
+    todo = [(file, table.at[file, "path"], key) for file, key in keys.items() if key not in known]
+    jobs = [todo[i: i + batch_files] for i in range(0, len(todo), batch_files)]
+    done, n_new, audio_seconds, pending, last_flush = 0, 0, 0.0, [], time.perf_counter()
+    for results in _run_jobs(jobs, audio, features, chunks, workers):
+        for key, path, value, n_frames, seconds in results:
+            if isinstance(value, str):
+                problems[path] = value
+            else:
+                pending.append((key, value, n_frames))
+                n_new, audio_seconds = n_new + 1, audio_seconds + seconds
+        done += len(results)
+        if progress:
+            progress(done, len(todo))
+        if time.perf_counter() - last_flush > 10 or sum(len(v) for _, v, _ in pending) > 2_000_000:
+            store.write_shard(pending)  # bounded memory, and a kill loses at most ~10 s of work
+            pending, last_flush = [], time.perf_counter()
+    store.write_shard(pending)
+
+    index = store.index()
+    usable = [f for f in table.index if f in keys and keys[f] in index]
+    short = [f for f in usable if index[keys[f]][3] < chunks.chunk_frames]
+    if short and chunks.short_policy == "error":
+        problems |= {table.at[f, "path"]: f"shorter than one chunk ({chunks.chunk_frames} frames); "
+                     "chunks.short_policy is 'error'" for f in short}
+    if short and chunks.short_policy == "drop":
+        warnings.warn(f"dropping {len(short)} clips shorter than one chunk (chunks.short_policy='drop')")
+        dropped = set(short)
+        usable = [f for f in usable if f not in dropped]
+    if problems and not skip_unreadable:
+        raise CorpusAudioError(problems)
+    if problems:
+        warnings.warn(str(CorpusAudioError(problems)))
+    stats = ExtractionStats(len(table), n_new, audio_seconds, time.perf_counter() - t0)
+    return store.pack(pd.Index(usable, name="file"), [keys[f] for f in usable]), stats
+
+
+def _run_jobs(jobs, audio, features, chunks, workers):
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield _extract_batch(job, audio, features, chunks)
+        return
+    # spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        yield from pool.map(_extract_batch, jobs, *[[x] * len(jobs) for x in (audio, features, chunks)])
+
+
+def _extract_batch(job, audio: AudioConfig, features: FeatureConfig, chunks: ChunkConfig):
+    """[(file, path, key)] -> [(key, path, (stored, F) features or an error string, n_frames, seconds)]."""
+    out, loaded = [], []
+    for _, path, key in job:
+        try:
+            signal = load_audio(path, audio.sampling_rate, max_duration_s=audio.max_duration_s)
+        except AudioLoadingError as err:
+            out.append((key, path, err.reason, 0, 0.0))
+            continue
+        loaded.append((key, path, peak_normalise(signal) if audio.peak_normalise else signal))
+    mels = mel_spectrograms([s for _, _, s in loaded], audio.sampling_rate, features)
+    for (key, path, signal), mel in zip(loaded, mels):
+        out.append((key, path, pad_short(mel, chunks).astype(np.float32), len(mel), len(signal) / audio.sampling_rate))
+    return out
