@@ -1,0 +1,42 @@
+import io
+
+import pandas as pd
+
+from core.__main__ import main
+from tests.helpers import sine, write_wav
+
+
+def test_predict_cli_reports_bad_files_and_processes_the_rest(official_run, tmp_path, capsys):
+    good = write_wav(tmp_path / "in" / "good one.wav", sine(1.5))
+    short = write_wav(tmp_path / "in" / "short.wav", sine(0.2))
+    (tmp_path / "in" / "broken.wav").write_bytes(b"RIFF....WAVEfmt ")
+    (tmp_path / "in" / "empty.flac").write_bytes(b"")
+    code = main(["--runs-dir", str(official_run.dir.parent), "predict", str(tmp_path / "in")])
+    captured = capsys.readouterr()
+    assert code == 1
+    table = pd.read_csv(io.StringIO(captured.out))
+    assert sorted(table["file"]) == sorted([str(good), str(short)])
+    assert table[["arousal", "valence", "dominance"]].stack().between(1, 7).all()
+    assert "broken.wav" in captured.err and "empty.flac" in captured.err
+    assert "predicted 2 of 4 files" in captured.err
+
+
+def test_predict_cli_chunk_table(official_run, tmp_path, capsys):
+    clip = write_wav(tmp_path / "a.wav", sine(3.0))
+    assert main(["--runs-dir", str(official_run.dir.parent), "predict", str(clip), "--chunks"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert len(table) == 11 and list(table.columns[:3]) == ["file", "start", "end"]
+    assert table["end"].max() <= 3.01
+
+
+def test_cli_without_runs_says_how_to_start(tmp_path, capsys):
+    clip = write_wav(tmp_path / "a.wav", sine(1.0))
+    assert main(["--runs-dir", str(tmp_path / "empty"), "predict", str(clip)]) == 2
+    assert "import-official" in capsys.readouterr().err
+    assert main(["--runs-dir", str(tmp_path / "empty"), "runs"]) == 0
+    assert "no runs yet" in capsys.readouterr().out
+
+
+def test_import_official_cli_requires_all_paths(tmp_path, capsys):
+    assert main(["--runs-dir", str(tmp_path), "import-official", "--arousal", "x.pth.tar"]) == 2
+    assert "give --from FOLDER" in capsys.readouterr().err
