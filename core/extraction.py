@@ -23,6 +23,9 @@ from core.features import mel_spectrograms, pad_short
 from core.store import FeatureSet, FeatureStore
 
 
+MIN_FILES_FOR_WORKERS = 200
+
+
 class CorpusAudioError(ValueError):
     """Some files of a corpus could not be used; `problems` maps each path to its reason."""
 
@@ -54,7 +57,8 @@ def extract_features(table: pd.DataFrame, store: FeatureStore, audio: AudioConfi
 
     Args:
         table: utterance table (index `file`, column `path`).
-        workers: processes (default: CPU count); 1 extracts in this process.
+        workers: processes (default: CPU count); 1, or fewer than `MIN_FILES_FOR_WORKERS` files to
+            extract, runs in this process.
         skip_unreadable: warn and leave unreadable files out instead of raising.
         progress: optional callback(done, total) over the files still to extract.
 
@@ -108,7 +112,8 @@ def extract_features(table: pd.DataFrame, store: FeatureStore, audio: AudioConfi
 
 def _run_jobs(jobs, audio, features, chunks, workers):
     workers = workers or os.cpu_count() or 1
-    if workers <= 1 or len(jobs) <= 1:
+    # Starting spawned workers costs ~3 s (each imports torch): not worth it for a few hundred clips.
+    if workers <= 1 or sum(map(len, jobs)) < MIN_FILES_FOR_WORKERS:
         for job in jobs:
             yield _extract_batch(job, audio, features, chunks)
         return
