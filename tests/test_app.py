@@ -38,3 +38,13 @@ def test_streamlit_config_file_is_in_effect():
     out = subprocess.run([sys.executable, "-m", "streamlit", "config", "show"], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout
     assert "maxUploadSize = 300" in out and "maxMessageSize = 400" in out and 'primaryColor = "#c2185b"' in out
+
+
+def test_demo_page_generates_the_corpus_on_first_start(empty_store):
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()  # the page reruns itself while the background job synthesises the corpus
+    assert not at.exception
+    assert [m.value for m in at.metric] == ["360", "240"]
+    assert (empty_store / "data" / "demo" / "manifest.csv").is_file()
+    at.segmented_control(key="demo.split").set_value("test").run()
+    assert not at.exception and at.selectbox(key="demo.clip").options[0].startswith("audio/")
