@@ -38,9 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("extract", help="extract and cache mel features of a corpus (parallel, incremental)")
     p.add_argument("--corpus", type=Path, required=True, help="manifest CSV, MSP-Podcast root, or folder of clips")
     p.add_argument("--unlabelled", type=Path, help="an extra folder of unlabelled clips")
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: one per core for large corpora)")
     p.add_argument("--skip-unreadable", action="store_true", help="warn about unreadable files instead of failing")
     p.set_defaults(func=_extract)
+
+    p = commands.add_parser("bench", help="measure speed on this machine; print a table, save JSON")
+    p.add_argument("--out", type=Path, help="JSON file for the results")
+    p.set_defaults(func=_bench)
 
     p = commands.add_parser("runs", help="list the runs in the store")
     p.set_defaults(func=_runs)
@@ -122,6 +126,16 @@ def _extract(args) -> int:
                                     skip_unreadable=args.skip_unreadable, progress=_progress_bar("extracting"))
     print(f"{len(feats.files)} utterances, {len(feats.frames)} frames; extracted {stats.n_extracted} new files "
           f"({stats.audio_seconds:.0f} s of audio) in {stats.seconds:.1f} s, real-time factor {stats.real_time_factor:.4f}")
+    return 0
+
+
+def _bench(args) -> int:
+    import json
+    from core.bench import as_json, format_table, run_all
+    results = run_all()
+    print(format_table(results))
+    if args.out:
+        args.out.write_text(json.dumps(as_json(results), indent=1))
     return 0
 
 

@@ -19,8 +19,7 @@ def _store(tmp_path):
     return FeatureStore(tmp_path / "cache", CFG["audio"], CFG["features"], CFG["chunks"])
 
 
-def test_extract_features_in_worker_processes_matches_direct_computation(speechlike_clips, tmp_path, monkeypatch):
-    monkeypatch.setattr("core.extraction.MIN_FILES_FOR_WORKERS", 0)
+def test_extract_features_in_worker_processes_matches_direct_computation(speechlike_clips, tmp_path):
     feats, stats = extract_features(_table(speechlike_clips), _store(tmp_path), **CFG, workers=2, batch_files=2)
     assert stats.n_extracted == 5 and stats.audio_seconds == pytest.approx(8.4, abs=0.01)
     assert list(feats.files) == [p.name for p in speechlike_clips]
