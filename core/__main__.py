@@ -42,6 +42,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-unreadable", action="store_true", help="warn about unreadable files instead of failing")
     p.set_defaults(func=_extract)
 
+    p = commands.add_parser("train", help="train (or load, or resume) a DeepEmoCluster run on a corpus")
+    _corpus_arguments(p)
+    p.add_argument("--force", action="store_true", help="retrain even if this run exists")
+    p.set_defaults(func=_train)
+
+    p = commands.add_parser("ablation", help="train with and without the unlabelled stage; compare test CCC")
+    _corpus_arguments(p)
+    p.add_argument("--with-frozen-regressor", action="store_true",
+                   help="also train both with train.freeze_regressor=true (the released code's behaviour)")
+    p.set_defaults(func=_ablation)
+
+    p = commands.add_parser("evaluate", help="test CCC of a run (stored, or on a corpus's test splits)")
+    p.add_argument("run", nargs="?", help="run id (default: the newest run)")
+    p.add_argument("--corpus", type=Path, help="evaluate on this corpus's test splits instead of the stored metrics")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_evaluate)
+
     p = commands.add_parser("bench", help="measure speed on this machine; print a table, save JSON")
     p.add_argument("--out", type=Path, help="JSON file for the results")
     p.set_defaults(func=_bench)
@@ -54,14 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     from core.extraction import CorpusAudioError
     from core.manifest import ManifestError
     from core.official import OfficialImportError
-    from core.store import RunNotFoundError
+    from core.store import RunLockedError, RunNotFoundError
+    from core.train import TrainingConfigError
     try:
         return args.func(args)
-    except (ManifestError, CorpusAudioError, OfficialImportError, RunNotFoundError, AudioLoadingError) as err:
+    except (ManifestError, CorpusAudioError, OfficialImportError, RunNotFoundError, AudioLoadingError,
+            TrainingConfigError, RunLockedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("\ninterrupted: every finished epoch is saved; run the same command again to resume", file=sys.stderr)
         return 130
 
 
@@ -127,6 +146,109 @@ def _extract(args) -> int:
     print(f"{len(feats.files)} utterances, {len(feats.frames)} frames; extracted {stats.n_extracted} new files "
           f"({stats.audio_seconds:.0f} s of audio) in {stats.seconds:.1f} s, real-time factor {stats.real_time_factor:.4f}")
     return 0
+
+
+def _corpus_arguments(p) -> None:
+    p.add_argument("--corpus", type=Path, required=True, help="manifest CSV, MSP-Podcast root, or folder of clips")
+    p.add_argument("--unlabelled", type=Path, help="an extra folder of unlabelled clips")
+    p.add_argument("--preset", default="default", help="default, demo, tiny, paper or paper-<attribute>")
+    p.add_argument("--config", type=Path, help="TOML file of overrides ([train] epochs = 3 ...)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set train.epochs=3 (repeatable)")
+    p.add_argument("--workers", type=int, default=None, help="feature-extraction processes")
+
+
+def _config(args):
+    from core.config import apply_overrides, preset, toml_overrides
+    from core.train import TrainingConfigError
+    try:
+        cfg = preset(args.preset)
+        if args.config:
+            cfg = apply_overrides(cfg, toml_overrides(args.config))
+        return apply_overrides(cfg, args.overrides)
+    except (ValueError, OSError) as err:  # bad preset, override or TOML file: nothing has started
+        raise TrainingConfigError(str(err)) from err
+
+
+def _train_one(args, cfg, force: bool = False):
+    from core.manifest import load_corpus
+    from core.store import default_data_dir
+    from core.train import train
+    corpus = load_corpus(args.corpus, unlabelled=args.unlabelled, labels=cfg.labels)
+    printer = _TrainPrinter()
+    try:
+        result = train(cfg, corpus, _store(args), default_data_dir() / "cache", force=force, progress=printer,
+                       workers=args.workers)
+    finally:
+        printer.close()
+    return result
+
+
+def _train(args) -> int:
+    result = _train_one(args, _config(args), force=args.force)
+    verb = "trained" if result.trained else "loaded existing run"
+    print(f"{verb} {result.run.run_id} ({result.run.dir})")
+    _print_test_ccc({result.run.run_id: result.test_ccc})
+    return 0
+
+
+def _ablation(args) -> int:
+    import dataclasses
+    base = _config(args)
+    variants = {"with unlabelled": True, "labelled only": False}
+    rows = {}
+    for frozen in ([False, True] if args.with_frozen_regressor else [base.train.freeze_regressor]):
+        for label, use in variants.items():
+            cfg = dataclasses.replace(base, train=dataclasses.replace(base.train, use_unlabelled=use, freeze_regressor=frozen))
+            name = label + (", frozen regressor" if frozen else "")
+            print(f"== {name}", file=sys.stderr)
+            rows[name] = _train_one(args, cfg).test_ccc
+    _print_test_ccc(rows)
+    return 0
+
+
+def _evaluate(args) -> int:
+    from core.store import read_json
+    store = _store(args)
+    run = store.load(args.run) if args.run else store.latest()
+    if args.corpus is None:
+        metrics = read_json(run, "metrics")
+        if not metrics:
+            print(f"error: run {run.run_id} has no stored test metrics; give --corpus", file=sys.stderr)
+            return 2
+        _print_test_ccc({run.run_id: metrics["test_ccc"]})
+        return 0
+    from core.inference import Predictor, evaluate_corpus
+    from core.manifest import load_corpus
+    corpus = load_corpus(args.corpus, labels=run.config.labels)
+    _print_test_ccc({run.run_id: evaluate_corpus(Predictor.from_run(run, args.device), corpus)})
+    return 0
+
+
+def _print_test_ccc(rows: dict) -> None:
+    records = [{"run": name, "split": split, **ccc} for name, splits in rows.items() for split, ccc in splits.items()]
+    if records:
+        print(pd.DataFrame(records).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+class _TrainPrinter:
+    """One line per epoch (losses, dev CCC, ETA) and a live stage bar on a terminal."""
+
+    def __init__(self):
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, p) -> None:
+        if p.stage == "validate" and p.dev_ccc is not None:
+            ccc = " ".join(f"{a} {v:.3f}" for a, v in p.dev_ccc.items())
+            eta = f", ETA {p.eta_s / 60:.1f} min" if p.eta_s else ""
+            print(f"\repoch {p.epoch + 1}/{p.epochs}: dev CCC {ccc}{eta}" + " " * 20, file=sys.stderr, flush=True)
+        elif self.tty or p.done == p.total:
+            end = "\n" if (not self.tty and p.done == p.total) else ""
+            print(f"\r  epoch {p.epoch + 1}/{p.epochs} {p.stage}: {p.done}/{p.total}", end=end, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
 
 
 def _bench(args) -> int:

@@ -95,6 +95,46 @@ class ModelConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    n_iterations: int = 20  # Lloyd iterations per epoch, as published (faiss niter = 20)
+    # The published code clusters the raw 256-d vectors; DeepCluster PCA-whitens and L2-normalises.
+    pca_whiten: bool = False
+    pca_dim: int = 64  # DeepCluster's whitening dimension, used only when pca_whiten
+    backend: str = "auto"  # "sklearn", "faiss" (optional dependency) or "auto" (faiss when installed)
+
+    def __post_init__(self):
+        _check(self.n_iterations >= 1, f"n_iterations must be >= 1, got {self.n_iterations}")
+        _check(self.pca_dim >= 2, f"pca_dim must be >= 2, got {self.pca_dim}")
+        _check(self.backend in ("auto", "sklearn", "faiss"),
+               f"backend must be one of ['auto', 'sklearn', 'faiss'], got {self.backend!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    epochs: int = 50
+    batch_utterances: int = 64  # a batch holds this many utterances' worth of chunks (64 x 11 = 704)
+    # Activations of this many chunks at a time (~6 MB each): a 704-chunk batch at once needs ~4 GB.
+    # Gradients are exact (the CCC uses the whole batch); BatchNorm sees micro-batch statistics.
+    micro_batch_chunks: int = 64
+    lr_sgd: float = 1e-3  # SGD on all but the head (the published cluster-loss optimiser)
+    lr_adam: float = 5e-4  # Adam on all but the head, stepped on the joint loss too (as published)
+    lr_head: float = 0.05  # SGD for the fresh K-way head, recreated every stage
+    use_unlabelled: bool = True  # the self-supervised stage on the unlabelled pool (SPEC 2.4 step 1)
+    max_unlabelled: int = 40_000  # utterances drawn from the unlabelled pool (published: 40 k)
+    # The released code freezes the regression branch at its random init for the whole run
+    # (SPEC 2.4); True reproduces that (paper preset), False trains it in the joint stage.
+    freeze_regressor: bool = False
+    device: str = "auto"  # "auto" = CUDA when available, else CPU
+
+    def __post_init__(self):
+        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _check(self.batch_utterances >= 2, f"batch_utterances must be >= 2 (CCC needs a spread), got {self.batch_utterances}")
+        _check(self.micro_batch_chunks >= 1, f"micro_batch_chunks must be >= 1, got {self.micro_batch_chunks}")
+        _check(min(self.lr_sgd, self.lr_adam, self.lr_head) >= 0, "learning rates must be >= 0")
+        _check(self.max_unlabelled >= 1, f"max_unlabelled must be >= 1, got {self.max_unlabelled}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunConfig:
     name: str = "run"
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -102,6 +142,8 @@ class RunConfig:
     chunks: ChunkConfig = field(default_factory=ChunkConfig)
     labels: LabelConfig = field(default_factory=LabelConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
 
     def __post_init__(self):
@@ -114,6 +156,54 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         return _from_dict(cls, data)
+
+
+# --- presets ---------------------------------------------------------------------------------------
+
+PUBLISHED_CLUSTERS = {"arousal": 10, "valence": 30, "dominance": 30}  # K per attribute (SPEC 2.4)
+
+
+def default() -> RunConfig:
+    """A joint arousal/valence/dominance model with the published method and a trainable regressor."""
+    return RunConfig(name="default")
+
+
+def paper(attribute: str = "arousal") -> RunConfig:
+    """SPEC 2.4 as published: one model per attribute, K = 10 (arousal) or 30, frozen regressor."""
+    if attribute not in PUBLISHED_CLUSTERS:
+        raise ValueError(f"attribute must be one of {list(PUBLISHED_CLUSTERS)}, got {attribute!r}")
+    return RunConfig(name=f"paper-{attribute}",
+                     model=ModelConfig(attributes=(attribute,), n_clusters=PUBLISHED_CLUSTERS[attribute]),
+                     train=TrainConfig(freeze_regressor=True))
+
+
+def demo() -> RunConfig:
+    """The built-in demo corpus end to end in a few minutes on 2 CPU cores.
+
+    The published method and network; fewer chunks per utterance (demo clips last 1.6-3.7 s, so
+    11 one-second chunks overlap heavily anyway), smaller batches, fewer epochs, and a 4x higher Adam
+    learning rate so that those few epochs go somewhere.
+    """
+    return RunConfig(name="demo", chunks=ChunkConfig(n_chunks=3), model=ModelConfig(n_clusters=10),
+                     train=TrainConfig(epochs=8, batch_utterances=16, lr_adam=2e-3))
+
+
+def tiny() -> RunConfig:
+    """Seconds-long runs for tests: a narrow network, 2 chunks per utterance, 2 epochs."""
+    return RunConfig(name="tiny", chunks=ChunkConfig(n_chunks=2),
+                     model=ModelConfig(channels=(4, 4, 8, 8, 8, 8, 8), latent_dim=16, hidden_dim=16, n_clusters=3),
+                     train=TrainConfig(epochs=2, batch_utterances=4, micro_batch_chunks=4))
+
+
+PRESETS = {"default": default, "paper": paper, "demo": demo, "tiny": tiny}
+
+
+def preset(name: str) -> RunConfig:
+    """A preset by name; `paper-valence` style names pick the paper preset's attribute."""
+    base, _, attribute = name.partition("-")
+    if base not in PRESETS or (attribute and base != "paper"):
+        raise ValueError(f"unknown preset {name!r}, expected one of {sorted(PRESETS)} or paper-<attribute>")
+    return paper(attribute) if base == "paper" and attribute else PRESETS[base]()
 
 
 def config_hash(cfg: Any) -> str:
@@ -134,6 +224,20 @@ def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
             raise ValueError(f"override must look like 'section.field=value', got {item!r}")
         cfg = _replace_path(cfg, key.strip().split("."), text.strip(), key.strip())
     return cfg
+
+
+def toml_overrides(path) -> list[str]:
+    """A TOML file of sections (`[train]\nepochs = 3`) as `section.field=value` override strings."""
+    import tomllib
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+
+    def flatten(prefix: str, value: Any) -> list[str]:
+        if isinstance(value, dict):
+            return [item for k, v in value.items() for item in flatten(f"{prefix}{k}.", v)]
+        text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        return [f"{prefix[:-1]}={text}"]
+    return flatten("", data)
 
 
 def _replace_path(obj: Any, path: list[str], text: str, full_key: str) -> Any:

@@ -15,7 +15,8 @@ import torch
 from core.audio import AUDIO_EXTENSIONS, AudioLoadingError, load_audio, peak_normalise
 from core.config import AVD, RunConfig
 from core.features import chunk_starts, mel_spectrograms, utterance_chunks
-from core.model import resolve_device
+from core.metrics import ccc
+from core.model import keep_freed_memory, resolve_device
 from core.store import ModelBundle, Run
 
 
@@ -36,6 +37,8 @@ class Predictor:
     def __init__(self, bundle: ModelBundle, device: str = "auto"):
         self.bundle = bundle
         self.device = resolve_device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         # channels-last is ~2x faster for this CNN on CPU; eval mode: dropout off, BatchNorm running stats
         self.networks = {name: net.to(self.device, memory_format=torch.channels_last).eval()
                          for name, net in bundle.networks.items()}
@@ -112,6 +115,28 @@ class Predictor:
         n_frames = max(1 + n_samples // cfg.features.hop_length, cfg.chunks.chunk_frames)
         return [(round(s * frame_s, 4), round((s + cfg.chunks.chunk_frames) * frame_s, 4))
                 for s in chunk_starts(n_frames, cfg.chunks)]
+
+
+def evaluate_corpus(predictor: Predictor, corpus: pd.DataFrame,
+                    splits: tuple[str, ...] = ("test", "test2", "test3")) -> dict[str, dict[str, float]]:
+    """Utterance-level CCC per attribute on each test split of a corpus present in it.
+
+    Raises:
+        AudioLoadingError: a test clip could not be read (evaluating on a subset would mislead).
+    """
+    out = {}
+    for split in splits:
+        rows = corpus[corpus["split"] == split]
+        if rows.empty:
+            continue
+        result = predictor.predict_files(rows["path"])
+        if result.errors:
+            path, reason = next(iter(result.errors.items()))
+            raise AudioLoadingError(path, f"{reason} ({len(result.errors)} unreadable test clips)")
+        predicted = result.utterances.set_index("path").loc[rows["path"]]
+        out[split] = {a: ccc(rows[a].to_numpy(), predicted[a].to_numpy())
+                      for a in predictor.attributes if rows[a].notna().all()}
+    return out
 
 
 def _check_length(path: str, n_samples: int, cfg: RunConfig) -> None:

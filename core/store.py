@@ -6,7 +6,9 @@ is later trusted.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import io
 import json
@@ -31,6 +33,10 @@ COMPLETE = "COMPLETE"
 
 class RunNotFoundError(LookupError):
     pass
+
+
+class RunLockedError(RuntimeError):
+    """Another process is training this run."""
 
 
 def default_data_dir() -> Path:
@@ -269,6 +275,37 @@ class RunStore:
             raise RunNotFoundError(f"no completed run {run_id!r} in {self.root}; available: {sorted(known) or 'none'}")
         return Run(run_id, folder, json.loads((folder / "config.json").read_text()))
 
+    def find(self, run_id: str) -> Run | None:
+        """The completed run `run_id`, or None."""
+        return self.load(run_id) if (self.root / run_id / COMPLETE).exists() else None
+
+    @contextlib.contextmanager
+    def writer(self, run_id: str, info: dict[str, Any]):
+        """Open run `run_id` for training under an exclusive lock; yields a `RunWriter`.
+
+        Raises:
+            RunLockedError: another process holds the lock (it is trying to train the same run).
+        """
+        folder = self.root / run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / ".lock", "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunLockedError(f"run {run_id} is being trained by another process "
+                                     f"(lock {folder / '.lock'}); wait for it or stop it") from None
+            try:
+                if not (folder / COMPLETE).exists():  # a retrain (force) keeps the old info until done
+                    atomic_write_json(folder / "config.json", self._info(run_id, info))
+                yield RunWriter(run_id, folder, self._info(run_id, info))
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _info(run_id: str, info: dict[str, Any]) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, "run_id": run_id,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **info}
+
     def latest(self) -> Run:
         runs = self.list()
         if not runs:
@@ -295,3 +332,59 @@ class RunStore:
         os.rename(tmp, final)
         return self.load(run_id)
 
+
+
+class RunWriter:
+    """The files of a run being trained. Every write is atomic; `complete()` writes the marker last."""
+
+    def __init__(self, run_id: str, folder: Path, info: dict[str, Any]):
+        self.run_id, self.dir, self.info = run_id, folder, info
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The training state after the last completed epoch, or None for a fresh run."""
+        path = self.dir / "checkpoints" / "last.pt"
+        return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        atomic_torch_save(self.dir / "checkpoints" / "last.pt", state)
+
+    def save_best(self, bundle: ModelBundle) -> None:
+        save_bundle(self.dir / "checkpoints" / "best.pt", bundle)
+
+    def load_best(self) -> ModelBundle:
+        return load_bundle(self.dir / "checkpoints" / "best.pt")
+
+    def save_history(self, rows: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(r, sort_keys=True, default=_json_default) + "\n" for r in rows)
+        atomic_write_bytes(self.dir / "history.jsonl", text.encode())
+
+    def save_array(self, name: str, array: np.ndarray) -> None:
+        atomic_save_npy(self.dir / f"{name}.npy", array)
+
+    def save_json(self, name: str, obj: Any) -> None:
+        atomic_write_json(self.dir / f"{name}.json", obj)
+
+    def reset(self) -> None:
+        """Forget a previous attempt (force retraining): checkpoints, history and the marker."""
+        (self.dir / COMPLETE).unlink(missing_ok=True)
+        for path in [self.dir / "checkpoints" / "last.pt", self.dir / "checkpoints" / "best.pt", self.dir / "history.jsonl"]:
+            path.unlink(missing_ok=True)
+        atomic_write_json(self.dir / "config.json", self.info)
+
+    def complete(self, bundle: ModelBundle) -> Run:
+        save_bundle(self.dir / "model.pt", bundle)
+        atomic_write_bytes(self.dir / COMPLETE, b"")
+        return Run(self.run_id, self.dir, json.loads((self.dir / "config.json").read_text()))
+
+
+def read_history(run: Run) -> pd.DataFrame:
+    """Per-epoch metrics of a trained run (empty for imported models)."""
+    path = run.dir / "history.jsonl"
+    if not path.exists():
+        return pd.DataFrame()
+    return pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+
+
+def read_json(run: Run, name: str) -> Any:
+    path = run.dir / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None

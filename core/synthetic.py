@@ -5,12 +5,12 @@ short neutral sentences; arousal (A), valence (V) and dominance (D) on the 1-7 s
 and a few gentle post-filters. With a = A-4, v = V-4, d = D-4 (each in [-3, 3]):
 
     cue (non-level cues marked *)                  A        V        D     value
-    * mean pitch (eSpeak pitch, ~1 % F0 per unit)  up       .        down  speaker + 6a - 3d
-    * pitch variability (eSpeak range)             up       .        down  50 + 15a - 5d
-    * speaking rate                                faster   .        .     speaker wpm * (1 + 0.08a)
-    * spectral tilt (pre-emphasis x[n]-k*x[n-1])   flatter  .        .     k = speaker + 0.1a
-    * final contour (SSML prosody, last 2 words)   .        rising   .     +5v % then +10v % pitch
-    * breathiness (speech-gated noise > 1.5 kHz)   .        less     .     -32 - 4v dB re speech
+    * mean pitch (eSpeak pitch, ~1 % F0 per unit)  up       .        down  speaker + 9a - 5d
+    * pitch variability (eSpeak range)             up       .        down  50 + 20a - 8d
+    * speaking rate                                faster   .        .     speaker wpm * (1 + 0.12a)
+    * spectral tilt (pre-emphasis x[n]-k*x[n-1])   flatter  .        .     k = speaker + 0.15a
+    * final contour (SSML prosody, last 2 words)   .        rising   .     +8v % then +16v % pitch
+    * breathiness (speech-gated noise > 1.5 kHz)   .        less     .     -30 - 6v dB re speech
       loudness (eSpeak volume, and so the SNR      up       .        up    +1.5a + 1.5d dB
       against the speaker's fixed noise floor)
 
@@ -19,9 +19,9 @@ starred non-level cues.
 
 Labels follow real corpora: latent Gaussians with r(A,D) = 0.75, r(A,V) = 0.10, r(V,D) = 0.20, mapped
 to 4 + 1.1 z and clipped to 1-7. Nuisance variation is of the same size as the emotion effects:
-16 speakers (eSpeak voice variants with their own base pitch, rate, tilt and a noise floor of
+24 speakers (eSpeak voice variants with their own base pitch, rate, tilt and a noise floor of
 25-35 dB SNR), 14 sentences, per-clip jitter of pitch, range and rate, random pauses and output level.
-Speakers: 10 train speakers (the unlabelled pool uses them too), 3 dev and 3 test speakers, so dev and
+Speakers: 16 train speakers (the unlabelled pool uses them too), 4 dev and 4 test speakers, so dev and
 test speakers never occur in training.
 
 eSpeak keeps state between utterances (pitch flutter phase, automatic gain, libc rand()), so each
@@ -48,12 +48,12 @@ from core.config import AVD
 from core.manifest import COLUMNS as MANIFEST_COLUMNS  # the generic CSV format
 
 SAMPLE_RATE = 16_000  # Hz, what the model's frontend expects
-FORMAT_VERSION = 1  # bump when the generator changes, so cached demo corpora are rebuilt
+FORMAT_VERSION = 2  # bump when the generator changes, so cached demo corpora are rebuilt
 LABEL_CORRELATION = np.array([[1.00, 0.10, 0.75],  # order A, V, D
                               [0.10, 1.00, 0.20],
                               [0.75, 0.20, 1.00]])
 MIN_SECONDS, MAX_SECONDS = 1.5, 5.0
-SPEAKER_SPLITS = {"train": 10, "dev": 3, "test": 3}
+SPEAKER_SPLITS = {"train": 16, "dev": 4, "test": 4}
 VOICES = ("en-us+m1", "en-us+f2", "en-gb-x-rp+m3", "en+f3", "en-us+m7", "en-gb-x-rp+f4", "en+m2", "en-us+f5",
           "en-gb-scotland+m4", "en-us+f1", "en+m6", "en-029+f3", "en-us+klatt3", "en+klatt4", "en+anika", "en-us+m4")
 SENTENCES = (
@@ -207,27 +207,27 @@ def _render_clip(a: float, v: float, d: float, spk: dict, rng: np.random.Generat
     a, v, d = a - 4, v - 4, d - 4
     words = SENTENCES[rng.integers(len(SENTENCES))].split()
     # valence: a step contour over the last two words, rising when positive and falling when negative
-    ssml = (f'<speak>{escape(" ".join(words[:-2]))} <prosody pitch="{5 * v:+.0f}%">{escape(words[-2])}</prosody>'
-            f' <prosody pitch="{10 * v:+.0f}%">{escape(words[-1])}</prosody></speak>')
+    ssml = (f'<speak>{escape(" ".join(words[:-2]))} <prosody pitch="{8 * v:+.0f}%">{escape(words[-2])}</prosody>'
+            f' <prosody pitch="{16 * v:+.0f}%">{escape(words[-1])}</prosody></speak>')
     level_db = 1.5 * a + 1.5 * d
     wav = _espeak(ssml, spk["voice"],
-                  rate=spk["wpm"] * (1 + 0.08 * a) * rng.uniform(0.95, 1.05),
+                  rate=spk["wpm"] * (1 + 0.12 * a) * rng.uniform(0.95, 1.05),
                   volume=100 * 10 ** (level_db / 20),
-                  pitch=spk["pitch"] + 6 * a - 3 * d + rng.normal(0, 3),
-                  prange=50 + 15 * a - 5 * d + rng.normal(0, 4))
+                  pitch=spk["pitch"] + 9 * a - 5 * d + rng.normal(0, 3),
+                  prange=50 + 20 * a - 8 * d + rng.normal(0, 4))
     x = wav.astype(np.float64) / 32768
     loud = np.flatnonzero(np.abs(x) > 0.02 * np.abs(x).max())  # trim eSpeak's leading/trailing silence
     x = x[loud[0]:loud[-1] + 1]
     x = soxr.resample(x, _ESPEAK_SR, SAMPLE_RATE, quality="HQ")
     # arousal: flatter spectral tilt through a stronger first-order pre-emphasis
-    x = scipy.signal.lfilter([1.0, -float(np.clip(spk["tilt"] + 0.1 * a, 0.0, 0.8))], [1.0], x)
+    x = scipy.signal.lfilter([1.0, -float(np.clip(spk["tilt"] + 0.15 * a, 0.0, 0.9))], [1.0], x)
     speech_rms = np.sqrt(np.mean(x ** 2))
     # valence: breathiness, high-passed noise following the speech envelope (more when negative)
     envelope = scipy.signal.lfilter([0.01], [1, -0.99], np.abs(x))
     breath = scipy.signal.lfilter(*scipy.signal.butter(2, 1500, "highpass", fs=SAMPLE_RATE),
                                   rng.standard_normal(len(x)))
     breath *= envelope / max(np.sqrt(np.mean(envelope ** 2)), 1e-9)
-    x = x + breath * speech_rms * 10 ** ((-32 - 4 * v) / 20)
+    x = x + breath * speech_rms * 10 ** ((-30 - 6 * v) / 20)
     # pauses around the speech, then fit the duration into [MIN_SECONDS, MAX_SECONDS]
     lead, tail = (int(rng.uniform(0.1, 0.35) * SAMPLE_RATE) for _ in range(2))
     x = np.concatenate([np.zeros(lead), x, np.zeros(max(tail, int(MIN_SECONDS * SAMPLE_RATE) - lead - len(x)))])

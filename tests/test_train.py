@@ -1,0 +1,155 @@
+"""The training loop end to end on a tiny generated corpus: stages, determinism, resume, cache, errors."""
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from core.config import apply_overrides, tiny
+from core.manifest import load_manifest
+from core.store import RunLockedError, RunStore
+from core.train import TrainingConfigError, _fit_clusters, _optimisers, _prepare_data, _pseudo_labels, run_id_for, train
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> pd.DataFrame:
+    from core.synthetic import make_demo_corpus
+    root = tmp_path_factory.mktemp("tiny-corpus")
+    return load_manifest(make_demo_corpus(root, n_train=8, n_dev=4, n_test=4, n_unlabelled=8))
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_corpus, cache, tmp_path_factory):
+    return train(tiny(), tiny_corpus, RunStore(tmp_path_factory.mktemp("runs")), cache)
+
+
+def _deterministic(cfg):
+    return apply_overrides(cfg, ["train.epochs=3"])
+
+
+def test_train_tiny_end_to_end_writes_a_complete_run(trained_run):
+    run = trained_run.run
+    assert trained_run.trained and (run.dir / "COMPLETE").exists()
+    for name in ["config.json", "model.pt", "checkpoints/last.pt", "checkpoints/best.pt", "history.jsonl", "metrics.json"]:
+        assert (run.dir / name).is_file(), name
+    assert np.load(run.dir / "assignments.npy").shape == (2, 8 * 2)  # epochs x train chunks
+    assert np.load(run.dir / "centroids.npy").shape == (3, 16)  # K x cluster-branch width
+    assert set(trained_run.test_ccc["test"]) == {"arousal", "valence", "dominance"}
+    history = trained_run.history
+    assert list(history["epoch"]) == [0, 1] and history["cluster_loss"].notna().all()
+    assert set(history.loc[0, "dev_ccc"]) == {"arousal", "valence", "dominance"}
+    torch.load(run.dir / "checkpoints" / "last.pt", weights_only=True)
+    bundle = run.load_bundle()
+    assert set(bundle.normalisation.label_mean) == {"arousal", "valence", "dominance"}
+
+
+def test_train_existing_run_is_loaded_not_retrained(trained_run, tiny_corpus, cache):
+    model_file = trained_run.run.dir / "model.pt"
+    before = model_file.stat().st_mtime_ns
+    again = train(tiny(), tiny_corpus, RunStore(trained_run.run.dir.parent), cache)
+    assert not again.trained and again.run.run_id == trained_run.run.run_id
+    assert model_file.stat().st_mtime_ns == before
+    pd.testing.assert_frame_equal(again.history, trained_run.history)
+
+
+def test_unlabelled_stage_updates_encoder_and_cluster_branch_not_regressor(tiny_corpus, cache):
+    cfg = tiny()
+    data = _prepare_data(cfg, tiny_corpus, cache, 1, lambda p: None)
+    torch.manual_seed(0)
+    from core.train import _new_model
+    model = _new_model(cfg).to(memory_format=torch.channels_last)
+    sgd, _ = _optimisers(model, cfg)
+    pseudo = _pseudo_labels(model, data.unlabelled, data, cfg, 0, {}, lambda d, t: None)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    _fit_clusters(model, data.unlabelled, pseudo.labels_, data, sgd, cfg, np.random.default_rng(0), {}, lambda d, t: None)
+    after = model.state_dict()
+    assert not torch.equal(before["encoder.0.weight"], after["encoder.0.weight"])
+    assert not torch.equal(before["cluster_hidden.weight"], after["cluster_hidden.weight"])
+    for key in ["regressor.0.weight", "regressor.0.bias", "regressor.2.weight", "regressor.2.bias"]:
+        assert torch.equal(before[key], after[key]), key
+
+
+def test_pseudo_labels_change_between_epochs(trained_run):
+    assignments = np.load(trained_run.run.dir / "assignments.npy")
+    assert not np.array_equal(assignments[0], assignments[1])
+    assert trained_run.history["nmi_previous"].iloc[1] <= 1.0
+
+
+def test_freeze_regressor_keeps_its_initial_weights(tiny_corpus, cache, tmp_path):
+    cfg = apply_overrides(tiny(), ["train.freeze_regressor=true", "train.epochs=1"])
+    result = train(cfg, tiny_corpus, RunStore(tmp_path), cache)
+    regressor = next(iter(result.run.load_bundle().networks.values())).regressor
+    assert regressor[0].bias.abs().max() == 0 and regressor[2].bias.abs().max() == 0  # zero init, never stepped
+    assert regressor[0].weight.std().item() == pytest.approx(0.01, rel=0.2)
+
+
+def test_same_seed_gives_identical_metrics_and_resume_equals_uninterrupted(tiny_corpus, cache, tmp_path):
+    torch.use_deterministic_algorithms(True)
+    try:
+        cfg = _deterministic(tiny())
+        first = train(cfg, tiny_corpus, RunStore(tmp_path / "a"), cache)
+        second = train(cfg, tiny_corpus, RunStore(tmp_path / "b"), cache)
+        pd.testing.assert_frame_equal(first.history.drop(columns="seconds"), second.history.drop(columns="seconds"))
+        assert np.array_equal(np.load(first.run.dir / "assignments.npy"), np.load(second.run.dir / "assignments.npy"))
+
+        def interrupt(progress):  # a Ctrl-C in the middle of the second epoch's joint stage
+            if progress.epoch == 1 and progress.stage == "train joint" and progress.done == 1:
+                raise KeyboardInterrupt
+        store = RunStore(tmp_path / "c")
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, tiny_corpus, store, cache, progress=interrupt)
+        history = store.root / run_id_for(cfg, tiny_corpus) / "history.jsonl"
+        assert store.list() == [] and len(history.read_text().splitlines()) == 1  # epoch 0 saved, epoch 1 lost
+        resumed = train(cfg, tiny_corpus, store, cache)
+        assert resumed.trained
+        pd.testing.assert_frame_equal(first.history.drop(columns="seconds"), resumed.history.drop(columns="seconds"))
+        assert first.test_ccc == resumed.test_ccc
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def test_second_process_cannot_train_a_locked_run(tiny_corpus, cache, tmp_path):
+    cfg, store = tiny(), RunStore(tmp_path)
+    with store.writer(run_id_for(cfg, tiny_corpus), {"kind": "trained"}):
+        with pytest.raises(RunLockedError, match="being trained by another process"):
+            train(cfg, tiny_corpus, store, cache)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda t: t.assign(split=t["split"].replace({"train": "test"})), "no labelled 'train' split"),
+    (lambda t: t.assign(split=t["split"].replace({"dev": "test"})), "no 'dev' split"),
+    (lambda t: t[t["split"] != "unlabelled"], "no unlabelled clips"),
+    (lambda t: t.assign(valence=t["valence"].where(t["split"] != "train")), "8 train clips lack a label"),
+])
+def test_bad_corpus_fails_before_any_work(tiny_corpus, cache, tmp_path, change, message):
+    with pytest.raises(TrainingConfigError, match=message):
+        train(tiny(), change(tiny_corpus), RunStore(tmp_path), cache)
+    assert not any(tmp_path.iterdir())
+
+
+def test_too_many_clusters_fails_before_any_work(tiny_corpus, cache, tmp_path):
+    with pytest.raises(TrainingConfigError, match="n_clusters=20 needs more labelled train chunks than clusters, found 16"):
+        train(apply_overrides(tiny(), ["model.n_clusters=20"]), tiny_corpus, RunStore(tmp_path), cache)
+
+
+def test_cli_train_then_cached_then_evaluate(tiny_corpus, tmp_path, monkeypatch, capsys):
+    from core.__main__ import main
+    monkeypatch.setenv("SER_DATA_DIR", str(tmp_path / "data"))
+    manifest = str(tiny_corpus["path"].iloc[0]).rsplit("/audio/", 1)[0] + "/manifest.csv"
+    args = ["--runs-dir", str(tmp_path / "runs"), "train", "--corpus", manifest, "--preset", "tiny", "--set", "train.epochs=1"]
+    assert main(args) == 0
+    assert "trained tiny-" in capsys.readouterr().out
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "loaded existing run" in out and "arousal" in out
+    assert main(["--runs-dir", str(tmp_path / "runs"), "evaluate"]) == 0
+    assert "test" in capsys.readouterr().out
+    assert main([*args[:-2], "--set", "train.epochz=1"]) == 2
+    assert "unknown config key 'train.epochz'" in capsys.readouterr().err
