@@ -59,8 +59,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_evaluate)
 
+    p = commands.add_parser("analyze", help="cluster-emotion dependence of a run's latent space (and its map)")
+    _explore_arguments(p)
+    p.add_argument("--split", action="append", help="only these splits (repeatable; default: all)")
+    p.add_argument("--shuffles", type=int, default=20, help="shuffled-cluster baselines")
+    p.add_argument("--no-map", action="store_true", help="skip fitting the UMAP map")
+    p.set_defaults(func=_analyze)
+
+    p = commands.add_parser("locate", help="place clips in a run's latent space: attributes, cluster, map, neighbours")
+    _explore_arguments(p)
+    p.add_argument("clips", nargs="+", type=Path, help="audio files and/or folders")
+    p.add_argument("--neighbours", type=int, default=5)
+    p.add_argument("--out", type=Path, help="write the CSV here instead of stdout")
+    p.set_defaults(func=_locate)
+
+    p = commands.add_parser("export", help="write the cluster-emotion, utterance and embedding tables")
+    _explore_arguments(p)
+    p.add_argument("--format", choices=["csv", "parquet", "json"], default="csv")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.set_defaults(func=_export)
+
     p = commands.add_parser("bench", help="measure speed on this machine; print a table, save JSON")
     p.add_argument("--out", type=Path, help="JSON file for the results")
+    p.add_argument("--no-training", action="store_true", help="skip the training benchmark (~2 minutes)")
     p.set_defaults(func=_bench)
 
     p = commands.add_parser("runs", help="list the runs in the store")
@@ -72,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     from core.manifest import ManifestError
     from core.official import OfficialImportError
     from core.store import RunLockedError, RunNotFoundError
+    from core.explore import ExploreError
     from core.train import TrainingConfigError
     try:
         return args.func(args)
     except (ManifestError, CorpusAudioError, OfficialImportError, RunNotFoundError, AudioLoadingError,
-            TrainingConfigError, RunLockedError) as err:
+            TrainingConfigError, RunLockedError, ExploreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -160,6 +182,7 @@ def _corpus_arguments(p) -> None:
 
 def _config(args):
     from core.config import apply_overrides, preset, toml_overrides
+    from core.explore import ExploreError
     from core.train import TrainingConfigError
     try:
         cfg = preset(args.preset)
@@ -251,10 +274,85 @@ class _TrainPrinter:
             print(file=sys.stderr)
 
 
+def _explore_arguments(p) -> None:
+    p.add_argument("run", nargs="?", help="run id (default: the newest run)")
+    p.add_argument("--corpus", type=Path, help="explore this corpus (default: the run's own; required for imported models)")
+    p.add_argument("--unlabelled", type=Path, help="an extra folder of unlabelled clips for --corpus")
+    p.add_argument("--network", help="imported models: arousal, valence or dominance (default: arousal)")
+
+
+def _exploration(args):
+    from core.explore import explore
+    from core.manifest import load_corpus
+    store = _store(args)
+    run = store.load(args.run) if args.run else store.latest()
+    corpus = load_corpus(args.corpus, unlabelled=args.unlabelled, labels=run.config.labels) if args.corpus else None
+    return explore(run, corpus, network=args.network, progress=_stage_printer())
+
+
+def _stage_printer():
+    bars = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            bars[stage] = _progress_bar(stage)
+        bars[stage](done, total)
+    return update
+
+
+def _analyze(args) -> int:
+    from core.explore import analyze_exploration, project
+    exploration = _exploration(args)
+    report = analyze_exploration(exploration, args.split, args.shuffles)
+    latent = exploration.latent
+    print(f"run {exploration.run.run_id}, network {exploration.network}: {len(latent.files)} utterances, "
+          f"{len(latent.centroids)} clusters (centroids: {latent.centroid_source})")
+    print("\ndependence of clusters on each attribute (observed vs shuffled clusters, mean ± std):")
+    table = report.dependence.copy()
+    table["epsilon2 (shuffled)"] = [f"{m:.4f} ± {s:.4f}" for m, s in zip(table.shuffled_epsilon2_mean, table.shuffled_epsilon2_std)]
+    table["MI (shuffled)"] = [f"{m:.4f} ± {s:.4f}" for m, s in zip(table.shuffled_mi_mean, table.shuffled_mi_std)]
+    print(table[["n", "kruskal_h", "p_value", "epsilon2", "epsilon2 (shuffled)", "mutual_info", "MI (shuffled)"]]
+          .to_string(float_format=lambda v: f"{v:.4g}"))
+    if report.categorical:
+        print("\ncategorical emotion vs cluster: " + ", ".join(f"{k} {v:.4g}" for k, v in report.categorical.items()))
+    means = [c for c in report.per_cluster.columns if c.endswith("_mean")]
+    print("\nper cluster:\n" + report.per_cluster[["size", "share", *means]].to_string(float_format=lambda v: f"{v:.3f}"))
+    if not args.no_map:
+        project(exploration)
+        print(f"\nmap cached in {exploration.folder / 'projections'}")
+    return 0
+
+
+def _locate(args) -> int:
+    from core.explore import Locator, project
+    from core.inference import expand_audio_paths
+    exploration = _exploration(args)
+    locator = Locator(exploration, project(exploration))
+    table, errors = locator.locate_files(expand_audio_paths(args.clips), n_neighbours=args.neighbours)
+    if len(table):
+        table["neighbours"] = table["neighbours"].map(" ".join)
+        table["neighbour_distances"] = table["neighbour_distances"].map(lambda d: " ".join(map(str, d)))
+        csv = table.to_csv(float_format="%.6f")
+        args.out.write_text(csv) if args.out else sys.stdout.write(csv)
+    for path, reason in errors.items():
+        print(f"error: {path}: {reason}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _export(args) -> int:
+    from core.explore import analyze_exploration, project
+    from core.export import export_exploration
+    exploration = _exploration(args)
+    paths = export_exploration(exploration, analyze_exploration(exploration), project(exploration), args.out, args.format)
+    for path in paths:
+        print(path)
+    return 0
+
+
 def _bench(args) -> int:
     import json
     from core.bench import as_json, format_table, run_all
-    results = run_all()
+    results = run_all(training=not args.no_training)
     print(format_table(results))
     if args.out:
         args.out.write_text(json.dumps(as_json(results), indent=1))

@@ -64,13 +64,22 @@ class PseudoLabeler(ClusterMixin, BaseEstimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Nearest centroid (squared Euclidean) in input space."""
         check_is_fitted(self, "cluster_centers_")
-        X = np.asarray(X, dtype=np.float32)
-        d = (X ** 2).sum(1)[:, None] - 2 * X @ self.cluster_centers_.T + (self.cluster_centers_ ** 2).sum(1)[None]
-        return d.argmin(1).astype(np.int64)
+        return nearest_centroid(X, self.cluster_centers_)
 
     def cluster_sizes(self) -> np.ndarray:
         check_is_fitted(self, "labels_")
         return np.bincount(self.labels_, minlength=self.n_clusters)
+
+
+def nearest_centroid(X: np.ndarray, centroids: np.ndarray, block: int = 65_536) -> np.ndarray:
+    """Index of the nearest centroid (squared Euclidean) for each row of X, (N,) int64; blocked for memory."""
+    C = np.asarray(centroids, dtype=np.float32)
+    c2 = (C ** 2).sum(1)[None]
+    out = np.empty(len(X), np.int64)
+    for start in range(0, len(X), block):
+        x = np.asarray(X[start: start + block], dtype=np.float32)
+        out[start: start + len(x)] = ((x ** 2).sum(1)[:, None] - 2 * x @ C.T + c2).argmin(1)
+    return out
 
 
 def _l2(Z: np.ndarray) -> np.ndarray:

@@ -115,7 +115,7 @@ class TrainConfig:
     batch_utterances: int = 64  # a batch holds this many utterances' worth of chunks (64 x 11 = 704)
     # Activations of this many chunks at a time (~6 MB each): a 704-chunk batch at once needs ~4 GB.
     # Gradients are exact (the CCC uses the whole batch); BatchNorm sees micro-batch statistics.
-    micro_batch_chunks: int = 64
+    micro_batch_chunks: int = 32
     lr_sgd: float = 1e-3  # SGD on all but the head (the published cluster-loss optimiser)
     lr_adam: float = 5e-4  # Adam on all but the head, stepped on the joint loss too (as published)
     lr_head: float = 0.05  # SGD for the fresh K-way head, recreated every stage
@@ -132,6 +132,26 @@ class TrainConfig:
         _check(self.micro_batch_chunks >= 1, f"micro_batch_chunks must be >= 1, got {self.micro_batch_chunks}")
         _check(min(self.lr_sgd, self.lr_adam, self.lr_head) >= 0, "learning rates must be >= 0")
         _check(self.max_unlabelled >= 1, f"max_unlabelled must be >= 1, got {self.max_unlabelled}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class UmapConfig:
+    n_components: int = 2  # 2 or 3
+    n_neighbors: int = 15  # umap-learn's defaults
+    min_dist: float = 0.1
+    metric: str = "euclidean"  # the K-means space is Euclidean
+    space: str = "cluster"  # "cluster" (K-means space, the default map) or "latent" (shared latent block)
+    sample_size: int = 50_000  # UMAP is fitted on at most this many utterances; the rest are placed
+    placement_neighbors: int = 10  # k of the distance-weighted k-NN placement of new points
+    random_state: int = 0
+
+    def __post_init__(self):
+        _check(self.n_components in (2, 3), f"n_components must be 2 or 3, got {self.n_components}")
+        _check(self.n_neighbors >= 2, f"n_neighbors must be >= 2, got {self.n_neighbors}")
+        _check(0.0 <= self.min_dist <= 1.0, f"min_dist must be in [0, 1], got {self.min_dist}")
+        _check(self.space in ("cluster", "latent"), f"space must be 'cluster' or 'latent', got {self.space!r}")
+        _check(self.sample_size >= 10, f"sample_size must be >= 10, got {self.sample_size}")
+        _check(self.placement_neighbors >= 1, f"placement_neighbors must be >= 1, got {self.placement_neighbors}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,11 +201,11 @@ def demo() -> RunConfig:
     """The built-in demo corpus end to end in a few minutes on 2 CPU cores.
 
     The published method and network; fewer chunks per utterance (demo clips last 1.6-3.7 s, so
-    11 one-second chunks overlap heavily anyway), smaller batches, fewer epochs, and a 4x higher Adam
-    learning rate so that those few epochs go somewhere.
+    11 one-second chunks overlap heavily anyway), batches of 8 utterances (more steps from a small
+    corpus), 10 epochs, and a 4x higher Adam learning rate so that those few epochs go somewhere.
     """
     return RunConfig(name="demo", chunks=ChunkConfig(n_chunks=3), model=ModelConfig(n_clusters=10),
-                     train=TrainConfig(epochs=8, batch_utterances=16, lr_adam=2e-3))
+                     train=TrainConfig(epochs=10, batch_utterances=8, lr_adam=2e-3))
 
 
 def tiny() -> RunConfig:

@@ -15,6 +15,7 @@ import torch
 from core.audio import AUDIO_EXTENSIONS, AudioLoadingError, load_audio, peak_normalise
 from core.config import AVD, RunConfig
 from core.features import chunk_starts, mel_spectrograms, utterance_chunks
+from core.latent import ChunkOutputs
 from core.metrics import ccc
 from core.model import keep_freed_memory, resolve_device
 from core.store import ModelBundle, Run
@@ -52,12 +53,16 @@ class Predictor:
         return cls(run.load_bundle(), device)
 
     @torch.inference_mode()
-    def predict_signals(self, signals: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def predict_signals(self, signals: list[np.ndarray], embed: str | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, ChunkOutputs | None]:
         """Predict clips already decoded to mono at the run's sampling rate.
+
+        Args:
+            embed: name of a network whose chunk embeddings to return as well (None: none).
 
         Returns:
             utterance predictions (N, A) float64 and chunk predictions (N, C, A) float64, de-normalised,
-            columns in `self.attributes` order.
+            columns in `self.attributes` order; and the chunk outputs of `embed` ((N*C, 256) each).
         """
         cfg = self.bundle.config
         signals = [peak_normalise(s) if cfg.audio.peak_normalise else s for s in signals]
@@ -66,14 +71,33 @@ class Predictor:
         n, c = x.shape[:2]
         x = x.reshape(n * c, 1, *x.shape[2:]).to(self.device).contiguous(memory_format=torch.channels_last)
         z = torch.empty(n * c, len(self.attributes))  # (N*C, A) z-normalised chunk outputs
-        for net in self.networks.values():
-            out = net(x).attributes.float().cpu()
+        embedded = None
+        for name, net in self.networks.items():
+            out = net(x)
             for j, attribute in enumerate(net.cfg.attributes):
-                z[:, self.attributes.index(attribute)] = out[:, j]
+                z[:, self.attributes.index(attribute)] = out.attributes[:, j].float().cpu()
+            if name == embed:
+                embedded = ChunkOutputs(out.cluster_features.float().cpu().numpy(), out.embedding.float().cpu().numpy(),
+                                        out.attributes.float().cpu().numpy())
         z = z.reshape(n, c, -1)
         mean = np.array([self.bundle.normalisation.label_mean[a] for a in self.attributes])
         std = np.array([self.bundle.normalisation.label_std[a] for a in self.attributes])
-        return std * z.mean(dim=1).double().numpy() + mean, std * z.double().numpy() + mean
+        return std * z.mean(dim=1).double().numpy() + mean, std * z.double().numpy() + mean, embedded
+
+    def load(self, paths: list[str]) -> tuple[list[str], list[np.ndarray], dict[str, str]]:
+        """Decode files for prediction: (paths that loaded, their signals, {path: reason} for the rest)."""
+        cfg = self.bundle.config
+        ok, signals, errors = [], [], {}
+        for path in paths:
+            try:
+                signal = load_audio(path, cfg.audio.sampling_rate, max_duration_s=cfg.audio.max_duration_s)
+                _check_length(path, len(signal), cfg)
+            except AudioLoadingError as err:
+                errors[path] = err.reason
+                continue
+            ok.append(path)
+            signals.append(signal)
+        return ok, signals, errors
 
     def predict_files(self, paths: Iterable[str | Path], batch_size: int = 16,
                       progress: Callable[[int, int], None] | None = None) -> PredictionResult:
@@ -88,18 +112,10 @@ class Predictor:
         cfg = self.bundle.config
         rows, chunk_rows, errors = [], [], {}
         for start in range(0, len(paths), batch_size):
-            batch, signals = [], []
-            for path in paths[start: start + batch_size]:
-                try:
-                    signal = load_audio(path, cfg.audio.sampling_rate, max_duration_s=cfg.audio.max_duration_s)
-                    _check_length(path, len(signal), cfg)
-                except AudioLoadingError as err:
-                    errors[path] = err.reason
-                    continue
-                batch.append(path)
-                signals.append(signal)
+            batch, signals, failed = self.load(paths[start: start + batch_size])
+            errors |= failed
             if signals:
-                utterance, chunks = self.predict_signals(signals)
+                utterance, chunks, _ = self.predict_signals(signals)
                 for path, signal, u, ch in zip(batch, signals, utterance, chunks):
                     rows.append((path, path, len(signal) / cfg.audio.sampling_rate, *u))
                     chunk_rows += [(path, s, e, *values) for (s, e), values in zip(self._chunk_times(len(signal)), ch)]

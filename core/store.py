@@ -388,3 +388,68 @@ def read_history(run: Run) -> pd.DataFrame:
 def read_json(run: Run, name: str) -> Any:
     path = run.dir / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+# --- latent spaces, projections and the corpus of a run ------------------------------------------
+
+def save_corpus(writer: RunWriter, corpus: pd.DataFrame) -> None:
+    """The utterance table a run was trained on, so analysis needs no path to it later."""
+    buffer = io.BytesIO()
+    corpus.to_parquet(buffer)
+    atomic_write_bytes(writer.dir / "corpus.parquet", buffer.getvalue())
+
+
+def read_corpus(run: Run) -> pd.DataFrame | None:
+    path = run.dir / "corpus.parquet"
+    return pd.read_parquet(path) if path.exists() else None
+
+
+def read_centroids(run: Run) -> np.ndarray | None:
+    path = run.dir / "centroids.npy"
+    return np.load(path) if path.exists() else None
+
+
+def analysis_dir(run: Run, key: str) -> Path:
+    """Folder of one (network, corpus) analysis of a run: latent space, projections, tables."""
+    return run.dir / "analysis" / key
+
+
+def save_latent(folder: Path, latent) -> None:
+    """Write a `core.latent.LatentSpace`; `COMPLETE` last, so a half-written one is recomputed."""
+    (folder / COMPLETE).unlink(missing_ok=True)
+    for space, values in latent.chunk_embeddings.items():
+        atomic_save_npy(folder / f"chunk_{space}.npy", values)
+        atomic_save_npy(folder / f"utterance_{space}.npy", latent.embeddings[space])
+    for name in ("chunk_cluster", "cluster", "cluster_share", "centroids"):
+        atomic_save_npy(folder / f"{name}.npy", getattr(latent, name))
+    buffer = io.BytesIO()
+    latent.predictions.to_parquet(buffer)
+    atomic_write_bytes(folder / "predictions.parquet", buffer.getvalue())
+    atomic_write_json(folder / "latent.json", {"n_chunks": latent.n_chunks, "centroid_source": latent.centroid_source,
+                                               "spaces": list(latent.chunk_embeddings)})
+    atomic_write_bytes(folder / COMPLETE, b"")
+
+
+def load_latent(folder: Path):
+    """The stored `LatentSpace`, or None when absent or incomplete. Chunk arrays are memory-mapped."""
+    from core.latent import LatentSpace
+    if not (folder / COMPLETE).exists():
+        return None
+    meta = json.loads((folder / "latent.json").read_text())
+    predictions = pd.read_parquet(folder / "predictions.parquet")
+    return LatentSpace(
+        files=predictions.index, n_chunks=meta["n_chunks"],
+        chunk_embeddings={s: np.load(folder / f"chunk_{s}.npy", mmap_mode="r") for s in meta["spaces"]},
+        embeddings={s: np.load(folder / f"utterance_{s}.npy") for s in meta["spaces"]},
+        **{name: np.load(folder / f"{name}.npy") for name in ("chunk_cluster", "cluster", "cluster_share", "centroids")},
+        centroid_source=meta["centroid_source"], predictions=predictions)
+
+
+def save_projection(folder: Path, key: str, coords: np.ndarray, params: dict[str, Any]) -> None:
+    atomic_save_npy(folder / "projections" / f"{key}.npy", coords.astype(np.float32))
+    atomic_write_json(folder / "projections" / f"{key}.json", params)  # last: marks the projection complete
+
+
+def load_projection(folder: Path, key: str) -> np.ndarray | None:
+    data, meta = folder / "projections" / f"{key}.npy", folder / "projections" / f"{key}.json"
+    return np.load(data) if meta.exists() and data.exists() else None

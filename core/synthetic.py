@@ -9,7 +9,8 @@ and a few gentle post-filters. With a = A-4, v = V-4, d = D-4 (each in [-3, 3]):
     * pitch variability (eSpeak range)             up       .        down  50 + 20a - 8d
     * speaking rate                                faster   .        .     speaker wpm * (1 + 0.12a)
     * spectral tilt (pre-emphasis x[n]-k*x[n-1])   flatter  .        .     k = speaker + 0.15a
-    * final contour (SSML prosody, last 2 words)   .        rising   .     +8v % then +16v % pitch
+    * pitch contour (SSML prosody per word)        .        rising   .     ramp of 6v % over the sentence,
+                                                                           +6v % on the last two words
     * breathiness (speech-gated noise > 1.5 kHz)   .        less     .     -30 - 6v dB re speech
       loudness (eSpeak volume, and so the SNR      up       .        up    +1.5a + 1.5d dB
       against the speaker's fixed noise floor)
@@ -48,7 +49,7 @@ from core.config import AVD
 from core.manifest import COLUMNS as MANIFEST_COLUMNS  # the generic CSV format
 
 SAMPLE_RATE = 16_000  # Hz, what the model's frontend expects
-FORMAT_VERSION = 2  # bump when the generator changes, so cached demo corpora are rebuilt
+FORMAT_VERSION = 3  # bump when the generator changes, so cached demo corpora are rebuilt
 LABEL_CORRELATION = np.array([[1.00, 0.10, 0.75],  # order A, V, D
                               [0.10, 1.00, 0.20],
                               [0.75, 0.20, 1.00]])
@@ -206,9 +207,10 @@ def _render_clip(a: float, v: float, d: float, spk: dict, rng: np.random.Generat
     """Speak one clip for labels (a, v, d) and apply the post-filters; float32 at SAMPLE_RATE."""
     a, v, d = a - 4, v - 4, d - 4
     words = SENTENCES[rng.integers(len(SENTENCES))].split()
-    # valence: a step contour over the last two words, rising when positive and falling when negative
-    ssml = (f'<speak>{escape(" ".join(words[:-2]))} <prosody pitch="{8 * v:+.0f}%">{escape(words[-2])}</prosody>'
-            f' <prosody pitch="{16 * v:+.0f}%">{escape(words[-1])}</prosody></speak>')
+    # valence: a pitch ramp over the whole sentence (every ~1-s chunk sees its slope), rising when
+    # positive and falling when negative, steepest over the last two words
+    ramp = [6 * v * (j / (len(words) - 1) - 0.5) + (6 * v if j >= len(words) - 2 else 0) for j in range(len(words))]
+    ssml = "<speak>" + " ".join(f'<prosody pitch="{r:+.0f}%">{escape(w)}</prosody>' for w, r in zip(words, ramp)) + "</speak>"
     level_db = 1.5 * a + 1.5 * d
     wav = _espeak(ssml, spk["voice"],
                   rate=spk["wpm"] * (1 + 0.12 * a) * rng.uniform(0.95, 1.05),

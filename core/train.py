@@ -21,10 +21,12 @@ from core.clustering import PseudoLabeler
 from core.config import RunConfig, config_hash
 from core.dataset import ChunkSet, balanced_indices, feature_statistics, load_chunks, make_chunk_set
 from core.extraction import extract_features
+from core.latent import embed_chunks
 from core.manifest import SPLITS, corpus_fingerprint
 from core.metrics import ccc, ccc_loss, cluster_stability
 from core.model import EmotionCNN, keep_freed_memory, resolve_device
-from core.store import FeatureStore, ModelBundle, Normalisation, Run, RunStore, RunWriter, read_history, read_json
+from core.store import (FeatureStore, ModelBundle, Normalisation, Run, RunStore, RunWriter, read_history, read_json,
+                        save_corpus)
 
 TEST_SPLITS = ("test", "test2", "test3")
 
@@ -110,6 +112,7 @@ def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path
     with runs.writer(run_id, info) as writer:
         if force:
             writer.reset()
+        save_corpus(writer, corpus)  # analysis later needs the very table the run was trained on
         data = _prepare_data(cfg, corpus, cache_root, workers, report)
         device = resolve_device(cfg.train.device)
         if device.type == "cpu":
@@ -239,21 +242,11 @@ def _optimisers(model: EmotionCNN, cfg: RunConfig) -> tuple[torch.optim.SGD, tor
     return torch.optim.SGD(body, lr=cfg.train.lr_sgd), torch.optim.Adam(body, lr=cfg.train.lr_adam)
 
 
-@torch.inference_mode()
-def _forward_all(model: EmotionCNN, chunk_set: ChunkSet, data: _Data, cfg: RunConfig, report=None,
-                 batch_chunks: int = 128) -> tuple[np.ndarray, np.ndarray]:
+def _forward_all(model: EmotionCNN, chunk_set: ChunkSet, data: _Data, cfg: RunConfig, report=None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Eval-mode pass over every chunk: cluster-branch vectors (pre-ReLU) and attribute predictions."""
-    model.eval()
-    features, predictions = [], []
-    n_batches = math.ceil(len(chunk_set) / batch_chunks)
-    for b, start in enumerate(range(0, len(chunk_set), batch_chunks)):
-        index = np.arange(start, min(start + batch_chunks, len(chunk_set)))
-        out = model(load_chunks(chunk_set, index, data.mean, data.std, cfg.features.clip, data.mean.device))
-        features.append(out.cluster_features.float().cpu().numpy())
-        predictions.append(out.attributes.float().cpu().numpy())
-        if report:
-            report(b + 1, n_batches)
-    return np.concatenate(features), np.concatenate(predictions)
+    out = embed_chunks(model, chunk_set, data.mean, data.std, cfg.features.clip, progress=report)
+    return out.cluster_features, out.attributes
 
 
 def _pseudo_labels(model, chunk_set, data, cfg, seed, seconds, report) -> PseudoLabeler:
@@ -379,13 +372,14 @@ def _finish_epoch(writer: RunWriter, model, sgd, adam, data, cfg, state: _State,
     values = [v for v in stats.dev_ccc.values() if np.isfinite(v)]
     score = float(np.mean(values)) if values else -math.inf  # undefined CCC (constant output) ranks last
     best = score > state.best_score or state.epoch == 0
-    if best:
+    if best:  # the model and the centroids of the same epoch: clusters on the map match the model
         writer.save_best(_bundle(model, data, cfg))
+        writer.save_array("centroids", pseudo.cluster_centers_.astype(np.float32))  # (K, 256)
     history = [*state.history, {**dataclasses.asdict(stats), "dev_ccc_mean": score, "best": best}]
     assignments = [*state.assignments, pseudo.labels_.astype(np.int16)]
     writer.save_history(history)
     writer.save_array("assignments", np.stack(assignments))  # (epochs, n_train_chunks)
-    writer.save_array("centroids", pseudo.cluster_centers_.astype(np.float32))  # final epoch's, (K, 256)
+    writer.save_array("last_centroids", pseudo.cluster_centers_.astype(np.float32))  # the final epoch's
     new = _State(stats.epoch + 1, score if best else state.best_score,
                  pseudo.labels_, history, assignments)
     writer.save_checkpoint({  # written last: resuming trusts only what this checkpoint names

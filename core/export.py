@@ -1,0 +1,74 @@
+"""Exports of an exploration: the cluster-emotion table, the per-utterance table, the embeddings.
+
+CSV, Parquet or JSON, written atomically. CSV text cells that a spreadsheet would run as a formula
+(starting with =, +, -, @, tab or carriage return) are prefixed with a quote (OWASP CSV injection).
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.store import atomic_write_bytes
+
+FORMATS = ("csv", "parquet", "json")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells (index included) cannot start a spreadsheet formula; numbers untouched."""
+    def clean(value):
+        return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+    out = table.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(clean)
+    if isinstance(out.index, pd.MultiIndex):
+        out.index = pd.MultiIndex.from_tuples([tuple(map(clean, t)) for t in out.index], names=out.index.names)
+    else:
+        out.index = pd.Index([clean(v) for v in out.index], name=out.index.name)
+    out.columns = [clean(str(c)) for c in out.columns]
+    return out
+
+
+def write_table(table: pd.DataFrame, path: Path, fmt: str) -> Path:
+    """Write one table as csv, parquet or json (records with the index as columns); returns the path."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {list(FORMATS)}, got {fmt!r}")
+    path = Path(path).with_suffix(f".{fmt}")
+    if fmt == "csv":
+        data = neutralise_formulas(table).to_csv().encode()
+    elif fmt == "parquet":
+        buffer = io.BytesIO()
+        table.to_parquet(buffer)
+        data = buffer.getvalue()
+    else:
+        data = table.reset_index().to_json(orient="records", indent=1, double_precision=10).encode()
+    atomic_write_bytes(path, data)
+    return path
+
+
+def embeddings_table(files: pd.Index, embeddings: np.ndarray, prefix: str = "e") -> pd.DataFrame:
+    """(N, D) utterance embeddings as a table indexed by file, columns e000 ... e255."""
+    return pd.DataFrame(embeddings, index=pd.Index(files, name="file"),
+                        columns=[f"{prefix}{i:03d}" for i in range(embeddings.shape[1])])
+
+
+def export_exploration(exploration, report, coords: np.ndarray | None, out_dir: Path, fmt: str,
+                       space: str = "cluster") -> list[Path]:
+    """Write every export of an exploration (`core.explore`) in one format; returns the files.
+
+    Files: cluster_emotion (per source and cluster), dependence (per source and attribute, with the
+    shuffled baseline), contingency (when categorical emotions exist), utterances, embeddings.
+    """
+    from core.explore import utterance_table
+    out_dir = Path(out_dir)
+    tables = {"cluster_emotion": report.per_cluster, "dependence": report.dependence,
+              "utterances": utterance_table(exploration, coords),
+              "embeddings": embeddings_table(exploration.latent.files, exploration.latent.embeddings[space])}
+    if report.contingency is not None:
+        tables["contingency"] = report.contingency
+    return [write_table(table, out_dir / name, fmt) for name, table in tables.items()]
