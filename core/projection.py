@@ -33,6 +33,7 @@ class LatentProjector:
         import umap  # lazily: importing umap-learn compiles numba code (~20 s cold)
         reducer = umap.UMAP(n_components=self.cfg.n_components, n_neighbors=min(self.cfg.n_neighbors, len(sample) - 1),
                             min_dist=self.cfg.min_dist, metric=self.cfg.metric, random_state=self.cfg.random_state,
+                            n_jobs=1,  # a seeded UMAP runs single-threaded anyway
                             init="spectral" if len(sample) > self.cfg.n_components + 1 else "random")
         self.sample_index_ = sample
         self.embedding_ = reducer.fit_transform(X[sample]).astype(np.float32)

@@ -1,0 +1,120 @@
+"""Latent space, map, placement, analysis and exports on a tiny trained run and on the published models."""
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.manifold import trustworthiness
+
+from core.config import UmapConfig, tiny
+from core.explore import Locator, analyze_exploration, explore, project
+from core.manifest import load_manifest
+from core.projection import LatentProjector
+from core.store import RunStore
+from core.train import train
+from tests.helpers import sine, write_wav
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> pd.DataFrame:
+    from core.synthetic import make_demo_corpus
+    return load_manifest(make_demo_corpus(tmp_path_factory.mktemp("explore-corpus"), n_train=30, n_dev=10,
+                                          n_test=10, n_unlabelled=30))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("explore-cache")
+
+
+@pytest.fixture(scope="module")
+def exploration(corpus, cache, tmp_path_factory):
+    result = train(tiny(), corpus, RunStore(tmp_path_factory.mktemp("explore-runs")), cache)
+    return explore(result.run, cache_root=cache)
+
+
+@pytest.fixture(scope="module")
+def coords(exploration):
+    return project(exploration)
+
+
+def test_latent_space_shapes_and_clusters(exploration):
+    latent = exploration.latent
+    assert len(latent.files) == 80 and latent.n_chunks == 2
+    assert latent.embeddings["cluster"].shape == (80, 16) and latent.chunk_embeddings["latent"].shape == (160, 16)
+    assert latent.centroid_source == "training" and latent.centroids.shape == (3, 16)
+    np.testing.assert_allclose(latent.cluster_share.sum(1), 1.0, rtol=1e-6)
+    assert set(np.unique(latent.cluster)) <= {0, 1, 2}
+    assert list(latent.predictions.columns) == ["arousal", "valence", "dominance"]
+    assert list(exploration.corpus.index) == list(latent.files)
+
+
+def test_explore_is_computed_once(exploration, cache):
+    marker = exploration.folder / "COMPLETE"
+    before = marker.stat().st_mtime_ns
+    again = explore(exploration.run, cache_root=cache)
+    assert marker.stat().st_mtime_ns == before
+    np.testing.assert_array_equal(again.latent.embeddings["cluster"], exploration.latent.embeddings["cluster"])
+
+
+def test_projection_is_cached_and_trustworthy(exploration, coords):
+    assert coords.shape == (80, 2) and np.isfinite(coords).all()
+    assert len(list((exploration.folder / "projections").glob("*.npy"))) == 1
+    np.testing.assert_array_equal(project(exploration), coords)  # cache hit: identical
+    X = exploration.latent.embeddings["cluster"]
+    assert trustworthiness(X, coords, n_neighbors=5) >= 0.8
+
+
+def test_projector_places_the_unfitted_rest_inside_the_map():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(c, 0.3, size=(150, 8)) for c in (0, 3, 6)]).astype(np.float32)
+    projector = LatentProjector(UmapConfig(sample_size=200)).fit(X)
+    assert len(projector.sample_index_) == 200 and projector.coords_.shape == (450, 2)
+    assert trustworthiness(X, projector.coords_, n_neighbors=10) >= 0.8
+    lo, hi = projector.embedding_.min(0), projector.embedding_.max(0)
+    assert ((projector.coords_ >= lo - 1e-5) & (projector.coords_ <= hi + 1e-5)).all()
+    far = projector.transform(np.full((1, 8), 100.0, np.float32))  # far outside the data: still inside the map
+    assert ((far >= lo) & (far <= hi)).all()
+
+
+def test_locate_round_trip_and_in_extent(exploration, coords, tmp_path):
+    locator = Locator(exploration, coords)
+    own = list(exploration.corpus["path"][:3])
+    new = write_wav(tmp_path / "tone.wav", sine(2.0, frequency_hz=300))
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"nope")
+    table, errors = locator.locate_files([*own, new, broken], n_neighbours=3)
+    assert list(errors) == [str(broken)] and len(table) == 4
+    extent = np.ptp(coords, axis=0).max()
+    for i, path in enumerate(own):  # a corpus clip lands on its own point, its own nearest neighbour
+        assert np.linalg.norm(table.loc[path, ["x", "y"]].to_numpy(float) - coords[i]) < 0.02 * extent
+        assert table.loc[path, "neighbours"][0] == exploration.corpus.index[i]
+    lo, hi = coords.min(0), coords.max(0)
+    assert ((table[["x", "y"]].to_numpy() >= lo - 1e-5) & (table[["x", "y"]].to_numpy() <= hi + 1e-5)).all()
+    assert table["cluster"].between(0, 2).all()
+
+
+def test_analyze_exploration_reports_both_sources(exploration):
+    report = analyze_exploration(exploration, n_shuffles=5)
+    assert set(report.dependence.index.get_level_values("source")) == {"label", "prediction"}
+    assert report.categorical is not None and report.contingency.to_numpy().sum() == 50  # labelled clips
+
+
+def test_published_models_through_analyze_locate_export(official_run, corpus, tmp_path, capsys, monkeypatch):
+    from core.__main__ import main
+    monkeypatch.setenv("SER_DATA_DIR", str(tmp_path / "data"))
+    manifest = str(tmp_path / "manifest.csv")
+    corpus.assign(path=corpus["path"]).reset_index(drop=True)[["path", "split", "arousal", "valence", "dominance",
+                                                                "speaker", "emotion"]].to_csv(manifest, index=False)
+    base = ["--runs-dir", str(official_run.dir.parent)]
+    assert main([*base, "analyze", "--corpus", manifest, "--shuffles", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "network arousal" in out and "k-means on this corpus" in out and "kruskal_h" in out
+    clip = corpus["path"].iloc[0]
+    assert main([*base, "locate", "--corpus", manifest, clip, "--out", str(tmp_path / "located.csv")]) == 0
+    located = pd.read_csv(tmp_path / "located.csv")
+    assert set(["arousal", "valence", "dominance", "cluster", "x", "y", "neighbours"]) <= set(located.columns)
+    for fmt in ("csv", "parquet", "json"):
+        assert main([*base, "export", "--corpus", manifest, "--format", fmt, "--out", str(tmp_path / fmt)]) == 0
+        names = sorted(p.stem for p in (tmp_path / fmt).iterdir())
+        assert names == ["cluster_emotion", "contingency", "dependence", "embeddings", "utterances"]
+    utterances = pd.read_parquet(tmp_path / "parquet" / "utterances.parquet")
+    assert len(utterances) == 80 and {"x", "y", "cluster", "arousal_predicted"} <= set(utterances.columns)
