@@ -1,65 +1,145 @@
-"""Every Streamlit cache of the app, and the background jobs that must survive reruns."""
+"""Every Streamlit cache of the app, and the background jobs that must survive reruns.
+
+Jobs run in threads owned by `st.cache_resource` singletons, so a rerun or a second browser tab
+sees the same job instead of starting another one.
+"""
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.inference import Predictor
-from core.manifest import load_manifest
-from core.store import RunStore, default_data_dir, default_runs_dir
+from core.analysis import DependenceReport
+from core.config import UmapConfig, preset
+from core.explore import Exploration, Locator, analyze_exploration, explore, project
+from core.manifest import load_corpus, load_manifest
+from core.store import Run, RunStore, default_data_dir, default_runs_dir
 
 
 @dataclass
 class Job:
-    """A long task in a thread of its own: Streamlit reruns the page script, never the job."""
+    """A long task in a thread of its own; the page polls its fields."""
     label: str
+    stage: str = "starting"
     done: int = 0
     total: int = 0
+    epoch: int = 0
+    epochs: int = 0
+    dev_ccc: dict | None = None
+    eta_s: float | None = None
+    started: float = field(default_factory=time.time)
     result: object = None
     error: str | None = None
     finished: threading.Event = field(default_factory=threading.Event)
 
-    def progress(self, done: int, total: int) -> None:
-        self.done, self.total = done, total
+    def update(self, stage: str, done: int, total: int) -> None:
+        self.stage, self.done, self.total = stage, done, total
+
+    def on_training(self, progress) -> None:  # core.train.TrainProgress
+        self.update(f"epoch {progress.epoch + 1}/{progress.epochs}: {progress.stage}", progress.done, progress.total)
+        self.epoch, self.epochs = progress.epoch, progress.epochs
+        if progress.dev_ccc is not None:
+            self.dev_ccc, self.eta_s = progress.dev_ccc, progress.eta_s
 
 
-def _start(job: Job, target, *args, **kwargs) -> Job:
+def _start(job: Job, target) -> Job:
     def run():
         try:
-            job.result = target(*args, progress=job.progress, **kwargs)
-        except Exception as err:  # shown on the page; the app must outlive a failed job
-            job.error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}"
+            job.result = target(job)
+        except Exception as err:  # shown on the page; the app outlives a failed job
+            job.error = f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=4)}"
         finally:
             job.finished.set()
     threading.Thread(target=run, name=job.label, daemon=True).start()
     return job
 
 
+def runs_dir() -> Path:
+    return default_runs_dir()
+
+
+def list_runs() -> list[Run]:
+    return RunStore(runs_dir()).list()
+
+
+def demo_manifest() -> Path:
+    return default_data_dir() / "demo" / "manifest.csv"
+
+
+def _train_and_map(job: Job, corpus: pd.DataFrame, cfg) -> Run:
+    from core.train import train
+    result = train(cfg, corpus, RunStore(runs_dir()), default_data_dir() / "cache", progress=job.on_training)
+    job.update("embedding the corpus", 0, 1)
+    exploration = explore(result.run, cache_root=default_data_dir() / "cache", progress=job.update)
+    job.update("fitting the UMAP map (the first fit compiles numba code: ~1 min)", 0, 1)
+    project(exploration)
+    return result.run
+
+
 @st.cache_resource(show_spinner=False)
-def demo_corpus_job(root: str) -> Job:
-    """Generates the built-in demo corpus once per server process (a no-op when it already exists)."""
-    from core.synthetic import make_demo_corpus
-    return _start(Job("demo corpus"), make_demo_corpus, Path(root))
+def demo_job(data_dir: str, preset_name: str = "demo") -> Job:
+    """First start: build the demo corpus, train the demo run and fit its map, once per server.
+
+    `$SER_DEMO_PRESET` picks another preset (the tests use "tiny" to get there in seconds).
+    """
+    def work(job: Job) -> Run:
+        from core.synthetic import make_demo_corpus
+        manifest = make_demo_corpus(Path(data_dir) / "demo", progress=lambda d, t: job.update("synthesising the demo corpus", d, t))
+        return _train_and_map(job, load_manifest(manifest), preset(preset_name))
+    return _start(Job("demo"), work)
 
 
-def demo_root() -> Path:
-    return default_data_dir() / "demo"
+@st.cache_resource(show_spinner=False)
+def training_jobs() -> dict[tuple[str, str], Job]:
+    """Training jobs started from the Runs page, by (corpus, preset)."""
+    return {}
 
 
-@st.cache_data(show_spinner=False)
-def load_demo_table(manifest: str) -> pd.DataFrame:
-    return load_manifest(manifest)
+def start_training(corpus_path: str, preset_name: str) -> Job:
+    jobs = training_jobs()
+    key = (corpus_path, preset_name)
+    if key not in jobs or jobs[key].finished.is_set():
+        cfg = preset(preset_name)
+        corpus = load_corpus(corpus_path, labels=cfg.labels)  # errors surface now, on the page
+        jobs[key] = _start(Job(f"{preset_name} on {corpus_path}"), lambda job: _train_and_map(job, corpus, cfg))
+    return jobs[key]
 
 
-def list_runs() -> list:
-    return RunStore(default_runs_dir()).list()
+@st.cache_resource(show_spinner="Embedding the corpus…", max_entries=4)
+def load_exploration(run_id: str, network: str | None) -> Exploration:
+    """A run's latent space over its own corpus (imported models: over the built-in demo corpus)."""
+    run = RunStore(runs_dir()).load(run_id)
+    corpus = None
+    if run.info.get("kind") != "trained":
+        if not demo_manifest().exists():
+            from core.synthetic import make_demo_corpus
+            make_demo_corpus(demo_manifest().parent)
+        corpus = load_manifest(demo_manifest())
+    return explore(run, corpus, network=network, cache_root=default_data_dir() / "cache")
+
+
+@st.cache_data(show_spinner="Fitting the map…", max_entries=8)
+def load_map(run_id: str, network: str | None, n_components: int = 2, space: str = "cluster") -> np.ndarray:
+    return project(load_exploration(run_id, network), UmapConfig(n_components=n_components, space=space))
+
+
+@st.cache_data(show_spinner="Computing the statistics…", max_entries=8)
+def load_analysis(run_id: str, network: str | None, splits: tuple[str, ...] = ()) -> DependenceReport:
+    return analyze_exploration(load_exploration(run_id, network), list(splits) or None)
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def load_predictor(run_id: str) -> Predictor:
-    return Predictor.from_run(RunStore(default_runs_dir()).load(run_id), device="auto")
+def load_locator(run_id: str, network: str | None, space: str = "cluster") -> Locator:
+    return Locator(load_exploration(run_id, network), load_map(run_id, network, 2, space), UmapConfig(space=space))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def load_utterances(run_id: str, network: str | None) -> pd.DataFrame:
+    from core.explore import utterance_table
+    return utterance_table(load_exploration(run_id, network), load_map(run_id, network))

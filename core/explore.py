@@ -145,14 +145,18 @@ class Locator:
         self.predictor = predictor or Predictor(exploration.run.load_bundle(), device="auto")
         self.projector = LatentProjector.from_map(exploration.latent.embeddings[cfg.space], coords, cfg)
 
-    def locate_files(self, paths: list[str | Path], n_neighbours: int = 5) -> tuple[pd.DataFrame, dict[str, str]]:
+    def locate_files(self, paths: list[str | Path], n_neighbours: int = 5, *, refuse_silent: bool = False,
+                     max_duration_s: float | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
         """A table per clip (index `file`): attributes, cluster, map coordinates, nearest corpus clips.
+
+        Args:
+            refuse_silent, max_duration_s: see `Predictor.load` (the app refuses silent and long uploads).
 
         Returns:
             the table and {path: reason} for files that could not be read.
         """
         paths = [str(p) for p in paths]
-        ok, signals, errors = self.predictor.load(paths)
+        ok, signals, errors = self.predictor.load(paths, refuse_silent=refuse_silent, max_duration_s=max_duration_s)
         if not ok:
             return pd.DataFrame(), errors
         utterance, _, outputs = self.predictor.predict_signals(signals, embed=self.exploration.network)

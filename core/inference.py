@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.audio import AUDIO_EXTENSIONS, AudioLoadingError, load_audio, peak_normalise
+from core.audio import AUDIO_EXTENSIONS, AudioLoadingError, audio_duration_s, load_audio, peak_normalise
 from core.config import AVD, RunConfig
 from core.features import chunk_starts, mel_spectrograms, utterance_chunks
 from core.latent import ChunkOutputs
@@ -84,14 +84,23 @@ class Predictor:
         std = np.array([self.bundle.normalisation.label_std[a] for a in self.attributes])
         return std * z.mean(dim=1).double().numpy() + mean, std * z.double().numpy() + mean, embedded
 
-    def load(self, paths: list[str]) -> tuple[list[str], list[np.ndarray], dict[str, str]]:
-        """Decode files for prediction: (paths that loaded, their signals, {path: reason} for the rest)."""
+    def load(self, paths: list[str], *, refuse_silent: bool = False, max_duration_s: float | None = None
+             ) -> tuple[list[str], list[np.ndarray], dict[str, str]]:
+        """Decode files for prediction: (paths that loaded, their signals, {path: reason} for the rest).
+
+        Args:
+            refuse_silent: report an all-zero clip as an error instead of predicting on silence.
+            max_duration_s: a stricter limit than the run's `audio.max_duration_s` (e.g. for uploads).
+        """
         cfg = self.bundle.config
+        limit = min(cfg.audio.max_duration_s, max_duration_s or np.inf)
         ok, signals, errors = [], [], {}
         for path in paths:
             try:
-                signal = load_audio(path, cfg.audio.sampling_rate, max_duration_s=cfg.audio.max_duration_s)
+                signal = load_audio(path, cfg.audio.sampling_rate, max_duration_s=limit)
                 _check_length(path, len(signal), cfg)
+                if refuse_silent and not np.any(signal):
+                    raise AudioLoadingError(path, "silent: every sample is zero")
             except AudioLoadingError as err:
                 errors[path] = err.reason
                 continue
@@ -118,19 +127,25 @@ class Predictor:
                 utterance, chunks, _ = self.predict_signals(signals)
                 for path, signal, u, ch in zip(batch, signals, utterance, chunks):
                     rows.append((path, path, len(signal) / cfg.audio.sampling_rate, *u))
-                    chunk_rows += [(path, s, e, *values) for (s, e), values in zip(self._chunk_times(len(signal)), ch)]
+                    chunk_rows += [(path, s, e, *values) for (s, e), values in zip(chunk_times(len(signal), cfg), ch)]
             if progress:
                 progress(min(start + batch_size, len(paths)), len(paths))
         utterances = pd.DataFrame(rows, columns=["file", "path", "duration_s", *self.attributes]).set_index("file")
         chunk_table = pd.DataFrame(chunk_rows, columns=["file", "start", "end", *self.attributes]).set_index(["file", "start", "end"])
         return PredictionResult(utterances, chunk_table, errors)
 
-    def _chunk_times(self, n_samples: int) -> list[tuple[float, float]]:
-        cfg = self.bundle.config
-        frame_s = cfg.features.hop_length / cfg.audio.sampling_rate
-        n_frames = max(1 + n_samples // cfg.features.hop_length, cfg.chunks.chunk_frames)
-        return [(round(s * frame_s, 4), round((s + cfg.chunks.chunk_frames) * frame_s, 4))
-                for s in chunk_starts(n_frames, cfg.chunks)]
+
+def chunk_times(n_samples: int, cfg: RunConfig) -> list[tuple[float, float]]:
+    """(start, end) in seconds of each chunk of a clip of `n_samples` at the run's sampling rate."""
+    frame_s = cfg.features.hop_length / cfg.audio.sampling_rate
+    n_frames = max(1 + n_samples // cfg.features.hop_length, cfg.chunks.chunk_frames)
+    return [(round(s * frame_s, 4), round((s + cfg.chunks.chunk_frames) * frame_s, 4))
+            for s in chunk_starts(n_frames, cfg.chunks)]
+
+
+def file_chunk_times(path: str | Path, cfg: RunConfig) -> list[tuple[float, float]]:
+    """`chunk_times` of an audio file, from its header."""
+    return chunk_times(round(audio_duration_s(path) * cfg.audio.sampling_rate), cfg)
 
 
 def evaluate_corpus(predictor: Predictor, corpus: pd.DataFrame,

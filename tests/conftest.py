@@ -48,3 +48,34 @@ def speechlike_clips(tmp_path) -> list[Path]:
         signal += 0.01 * rng.standard_normal(len(signal)).astype(np.float32)
         clips.append(write_wav(tmp_path / "clips" / f"clip_{i}.wav", signal))
     return clips
+
+
+@pytest.fixture(scope="session")
+def app_data(tmp_path_factory):
+    """A data folder with a small demo corpus, a tiny trained run, its latent space and map."""
+    from core.config import tiny
+    from core.explore import explore, project
+    from core.manifest import load_manifest
+    from core.store import RunStore
+    from core.synthetic import make_demo_corpus
+    from core.train import train
+    data = tmp_path_factory.mktemp("app-data")
+    manifest = make_demo_corpus(data / "demo", n_train=30, n_dev=10, n_test=10, n_unlabelled=30)
+    result = train(tiny(), load_manifest(manifest), RunStore(data / "runs"), data / "cache")
+    project(explore(result.run, cache_root=data / "cache"))
+    return data
+
+
+@pytest.fixture
+def app_store(app_data, monkeypatch):
+    monkeypatch.setenv("SER_DATA_DIR", str(app_data))
+    monkeypatch.setenv("SER_RUNS_DIR", str(app_data / "runs"))
+    return app_data
+
+
+@pytest.fixture
+def official_app_store(app_data, official_run, monkeypatch):
+    """The published models, explored over the small demo corpus of `app_data`."""
+    monkeypatch.setenv("SER_DATA_DIR", str(app_data))
+    monkeypatch.setenv("SER_RUNS_DIR", str(official_run.dir.parent))
+    return official_run

@@ -1,4 +1,5 @@
-"""AppTest of every page against temporary stores, and the Streamlit configuration in effect."""
+"""AppTest of every page: empty store (first start), a tiny trained run, the imported published models."""
+import os
 import subprocess
 import sys
 
@@ -8,43 +9,49 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import REPO
 
 APP = str(REPO / "app" / "streamlit_app.py")
+PAGES = ["app_pages/latent_map.py", "app_pages/clusters.py", "app_pages/locate.py", "app_pages/runs.py",
+         "app_pages/export.py"]
 
 
-@pytest.fixture
-def empty_store(tmp_path, monkeypatch):
+def test_first_start_builds_the_demo_and_opens_the_explorer(tmp_path, monkeypatch):
     monkeypatch.setenv("SER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SER_RUNS_DIR", str(tmp_path / "data" / "runs"))
-    return tmp_path
-
-
-def test_predict_page_with_empty_store_says_how_to_start(empty_store):
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("app_pages/predict.py").run()
+    monkeypatch.setenv("SER_DEMO_PRESET", "tiny")
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.run()  # the getting-started page reruns itself until the background job is done
     assert not at.exception
-    assert "import-official" in at.info[0].value
+    assert (tmp_path / "data" / "demo" / "manifest.csv").is_file()
+    assert at.selectbox(key="run").value.startswith("tiny-")
+    assert at.selectbox(key="latent.color_by").value == "cluster"  # the latent map is the default page
 
 
-def test_predict_page_offers_the_imported_run(official_run, monkeypatch):
-    monkeypatch.setenv("SER_RUNS_DIR", str(official_run.dir.parent))
-    at = AppTest.from_file(APP, default_timeout=60)
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_with_a_trained_run(app_store, page):
+    at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.switch_page("app_pages/predict.py").run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value
+
+
+def test_latent_map_colour_by_attribute(app_store):
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.selectbox(key="latent.color_by").select("arousal_predicted").run()
     assert not at.exception
-    assert at.selectbox(key="predict.run").value == official_run.run_id
+    assert "utterances in the K-means" in at.caption[0].value
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_with_the_published_models(official_app_store, page):
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    assert at.selectbox(key="network").value == "arousal"
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
 
 
 def test_streamlit_config_file_is_in_effect():
     out = subprocess.run([sys.executable, "-m", "streamlit", "config", "show"], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout
     assert "maxUploadSize = 300" in out and "maxMessageSize = 400" in out and 'primaryColor = "#c2185b"' in out
-
-
-def test_demo_page_generates_the_corpus_on_first_start(empty_store):
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()  # the page reruns itself while the background job synthesises the corpus
-    assert not at.exception
-    assert [m.value for m in at.metric] == ["360", "240"]
-    assert (empty_store / "data" / "demo" / "manifest.csv").is_file()
-    at.segmented_control(key="demo.split").set_value("test").run()
-    assert not at.exception and at.selectbox(key="demo.clip").options[0].startswith("audio/")

@@ -1,0 +1,25 @@
+"""First start on a fresh machine: the demo corpus is built and a demo model trained in the background."""
+import os
+import time
+
+import streamlit as st
+
+from app import loaders, widgets
+from core.store import default_data_dir
+
+st.title("DeepEmoCluster Explorer")
+st.write("No trained run yet. The built-in demo corpus (synthesised speech whose prosody follows arousal, "
+         "valence and dominance) is being generated, a DeepEmoCluster model trained on it (`demo` preset, "
+         "a few minutes on 2 CPU cores) and its latent map fitted. The explorer opens by itself when it is done.")
+st.caption("Your own corpus: `python -m core train --corpus PATH --preset default` (see the README); "
+           "the published MSP-Podcast models: `python -m core import-official --from DIR`.")
+job = loaders.demo_job(str(default_data_dir()), os.environ.get("SER_DEMO_PRESET", "demo"))
+if job.error:
+    st.error(f"The demo could not be prepared:\n\n{job.error}")
+    st.stop()
+if job.finished.is_set():
+    st.success("Done: opening the explorer…")
+    st.rerun()
+widgets.job_progress_ui(job)
+time.sleep(1.0)
+st.rerun()

@@ -1,0 +1,48 @@
+"""Upload or record clips and see where they land: attributes, cluster, map position, neighbours."""
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app import figures, loaders, widgets
+
+MAX_UPLOAD_SECONDS = 600.0  # longer uploads are refused with a message (memory stays bounded)
+
+run_id, network = widgets.selected()
+st.title("Locate clips")
+uploads = st.file_uploader("Audio clips (wav, flac, ogg, mp3)", type=["wav", "flac", "ogg", "mp3"],
+                           accept_multiple_files=True, key="locate.uploads")
+recording = st.audio_input("…or record one", key="locate.record")
+files = [*(uploads or []), *([recording] if recording else [])]
+table = loaders.load_utterances(run_id, network)
+if not files:
+    st.plotly_chart(figures.latent_map(figures.downsample(table), "cluster"), key="locate.map", width="stretch")
+    st.stop()
+
+locator = loaders.load_locator(run_id, network)
+with tempfile.TemporaryDirectory() as folder:
+    paths = {}
+    for i, upload in enumerate(files):
+        name = Path(upload.name or f"recording-{i}.wav").name
+        path = Path(folder) / f"{i:03d}-{name}"
+        path.write_bytes(upload.getvalue())
+        paths[str(path)] = name
+    located, errors = locator.locate_files(list(paths), refuse_silent=True, max_duration_s=MAX_UPLOAD_SECONDS)
+for path, reason in errors.items():
+    st.error(f"{paths[path]}: {reason}")
+if located.empty:
+    st.stop()
+located = located.rename(index=paths)
+markers = pd.DataFrame({"x": located["x"], "y": located["y"], "label": located.index})
+st.plotly_chart(figures.latent_map(figures.downsample(table), "cluster", markers), key="locate.map", width="stretch")
+shown = located.assign(neighbours=located["neighbours"].map(", ".join))
+st.dataframe(shown, key="locate.table")
+st.download_button("Download the table (CSV)", shown.to_csv(), "located.csv", "text/csv", key="locate.download")
+clip = st.selectbox("Nearest corpus clips of", located.index, key="locate.clip")
+for neighbour in located.at[clip, "neighbours"][:3]:
+    row = table.loc[neighbour]
+    st.caption(f"{neighbour} — cluster {row['cluster']}, split {row['split']}, arousal "
+               f"{row.get('arousal', float('nan')):.2f}, valence {row.get('valence', float('nan')):.2f}, "
+               f"dominance {row.get('dominance', float('nan')):.2f}")
+    st.audio(row["path"])

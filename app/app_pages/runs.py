@@ -1,0 +1,54 @@
+"""Runs in the store: corpus, config, training curves, test CCC beside the published numbers; train new ones."""
+import time
+
+import pandas as pd
+import streamlit as st
+
+from app import loaders, widgets
+from core.config import PRESETS
+from core.official import PUBLISHED_TEST_CCC
+from core.store import read_history, read_json
+
+st.title("Runs")
+runs = loaders.list_runs()
+st.dataframe(pd.DataFrame([{"run": r.run_id, "kind": r.info.get("kind"), "created": r.info.get("created"),
+                            "corpus": r.info.get("corpus_size")} for r in runs]).set_index("run"), key="runs.table")
+run_id, _ = widgets.selected()
+run = next(r for r in runs if r.run_id == run_id)
+st.subheader(run_id)
+with st.expander("Config"):
+    st.json(run.info.get("config", {}))
+history = read_history(run)
+if not history.empty:
+    dev = pd.DataFrame(history["dev_ccc"].tolist(), index=history["epoch"] + 1).rename_axis("epoch")
+    left, right = st.columns(2)
+    left.markdown("**Dev CCC per epoch**")
+    left.line_chart(dev)
+    right.markdown("**Losses and cluster stability (NMI vs the previous epoch)**")
+    right.line_chart(history.set_index(history["epoch"] + 1)[["cluster_loss", "joint_ce", "joint_ccc_loss", "nmi_previous"]])
+metrics = read_json(run, "metrics") or {}
+test = pd.DataFrame(metrics.get("test_ccc", {})).T
+published = pd.DataFrame([PUBLISHED_TEST_CCC], index=["published (MSP-Podcast test, SPEC 2.6)"])
+st.markdown("**Test CCC** (this run's corpus) beside the published DeepEmoCluster numbers (MSP-Podcast v1.6)")
+st.dataframe(pd.concat([test, published]), key="runs.test_ccc")
+
+st.subheader("Train a new run")
+with st.form("runs.train"):
+    corpus = st.text_input("Corpus (manifest CSV, MSP-Podcast folder or folder of clips)", key="runs.corpus")
+    preset = st.selectbox("Preset", [p for p in PRESETS if p != "tiny"], key="runs.preset")
+    submitted = st.form_submit_button("Train in the background")
+if submitted and corpus:
+    try:
+        st.session_state["runs.job"] = loaders.start_training(corpus, preset)
+    except (ValueError, OSError) as err:  # ManifestError is a ValueError: a bad path or corpus
+        st.error(str(err))
+job = st.session_state.get("runs.job")
+if job is not None:
+    if job.error:
+        st.error(job.error)
+    elif job.finished.is_set():
+        st.success(f"Finished: {job.result.run_id}. Pick it in the sidebar.")
+    else:
+        widgets.job_progress_ui(job)
+        time.sleep(1.0)
+        st.rerun()

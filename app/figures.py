@@ -1,0 +1,84 @@
+"""Plotly figures of the app: pure functions of tables, no Streamlit, unit-tested on their own."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+MAX_POINTS = 50_000  # above this the map shows a random sample (said on the page); WebGL stays fluid
+
+
+def with_errors(table: pd.DataFrame) -> pd.DataFrame:
+    """Adds `<attribute>_error` = predicted - true where both exist."""
+    out = table.copy()
+    for attribute in ("arousal", "valence", "dominance"):
+        if attribute in out and f"{attribute}_predicted" in out:
+            out[f"{attribute}_error"] = out[f"{attribute}_predicted"] - out[attribute]
+    return out
+
+
+def downsample(table: pd.DataFrame, max_points: int = MAX_POINTS, seed: int = 0) -> pd.DataFrame:
+    return table if len(table) <= max_points else table.sample(max_points, random_state=seed)
+
+
+def latent_map(table: pd.DataFrame, colour: str, markers: pd.DataFrame | None = None) -> go.Figure:
+    """Scattergl map of utterances coloured by `colour`; optional `markers` (x, y, label) drawn on top."""
+    categorical = colour in ("cluster", "split")
+    data = table.assign(**{colour: table[colour].astype(str)}) if categorical else table
+    fig = px.scatter(data, x="x", y="y", color=colour, render_mode="webgl", hover_name=data.index,
+                     custom_data=[data.index], opacity=0.75,
+                     color_continuous_scale="RdBu_r" if colour.endswith("_error") else "Viridis",
+                     category_orders={colour: sorted(data[colour].unique(), key=_natural)} if categorical else None)
+    fig.update_traces(marker={"size": 5})
+    if markers is not None and len(markers):
+        fig.add_trace(go.Scattergl(x=markers["x"], y=markers["y"], mode="markers+text", text=markers["label"],
+                                   textposition="top center", name="located clips",
+                                   marker={"symbol": "star", "size": 18, "color": "black", "line": {"width": 1, "color": "white"}}))
+    fig.update_layout(height=620, dragmode="lasso", legend={"itemsizing": "constant"}, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      xaxis={"title": "UMAP 1"}, yaxis={"title": "UMAP 2"})
+    return fig
+
+
+def attribute_boxes(table: pd.DataFrame, attributes: list[str], by: str = "cluster") -> go.Figure:
+    """One box per cluster for each attribute, side by side."""
+    long = table.melt(id_vars=[by], value_vars=attributes, var_name="attribute", value_name="value").dropna()
+    long[by] = long[by].astype(str)
+    return px.box(long, x=by, y="value", color="attribute", points=False,
+                  category_orders={by: sorted(long[by].unique(), key=_natural)}).update_layout(height=420)
+
+
+def cluster_heatmap(per_cluster: pd.DataFrame, attributes: list[str]) -> go.Figure:
+    """Cluster x attribute heatmap of the mean (rows: clusters)."""
+    means = per_cluster[[f"{a}_mean" for a in attributes]].rename(columns=lambda c: c[:-5])
+    return px.imshow(means, text_auto=".2f", aspect="auto", color_continuous_scale="Viridis",
+                     labels={"x": "attribute", "y": "cluster", "color": "mean"}).update_layout(height=60 + 28 * len(means))
+
+
+def selection_comparison(table: pd.DataFrame, selected: pd.Index, attributes: list[str]) -> pd.DataFrame:
+    """Mean and std of each attribute in the selection vs all shown points, and the difference."""
+    rows = {}
+    for attribute in attributes:
+        chosen, everything = table.loc[selected, attribute].dropna(), table[attribute].dropna()
+        rows[attribute] = {"selection mean": chosen.mean(), "all mean": everything.mean(),
+                           "difference": chosen.mean() - everything.mean(), "selection std": chosen.std(),
+                           "all std": everything.std(), "n selected": len(chosen)}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _natural(value) -> tuple:
+    text = str(value)
+    return (0, int(text)) if text.lstrip("-").isdigit() else (1, text)
+
+
+def prototypes(embeddings: np.ndarray, clusters: np.ndarray, centroids: np.ndarray, files: pd.Index, k: int = 3) -> pd.DataFrame:
+    """The k utterances nearest to each cluster's centroid (cluster space): the clusters' prototypes."""
+    rows = []
+    for cluster, centroid in enumerate(centroids):
+        members = np.flatnonzero(clusters == cluster)
+        if len(members) == 0:
+            continue
+        distance = np.linalg.norm(embeddings[members] - centroid, axis=1)
+        for rank, i in enumerate(members[np.argsort(distance)[:k]]):
+            rows.append({"cluster": cluster, "rank": rank + 1, "file": files[i], "distance": float(np.sort(distance)[rank])})
+    return pd.DataFrame(rows)
