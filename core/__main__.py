@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("bench", help="measure speed on this machine; print a table, save JSON")
     p.add_argument("--out", type=Path, help="JSON file for the results")
     p.add_argument("--no-training", action="store_true", help="skip the training benchmark (~2 minutes)")
+    p.add_argument("--no-projection", action="store_true", help="skip the UMAP benchmarks (~4 minutes)")
     p.set_defaults(func=_bench)
 
     p = commands.add_parser("runs", help="list the runs in the store")
@@ -182,7 +183,6 @@ def _corpus_arguments(p) -> None:
 
 def _config(args):
     from core.config import apply_overrides, preset, toml_overrides
-    from core.explore import ExploreError
     from core.train import TrainingConfigError
     try:
         cfg = preset(args.preset)
@@ -352,7 +352,7 @@ def _export(args) -> int:
 def _bench(args) -> int:
     import json
     from core.bench import as_json, format_table, run_all
-    results = run_all(training=not args.no_training)
+    results = run_all(training=not args.no_training, projection=not args.no_projection)
     print(format_table(results))
     if args.out:
         args.out.write_text(json.dumps(as_json(results), indent=1))

@@ -125,6 +125,53 @@ def bench_predict_latency(work: Path, n_networks: int = 3, repeats: int = 20) ->
                        "< 0.2 s (authors' pipeline)", f"median of {repeats}, device {predictor.device}")
 
 
+def bench_locate(work: Path, n_corpus: int = 20_000, repeats: int = 20) -> BenchResult:
+    """Locate one 5-s clip (decode, features, network, cluster, k-NN placement, neighbours) in a map of
+    `n_corpus` utterances; an untrained joint network and random embeddings: the cost is the same."""
+    import pandas as pd
+    from core.explore import Exploration, Locator
+    from core.latent import LatentSpace
+    from core.store import RunStore
+    cfg = RunConfig(name="bench")
+    torch.manual_seed(0)
+    bundle = ModelBundle({"joint": EmotionCNN(cfg.model).eval()},
+                         Normalisation(np.ones(128), np.ones(128), {a: 4.0 for a in cfg.model.attributes},
+                                       {a: 1.0 for a in cfg.model.attributes}), cfg)
+    run = RunStore(work / "locate-runs").save_complete("bench", {"kind": "bench", "config": cfg.to_dict()}, bundle)
+    rng = np.random.default_rng(0)
+    files = pd.Index([f"u{i}" for i in range(n_corpus)], name="file")
+    embeddings = rng.normal(size=(n_corpus, 256)).astype(np.float32)
+    latent = LatentSpace(files, 1, {}, {"cluster": embeddings, "latent": embeddings}, np.zeros(n_corpus, np.int64),
+                         np.zeros(n_corpus, np.int64), np.ones((n_corpus, 1), np.float32), rng.normal(size=(10, 256)),
+                         "bench", pd.DataFrame(index=files))
+    exploration = Exploration(run, "joint", pd.DataFrame(index=files), latent, work)
+    locator = Locator(exploration, rng.normal(size=(n_corpus, 2)).astype(np.float32))
+    clip = work / "locate5s.wav"
+    sf.write(clip, 0.3 * rng.standard_normal(5 * 16_000).astype(np.float32), 16_000)
+    locator.locate_files([clip])  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        locator.locate_files([clip])
+        times.append(time.perf_counter() - t0)
+    return BenchResult(f"locate one 5-s clip in a {n_corpus:,}-utterance map, warm", float(np.median(times)), "s",
+                       "<= 0.3 s", f"median of {repeats}: audio, features, network, cluster, k-NN placement, neighbours")
+
+
+def bench_projection(n_points: int, sample_size: int = 50_000) -> BenchResult:
+    """UMAP fit on at most `sample_size` of `n_points` synthetic 256-d embeddings + k-NN placement of the rest
+    (includes umap-learn's one-off numba compilation when it is the first fit of the process)."""
+    from core.config import UmapConfig
+    from core.projection import LatentProjector
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 4, size=(30, 256))
+    X = (centres[rng.integers(0, 30, n_points)] + rng.normal(size=(n_points, 256))).astype(np.float32)
+    t0 = time.perf_counter()
+    LatentProjector(UmapConfig(sample_size=sample_size)).fit(X)
+    return BenchResult(f"UMAP map of {n_points:,} embeddings (fit {min(n_points, sample_size):,}, place the rest)",
+                       time.perf_counter() - t0, "s", "minutes, not hours", "256-d, 30 clusters; includes numba JIT")
+
+
 def _with_peak_rss(fn, *args) -> list[BenchResult]:
     """Run a benchmark in a fresh process so that its peak memory is its own."""
     import multiprocessing
@@ -141,7 +188,7 @@ def _child(fn, *args) -> list[BenchResult]:
     return [dataclasses.replace(r, peak_rss_mb=peak) for r in results]
 
 
-def run_all(work: Path | None = None, training: bool = True) -> list[BenchResult]:
+def run_all(work: Path | None = None, training: bool = True, projection: bool = True) -> list[BenchResult]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(work or tmp)
         results = _with_peak_rss(bench_demo_corpus, work)
@@ -149,6 +196,10 @@ def run_all(work: Path | None = None, training: bool = True) -> list[BenchResult
         results += _with_peak_rss(bench_feature_extraction, manifest, work, 1)
         results += _with_peak_rss(bench_feature_extraction, manifest, work, 2)
         results += _with_peak_rss(bench_predict_latency, work)
+        results += _with_peak_rss(bench_locate, work)
+        if projection:
+            for n in (10_000, 50_000, 150_000):
+                results += _with_peak_rss(bench_projection, n)
         if training:
             results += _with_peak_rss(bench_training, work)
     return results

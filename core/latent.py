@@ -28,7 +28,7 @@ class ChunkOutputs:
 
 @torch.inference_mode()
 def embed_chunks(model: EmotionCNN, chunk_set: ChunkSet, mean: torch.Tensor, std: torch.Tensor, clip: float,
-                 batch_chunks: int = 128, progress=None) -> ChunkOutputs:
+                 batch_chunks: int = 64, progress=None) -> ChunkOutputs:
     """Eval-mode pass over every chunk of a chunk set (no dropout, BatchNorm running statistics).
 
     Args:

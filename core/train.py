@@ -22,7 +22,7 @@ from core.config import RunConfig, config_hash
 from core.dataset import ChunkSet, balanced_indices, feature_statistics, load_chunks, make_chunk_set
 from core.extraction import extract_features
 from core.latent import embed_chunks
-from core.manifest import SPLITS, corpus_fingerprint
+from core.manifest import corpus_fingerprint
 from core.metrics import ccc, ccc_loss, cluster_stability
 from core.model import EmotionCNN, keep_freed_memory, resolve_device
 from core.store import (FeatureStore, ModelBundle, Normalisation, Run, RunStore, RunWriter, read_history, read_json,

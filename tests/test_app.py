@@ -1,5 +1,4 @@
 """AppTest of every page: empty store (first start), a tiny trained run, the imported published models."""
-import os
 import subprocess
 import sys
 

@@ -1,6 +1,4 @@
 """The training loop end to end on a tiny generated corpus: stages, determinism, resume, cache, errors."""
-import dataclasses
-import json
 
 import numpy as np
 import pandas as pd

@@ -1,0 +1,91 @@
+"""End to end in a real browser: `streamlit run app` on 127.0.0.1, driven by Debian's chromium via playwright.
+
+Needs /usr/bin/chromium (`.ci/run` installs it); skipped without it, a failure when SER_REQUIRE_BROWSER=1.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.helpers import sine, write_wav
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture
+def browser_page():
+    if not CHROMIUM.exists():
+        if os.environ.get("SER_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{CHROMIUM} not found (SER_REQUIRE_BROWSER=1)")
+        pytest.skip(f"{CHROMIUM} not installed")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        yield page
+        browser.close()
+
+
+@pytest.fixture
+def served_app(app_data):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "SER_DATA_DIR": str(app_data), "SER_RUNS_DIR": str(app_data / "runs")}
+    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app", "--server.port", str(port),
+                                "--server.address", "127.0.0.1", "--server.headless", "true"],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not start within 60 s")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_path):
+    page = browser_page
+    started = time.perf_counter()
+    page.goto(served_app)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+    first_map_s = time.perf_counter() - started
+
+    page.get_by_text("Colour by").wait_for()  # switch the colour to arousal
+    page.locator("[data-testid='stSelectbox']").filter(has_text="Colour by").click()
+    page.get_by_role("option", name="arousal", exact=True).click()
+    page.locator(".colorbar").first.wait_for(timeout=60_000)  # a continuous scale replaced the cluster legend
+
+    page.get_by_role("link", name="Locate clips").click()
+    clip = write_wav(tmp_path / "my clip.wav", sine(2.5, frequency_hz=180))
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio at all")
+    page.locator("[data-testid='stFileUploader'] input[type=file]").set_input_files([str(clip), str(bad)])
+    page.get_by_text("notes.wav: not a recognised audio file").wait_for(timeout=120_000)  # the bad one: an error
+    page.get_by_text("located clips").first.wait_for(timeout=60_000)  # the good one: a marker on the map
+    page.get_by_role("button", name="Download the table (CSV)").wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-locate.png"), full_page=True)
+
+    page.get_by_role("link", name="Export").click()
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="cluster_emotion.csv").click()
+    table = Path(download.value.path()).read_text()
+    assert table.startswith("source,cluster,size,share")
+    print(f"first map after {first_map_s:.1f} s")
