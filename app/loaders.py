@@ -68,6 +68,21 @@ def list_runs() -> list[Run]:
     return RunStore(runs_dir()).list()
 
 
+def ablation_partner(run_id: str) -> Run | None:
+    """The run with the same corpus and config except `train.use_unlabelled` (the SSL ablation), if any."""
+    runs = {r.run_id: r for r in list_runs()}
+    run = runs[run_id]
+    if run.info.get("kind") != "trained":
+        return None
+
+    def key(r: Run, flip: bool = False):
+        config = r.info["config"]
+        train = {**config["train"], "use_unlabelled": config["train"]["use_unlabelled"] ^ flip}
+        return r.info.get("corpus_fingerprint"), str(sorted({**config, "train": train}.items()))
+    wanted = key(run, flip=True)
+    return next((r for r in runs.values() if r.info.get("kind") == "trained" and key(r) == wanted), None)
+
+
 def demo_manifest() -> Path:
     return default_data_dir() / "demo" / "manifest.csv"
 

@@ -261,7 +261,10 @@ class _TrainPrinter:
         self.tty = sys.stderr.isatty()
 
     def __call__(self, p) -> None:
-        if p.stage == "validate" and p.dev_ccc is not None:
+        if p.stage == "resume":
+            print(f"resuming after epoch {p.done}/{p.epochs} (an earlier run of this config was interrupted)",
+                  file=sys.stderr, flush=True)
+        elif p.stage == "validate" and p.dev_ccc is not None:
             ccc = " ".join(f"{a} {v:.3f}" for a, v in p.dev_ccc.items())
             eta = f", ETA {p.eta_s / 60:.1f} min" if p.eta_s else ""
             print(f"\repoch {p.epoch + 1}/{p.epochs}: dev CCC {ccc}{eta}" + " " * 20, file=sys.stderr, flush=True)

@@ -37,7 +37,7 @@ class TrainingConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TrainProgress:
-    stage: str  # "features", "embed unlabelled", "cluster", "train unlabelled", "embed labelled", "train joint", "validate"
+    stage: str  # "features", "resume", "embed unlabelled", "train unlabelled", "embed labelled", "train joint", "validate"
     epoch: int  # 0-based
     epochs: int
     done: int  # batches (or files) done in this stage
@@ -121,6 +121,8 @@ def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path
         model = _new_model(cfg).to(device, memory_format=torch.channels_last)
         sgd, adam = _optimisers(model, cfg)
         state = _restore(writer, model, sgd, adam)  # resumes after the last completed epoch
+        if state.epoch:
+            report(TrainProgress("resume", state.epoch - 1, cfg.train.epochs, state.epoch, cfg.train.epochs))
         first_epoch, started = state.epoch, time.perf_counter()
         for epoch in range(state.epoch, cfg.train.epochs):
             rng, seconds, cluster_loss, unlabelled_sizes = np.random.default_rng([cfg.seed, epoch]), {}, float("nan"), []

@@ -52,8 +52,9 @@ def speechlike_clips(tmp_path) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def app_data(tmp_path_factory):
-    """A data folder with a small demo corpus, a tiny trained run, its latent space and map."""
-    from core.config import tiny
+    """A data folder with a small demo corpus, a tiny trained run (with its latent space and map) and the
+    same run without the unlabelled stage."""
+    from core.config import apply_overrides, tiny
     from core.explore import explore, project
     from core.manifest import load_manifest
     from core.store import RunStore
@@ -61,7 +62,9 @@ def app_data(tmp_path_factory):
     from core.train import train
     data = tmp_path_factory.mktemp("app-data")
     manifest = make_demo_corpus(data / "demo", n_train=30, n_dev=10, n_test=10, n_unlabelled=30)
-    result = train(tiny(), load_manifest(manifest), RunStore(data / "runs"), data / "cache")
+    labelled_only = apply_overrides(tiny(), ["train.use_unlabelled=false"])  # the SSL-ablation partner
+    train(labelled_only, load_manifest(manifest), RunStore(data / "runs"), data / "cache")
+    result = train(tiny(), load_manifest(manifest), RunStore(data / "runs"), data / "cache")  # newest: shown first
     project(explore(result.run, cache_root=data / "cache"))
     return data
 

@@ -41,6 +41,19 @@ def test_latent_map_colour_by_attribute(app_store):
     assert "utterances in the K-means" in at.caption[0].value
 
 
+def test_runs_page_shows_curves_and_the_ssl_ablation(app_store):
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/runs.py").run()
+    assert not at.exception
+    assert any("SSL ablation" in m.value for m in at.markdown)
+    assert any("Dev CCC per epoch" in m.value for m in at.markdown)
+    at.text_input(key="runs.corpus").input("/nowhere/manifest.csv")
+    at.button[0].click().run()  # a bad corpus path: an error on the page, the session goes on
+    assert not at.exception
+    assert "found nothing at /nowhere/manifest.csv" in at.error[0].value
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_pages_with_the_published_models(official_app_store, page):
     at = AppTest.from_file(APP, default_timeout=300)

@@ -32,6 +32,15 @@ published = pd.DataFrame([PUBLISHED_TEST_CCC], index=["published (MSP-Podcast te
 st.markdown("**Test CCC** (this run's corpus) beside the published DeepEmoCluster numbers (MSP-Podcast v1.6)")
 st.dataframe(pd.concat([test, published]), key="runs.test_ccc")
 
+partner = loaders.ablation_partner(run_id)
+if partner is not None:
+    other = pd.DataFrame((read_json(partner, "metrics") or {}).get("test_ccc", {})).T
+    use = run.config.train.use_unlabelled
+    st.markdown(f"**SSL ablation**: the same config and corpus {'without' if use else 'with'} the unlabelled stage "
+                f"(`{partner.run_id}`)")
+    st.dataframe(pd.concat({("with" if use else "without") + " unlabelled": test,
+                            ("without" if use else "with") + " unlabelled": other}), key="runs.ablation")
+
 st.subheader("Train a new run")
 with st.form("runs.train"):
     corpus = st.text_input("Corpus (manifest CSV, MSP-Podcast folder or folder of clips)", key="runs.corpus")
