@@ -2,16 +2,28 @@
 import streamlit as st
 
 from app import loaders, widgets
+from core.audio import AudioLoadingError
+from core.explore import ExploreError
+from core.extraction import CorpusAudioError
+from core.manifest import ManifestError
+from core.store import RunNotFoundError
+
+EXPECTED = (AudioLoadingError, CorpusAudioError, ExploreError, ManifestError, RunNotFoundError)
 
 st.set_page_config(page_title="DeepEmoCluster Explorer", page_icon=":material/graphic_eq:", layout="wide")
 if not loaders.list_runs():  # a fresh machine: build and train the demo first, then the explorer appears
     st.navigation([st.Page("app_pages/getting_started.py", title="Getting started", icon=":material/hourglass_top:")]).run()
     st.stop()
 widgets.run_picker_ui()
-st.navigation([
+page = st.navigation([
     st.Page("app_pages/latent_map.py", title="Latent map", icon=":material/scatter_plot:", default=True),
     st.Page("app_pages/clusters.py", title="Clusters × emotion", icon=":material/bubble_chart:"),
     st.Page("app_pages/locate.py", title="Locate clips", icon=":material/my_location:"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/model_training:"),
     st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
-]).run()
+])
+try:
+    page.run()
+except EXPECTED as err:  # core's expected errors are messages for the user, never tracebacks
+    st.error(str(err))
+    st.stop()

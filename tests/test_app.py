@@ -67,3 +67,20 @@ def test_streamlit_config_file_is_in_effect():
     out = subprocess.run([sys.executable, "-m", "streamlit", "config", "show"], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout
     assert "maxUploadSize = 300" in out and "maxMessageSize = 400" in out and 'primaryColor = "#c2185b"' in out
+
+
+def test_a_core_error_is_shown_as_a_message_not_a_traceback(app_store, monkeypatch):
+    from core.explore import ExploreError
+
+    def broken(*args, **kwargs):
+        raise ExploreError("run x has no corpus of its own")
+    monkeypatch.setattr("app.loaders.explore", broken)
+    import streamlit as st
+    st.cache_resource.clear()  # the explorations cached by earlier tests would hide the failure
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception
+    assert at.error[0].value == "run x has no corpus of its own"
+    st.cache_resource.clear()
+    st.cache_data.clear()
