@@ -29,6 +29,7 @@ from core.store import (FeatureStore, ModelBundle, Normalisation, Run, RunStore,
                         save_corpus)
 
 TEST_SPLITS = ("test", "test2", "test3")
+_LABELLED_SEED_OFFSET = 7919  # the labelled stage's K-means seed differs from the unlabelled stage's
 
 
 class TrainingConfigError(ValueError):
@@ -133,7 +134,8 @@ def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path
                 cluster_loss = _fit_clusters(model, data.unlabelled, pseudo.labels_, data, sgd, cfg, rng, seconds,
                                              stage("train unlabelled"))
             # step 2: the same K-means pseudo-labelling on labelled chunks, then CE + (1 - CCC)
-            pseudo = _pseudo_labels(model, data.train, data, cfg, cfg.seed + epoch + 7919, seconds, stage("embed labelled"))
+            pseudo = _pseudo_labels(model, data.train, data, cfg, cfg.seed + epoch + _LABELLED_SEED_OFFSET, seconds,
+                                    stage("embed labelled"))
             joint_ce, joint_ccc = _fit_joint(model, data.train, pseudo.labels_, data, sgd, adam, cfg, rng, seconds,
                                              stage("train joint"))
             t0 = time.perf_counter()
