@@ -5,9 +5,12 @@ every few seconds, so an interrupted extraction keeps what it finished and a rer
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import sys
 import time
+import types
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -123,7 +126,21 @@ def _run_jobs(jobs, audio, features, chunks, workers):
     # spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        yield from pool.map(_extract_batch, jobs, *[[x] * len(jobs) for x in (audio, features, chunks)])
+        with _no_main_module():  # every worker starts inside map(), which submits all jobs at once
+            results = pool.map(_extract_batch, jobs, *[[x] * len(jobs) for x in (audio, features, chunks)])
+        yield from results
+
+
+@contextlib.contextmanager
+def _no_main_module():
+    """Spawned workers re-run the parent's `__main__` file; under Streamlit that is the app script (the
+    workers would start the app). They need nothing from it: hide it while they start."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _extract_batch(job, audio: AudioConfig, features: FeatureConfig, chunks: ChunkConfig):

@@ -1,3 +1,6 @@
+import sys
+import types
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,6 +31,17 @@ def test_extract_features_in_worker_processes_matches_direct_computation(speechl
         np.testing.assert_array_equal(feats.utterance(i), expected)
     assert feats.n_frames[0] == 1 + 4800 // 256 and feats.stored_frames[0] == 62  # 0.3 s clip padded
     assert isinstance(feats.frames, np.memmap)
+
+
+def test_extract_features_workers_start_under_a_streamlit_like_main(speechlike_clips, tmp_path, monkeypatch):
+    # Streamlit (and AppTest) run the app script as __main__; spawned workers must not re-run it
+    script = tmp_path / "app_script.py"
+    script.write_text("raise SystemExit('the app script ran in a worker')\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    feats, stats = extract_features(_table(speechlike_clips), _store(tmp_path), **CFG, workers=2, batch_files=2)
+    assert stats.n_extracted == 5 and len(feats.files) == 5
 
 
 def test_extract_features_rerun_extracts_nothing_new(speechlike_clips, tmp_path):
