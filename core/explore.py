@@ -21,6 +21,7 @@ from core.extraction import extract_features
 from core.inference import Predictor
 from core.latent import LatentSpace, build_latent_space, embed_chunks
 from core.manifest import corpus_fingerprint
+from core.model import resolve_device
 from core.projection import LatentProjector
 from core.store import (FeatureStore, Run, analysis_dir, default_data_dir, load_latent, load_projection, read_centroids,
                         read_corpus, save_latent, save_projection)
@@ -76,12 +77,12 @@ def _compute_latent(run, bundle, network, corpus, cache_root, progress) -> Laten
                                    progress=lambda d, t: report("features", d, t))
     chunk_set = make_chunk_set(features, features.files, cfg.chunks)
     norm = bundle.normalisation
-    device = torch.device("cpu")
+    device = resolve_device("auto")
     mean = torch.as_tensor(norm.feature_mean, dtype=torch.float32, device=device)
     std = torch.as_tensor(norm.feature_std, dtype=torch.float32, device=device)
     outputs, chunk_predictions = None, {}
     for name, net in bundle.networks.items():
-        out = embed_chunks(net.to(memory_format=torch.channels_last), chunk_set, mean, std, cfg.features.clip,
+        out = embed_chunks(net.to(device, memory_format=torch.channels_last), chunk_set, mean, std, cfg.features.clip,
                            progress=lambda d, t: report(f"embedding ({name})", d, t))
         chunk_predictions |= {a: out.attributes[:, j] for j, a in enumerate(net.cfg.attributes)}
         if name == network:
