@@ -17,7 +17,7 @@ import streamlit as st
 
 from core.analysis import DependenceReport
 from core.config import UmapConfig, preset
-from core.explore import Exploration, Locator, analyze_exploration, explore, project
+from core.explore import Exploration, Locator, analyze_exploration, explore, project, utterance_table
 from core.manifest import load_corpus, load_manifest
 from core.store import Run, RunStore, default_data_dir, default_runs_dir
 
@@ -156,5 +156,4 @@ def load_locator(run_id: str, network: str | None, space: str = "cluster") -> Lo
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def load_utterances(run_id: str, network: str | None) -> pd.DataFrame:
-    from core.explore import utterance_table
     return utterance_table(load_exploration(run_id, network), load_map(run_id, network))

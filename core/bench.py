@@ -107,10 +107,8 @@ def bench_predict_latency(work: Path, n_networks: int = 3, repeats: int = 20) ->
     """One 5-s clip, all three attributes with three per-attribute networks (the published setup)."""
     from core.inference import Predictor
     cfg = RunConfig()
-    torch.manual_seed(0)
     names = ("arousal", "dominance", "valence")[:n_networks]
-    bundle = ModelBundle({a: EmotionCNN(ModelConfig(attributes=(a,))).eval() for a in names},
-                         Normalisation(np.ones(128), np.ones(128), {a: 4.0 for a in names}, {a: 1.0 for a in names}), cfg)
+    bundle = _untrained_bundle({a: ModelConfig(attributes=(a,)) for a in names}, cfg)
     rng = np.random.default_rng(0)
     clip = work / "clip5s.wav"
     sf.write(clip, 0.3 * rng.standard_normal(5 * 16_000).astype(np.float32), 16_000)
@@ -133,10 +131,7 @@ def bench_locate(work: Path, n_corpus: int = 20_000, repeats: int = 20) -> Bench
     from core.latent import LatentSpace
     from core.store import RunStore
     cfg = RunConfig(name="bench")
-    torch.manual_seed(0)
-    bundle = ModelBundle({"joint": EmotionCNN(cfg.model).eval()},
-                         Normalisation(np.ones(128), np.ones(128), {a: 4.0 for a in cfg.model.attributes},
-                                       {a: 1.0 for a in cfg.model.attributes}), cfg)
+    bundle = _untrained_bundle({"joint": cfg.model}, cfg)
     run = RunStore(work / "locate-runs").save_complete("bench", {"kind": "bench", "config": cfg.to_dict()}, bundle)
     rng = np.random.default_rng(0)
     files = pd.Index([f"u{i}" for i in range(n_corpus)], name="file")
@@ -170,6 +165,15 @@ def bench_projection(n_points: int, sample_size: int = 50_000) -> BenchResult:
     LatentProjector(UmapConfig(sample_size=sample_size)).fit(X)
     return BenchResult(f"UMAP map of {n_points:,} embeddings (fit {min(n_points, sample_size):,}, place the rest)",
                        time.perf_counter() - t0, "s", "minutes, not hours", "256-d, 30 clusters; includes numba JIT")
+
+
+def _untrained_bundle(networks: dict[str, ModelConfig], cfg: RunConfig) -> ModelBundle:
+    """Randomly initialised networks with neutral normalisation: the cost of inference, not its quality."""
+    attributes = [a for model in networks.values() for a in model.attributes]
+    torch.manual_seed(0)  # the same weights every run: comparable timings
+    return ModelBundle({name: EmotionCNN(model).eval() for name, model in networks.items()},
+                       Normalisation(np.ones(128), np.ones(128), {a: 4.0 for a in attributes},
+                                     {a: 1.0 for a in attributes}), cfg)
 
 
 def _with_peak_rss(fn, *args) -> list[BenchResult]:

@@ -19,7 +19,7 @@ from core.config import AVD, UmapConfig, config_hash
 from core.dataset import make_chunk_set
 from core.extraction import extract_features
 from core.inference import Predictor
-from core.latent import LatentSpace, build_latent_space, embed_chunks
+from core.latent import LatentSpace, build_latent_space, cluster_shares, embed_chunks
 from core.manifest import corpus_fingerprint
 from core.model import resolve_device
 from core.projection import LatentProjector
@@ -165,12 +165,12 @@ class Locator:
         n, c = len(ok), outputs.cluster_features.shape[0] // len(ok)
         vectors = {"cluster": outputs.cluster_features, "latent": outputs.latent}
         embedding = vectors[self.cfg.space].reshape(n, c, -1).mean(1)
-        chunk_cluster = nearest_centroid(outputs.cluster_features, latent.centroids).reshape(n, c)
+        share = cluster_shares(nearest_centroid(outputs.cluster_features, latent.centroids), c, len(latent.centroids))
         coords = self.projector.transform(embedding)
         distances, neighbours = self.projector.neighbours(embedding, n_neighbours)
         files = latent.files
         table = pd.DataFrame(utterance, columns=self.predictor.attributes, index=pd.Index(ok, name="file"))
-        table["cluster"] = [np.bincount(row, minlength=len(latent.centroids)).argmax() for row in chunk_cluster]
+        table["cluster"] = share.argmax(1)
         for i, axis in enumerate("xyz"[: coords.shape[1]]):
             table[axis] = coords[:, i]
         table["neighbours"] = [[str(files[j]) for j in row] for row in neighbours]

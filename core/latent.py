@@ -16,9 +16,6 @@ from core.clustering import PseudoLabeler, nearest_centroid
 from core.dataset import ChunkSet, load_chunks
 from core.model import EmotionCNN
 
-SPACES = ("cluster", "latent")  # "cluster" = the K-means space, "latent" = the shared latent block
-
-
 @dataclass(frozen=True)
 class ChunkOutputs:
     cluster_features: np.ndarray  # (n_chunks, H) float32, cluster branch before its ReLU
@@ -86,8 +83,7 @@ def build_latent_space(files: pd.Index, outputs: ChunkOutputs, n_chunks: int, ce
         labeler = PseudoLabeler(n_clusters, random_state=seed).fit(outputs.cluster_features)
         centroids, source = labeler.cluster_centers_, "k-means on this corpus"
     chunk_cluster = nearest_centroid(outputs.cluster_features, centroids)
-    share = np.zeros((n, len(centroids)), np.float32)
-    np.add.at(share, (np.repeat(np.arange(n), n_chunks), chunk_cluster), 1.0 / n_chunks)
+    share = cluster_shares(chunk_cluster, n_chunks, len(centroids))
     predictions = pd.DataFrame(  # the chunk mean in z-space (float32, as published), then de-normalised
         {a: label_std[a] * z.reshape(n, n_chunks).mean(1).astype(np.float64) + label_mean[a]
          for a, z in chunk_predictions.items()}, index=pd.Index(files, name="file"))
@@ -97,3 +93,15 @@ def build_latent_space(files: pd.Index, outputs: ChunkOutputs, n_chunks: int, ce
         embeddings={s: v.reshape(n, n_chunks, -1).mean(1).astype(np.float32) for s, v in chunk.items()},
         chunk_cluster=chunk_cluster, cluster=share.argmax(1), cluster_share=share,
         centroids=np.asarray(centroids, np.float32), centroid_source=source, predictions=predictions)
+
+
+def cluster_shares(chunk_cluster: np.ndarray, n_chunks: int, n_clusters: int) -> np.ndarray:
+    """(N, K) share of each utterance's C chunks in each cluster; its argmax is the utterance's cluster.
+
+    Args:
+        chunk_cluster: (N*C,) cluster of each chunk, utterance-major.
+    """
+    n = len(chunk_cluster) // n_chunks
+    share = np.zeros((n, n_clusters), np.float32)
+    np.add.at(share, (np.repeat(np.arange(n), n_chunks), chunk_cluster), 1.0 / n_chunks)
+    return share

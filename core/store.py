@@ -295,9 +295,10 @@ class RunStore:
                 raise RunLockedError(f"run {run_id} is being trained by another process "
                                      f"(lock {folder / '.lock'}); wait for it or stop it") from None
             try:
+                info = self._info(run_id, info)
                 if not (folder / COMPLETE).exists():  # a retrain (force) keeps the old info until done
-                    atomic_write_json(folder / "config.json", self._info(run_id, info))
-                yield RunWriter(run_id, folder, self._info(run_id, info))
+                    atomic_write_json(folder / "config.json", info)
+                yield RunWriter(run_id, folder, info)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -319,9 +320,7 @@ class RunStore:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".tmp-{run_id}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
-        info = {"schema_version": SCHEMA_VERSION, "run_id": run_id,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **info}
-        atomic_write_json(tmp / "config.json", info)
+        atomic_write_json(tmp / "config.json", self._info(run_id, info))
         save_bundle(tmp / "model.pt", bundle)
         for name, data in extra_files:
             atomic_write_bytes(tmp / name, data)
