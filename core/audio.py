@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -53,6 +54,23 @@ def _read_info(path: str | os.PathLike):
         raise AudioLoadingError(path, f"not a recognised audio file ({detail})") from err
 
 
+def _check_header(path: str | os.PathLike, sampling_rate: int, max_duration_s: float):
+    """`_read_info`, then refuse files without samples or longer than the limit (before decoding)."""
+    if sampling_rate <= 0 or max_duration_s <= 0:
+        raise ValueError(
+            f"sampling_rate and max_duration_s must be > 0, got {sampling_rate} and {max_duration_s}"
+        )
+    info = _read_info(path)
+    if info.frames <= 0:
+        raise AudioLoadingError(path, "contains no audio samples (0 frames)")
+    duration = info.frames / info.samplerate
+    if duration > max_duration_s:
+        raise AudioLoadingError(
+            path, f"duration {duration:.2f} s exceeds the limit of {max_duration_s:.2f} s"
+        )
+    return info
+
+
 def audio_duration_s(path: str | os.PathLike) -> float:
     """Duration of an audio file read from its header, without decoding the samples.
 
@@ -90,18 +108,7 @@ def load_audio(
             has 0 samples, contains NaN/inf samples, or is longer than ``max_duration_s``.
         ValueError: ``sampling_rate`` or ``max_duration_s`` is not positive.
     """
-    if sampling_rate <= 0 or max_duration_s <= 0:
-        raise ValueError(
-            f"sampling_rate and max_duration_s must be > 0, got {sampling_rate} and {max_duration_s}"
-        )
-    info = _read_info(path)
-    if info.frames <= 0:
-        raise AudioLoadingError(path, "contains no audio samples (0 frames)")
-    duration = info.frames / info.samplerate
-    if duration > max_duration_s:
-        raise AudioLoadingError(
-            path, f"duration {duration:.2f} s exceeds the limit of {max_duration_s:.2f} s"
-        )
+    _check_header(path, sampling_rate, max_duration_s)
     try:
         data, sr_native = sf.read(os.fspath(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as err:
@@ -123,6 +130,60 @@ def load_audio(
         n_copy = min(n_out, resampled.shape[0])
         signal[:n_copy] = resampled[:n_copy]
     return signal
+
+
+class AudioStream:
+    """A file decoded block by block: mono float32 at ``sampling_rate``, with bounded memory.
+
+    Iterating yields consecutive blocks whose concatenation equals ``load_audio(path, sampling_rate)``
+    bit for bit (same float32 decode and channel mean; soxr's streaming resampler gives the same
+    samples as its one-shot call), holding at most ``block_frames`` input frames at a time. Each
+    iteration decodes the file again, so a caller can make two passes (the peak, then the features)
+    without ever holding an hour-long signal.
+
+    Attributes:
+        path: The file, as given.
+        n_samples: Output length, known after the first complete iteration (None before).
+    """
+
+    def __init__(self, path: str | os.PathLike, sampling_rate: int = 16000, *, max_duration_s: float = 3600.0,
+                 block_frames: int = 1 << 16):
+        self.info = _check_header(path, sampling_rate, max_duration_s)
+        self.path, self.sampling_rate, self.block_frames = path, sampling_rate, block_frames
+        self.n_samples: int | None = None
+
+    @property
+    def duration_s(self) -> float:
+        """Duration from the header, in seconds."""
+        return self.info.frames / self.info.samplerate
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        sr_in = self.info.samplerate
+        resampler = None if sr_in == self.sampling_rate else soxr.ResampleStream(
+            sr_in, self.sampling_rate, 1, dtype="float32", quality="HQ")
+        n_in = n_out = 0
+        try:
+            for data in sf.blocks(os.fspath(self.path), blocksize=self.block_frames, dtype="float32", always_2d=True):
+                if not (np.isfinite(data.min()) and np.isfinite(data.max())):
+                    raise AudioLoadingError(self.path, "contains NaN or infinite sample values")
+                signal = np.ascontiguousarray(data[:, 0] if data.shape[1] == 1 else np.mean(data.T, axis=0))
+                n_in += len(signal)
+                out = signal if resampler is None else resampler.resample_chunk(signal)
+                n_out += len(out)
+                yield out
+        except (sf.LibsndfileError, RuntimeError) as err:
+            detail = getattr(err, "error_string", None) or str(err)
+            raise AudioLoadingError(self.path, f"decoding failed ({detail.rstrip('.')})") from err
+        if n_in == 0:
+            raise AudioLoadingError(self.path, "contains no audio samples (0 frames decoded)")
+        # as load_audio: the resampler's remainder, then fix the length to ceil(n * ratio)
+        total = n_in if resampler is None else int(math.ceil(n_in * (float(self.sampling_rate) / sr_in)))
+        if resampler is not None:
+            rest = resampler.resample_chunk(np.zeros(0, np.float32), last=True)[: total - n_out]
+            rest = np.concatenate([rest, np.zeros(total - n_out - len(rest), np.float32)])
+            if len(rest):
+                yield rest
+        self.n_samples = total
 
 
 def peak_normalise(signal: np.ndarray) -> np.ndarray:

@@ -157,10 +157,11 @@ class Locator:
             the table and {path: reason} for files that could not be read.
         """
         paths = [str(p) for p in paths]
-        ok, signals, errors = self.predictor.load(paths, refuse_silent=refuse_silent, max_duration_s=max_duration_s)
-        if not ok:
+        clips, errors = self.predictor.load(paths, refuse_silent=refuse_silent, max_duration_s=max_duration_s)
+        if not clips:
             return pd.DataFrame(), errors
-        utterance, _, outputs = self.predictor.predict_signals(signals, embed=self.exploration.network)
+        ok = [clip.path for clip in clips]
+        utterance, _, outputs = self.predictor.predict_chunks([c.features for c in clips], embed=self.exploration.network)
         latent = self.exploration.latent
         n, c = len(ok), outputs.cluster_features.shape[0] // len(ok)
         vectors = {"cluster": outputs.cluster_features, "latent": outputs.latent}

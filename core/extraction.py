@@ -16,13 +16,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 import torch
 
-from core.audio import AudioLoadingError, load_audio, peak_normalise
 from core.config import AudioConfig, ChunkConfig, FeatureConfig
-from core.features import mel_spectrograms, pad_short
+from core.frontend import load_features
 from core.store import FeatureSet, FeatureStore
 
 
@@ -145,15 +143,7 @@ def _no_main_module():
 
 def _extract_batch(job, audio: AudioConfig, features: FeatureConfig, chunks: ChunkConfig):
     """[(file, path, key)] -> [(key, path, (stored, F) features or an error string, n_frames, seconds)]."""
-    out, loaded = [], []
-    for _, path, key in job:
-        try:
-            signal = load_audio(path, audio.sampling_rate, max_duration_s=audio.max_duration_s)
-        except AudioLoadingError as err:
-            out.append((key, path, err.reason, 0, 0.0))
-            continue
-        loaded.append((key, path, peak_normalise(signal) if audio.peak_normalise else signal))
-    mels = mel_spectrograms([s for _, _, s in loaded], audio.sampling_rate, features)
-    for (key, path, signal), mel in zip(loaded, mels):
-        out.append((key, path, pad_short(mel, chunks).astype(np.float32), len(mel), len(signal) / audio.sampling_rate))
-    return out
+    keys = {path: key for _, path, key in job}
+    clips, errors = load_features(list(keys), audio, features, chunks)
+    out = [(keys[path], path, reason, 0, 0.0) for path, reason in errors.items()]
+    return out + [(keys[c.path], c.path, c.features, c.n_frames, c.n_samples / audio.sampling_rate) for c in clips]

@@ -6,6 +6,7 @@ Shapes: features are (n_frames, n_mels) = (T, F), as lhotse stores them; chunks 
 from __future__ import annotations
 
 import functools
+from typing import Iterable, Iterator
 
 import librosa
 import numpy as np
@@ -55,7 +56,6 @@ def mel_spectrograms(signals: list[np.ndarray], sampling_rate: int, cfg: Feature
 
 
 def _mel_batch(signals: list[np.ndarray], sampling_rate: int, cfg: FeatureConfig, device: torch.device) -> list[np.ndarray]:
-    dtype = torch.float64 if device.type == "cpu" else torch.float32
     half = cfg.n_fft // 2
     # Centre the frames by padding each clip on its own (reflect needs the clip's own samples),
     # then right-pad to a common length so one STFT call covers the batch.
@@ -64,16 +64,91 @@ def _mel_batch(signals: list[np.ndarray], sampling_rate: int, cfg: FeatureConfig
     batch = np.zeros((len(padded), width), dtype=np.float64)
     for row, p in zip(batch, padded):
         row[: len(p)] = p
-    x = torch.from_numpy(batch).to(device=device, dtype=dtype)  # (B, n_samples + n_fft)
+    out = _framed_mel(batch, sampling_rate, cfg, device)
+    return [out[i, : 1 + len(s) // cfg.hop_length] for i, s in enumerate(signals)]
+
+
+def _framed_mel(padded: np.ndarray, sampling_rate: int, cfg: FeatureConfig, device: torch.device) -> np.ndarray:
+    """(B, L) already centre-padded float64 samples -> (B, 1 + (L - n_fft) // hop, F) float32 mel frames."""
+    dtype = torch.float64 if device.type == "cpu" else torch.float32
+    x = torch.from_numpy(padded).to(device=device, dtype=dtype)
     window = torch.hann_window(cfg.n_fft, periodic=True, dtype=dtype, device=device)
     spec = torch.stft(x, cfg.n_fft, cfg.hop_length, window=window, center=False, return_complex=True)
-    power = spec.abs().pow(cfg.power)  # (B, n_fft/2 + 1, T_max)
+    power = spec.abs().pow(cfg.power)  # (B, n_fft/2 + 1, T)
     fb = _mel_basis(sampling_rate, cfg).to(device=device, dtype=dtype)  # (F, n_fft/2 + 1)
-    mel = torch.matmul(fb, power).transpose(1, 2)  # (B, T_max, F)
+    mel = torch.matmul(fb, power).transpose(1, 2)  # (B, T, F)
     if cfg.log:
         mel = torch.log(mel + 1e-10)
-    out = mel.to(torch.float32).cpu().numpy()
-    return [out[i, : 1 + len(s) // cfg.hop_length] for i, s in enumerate(signals)]
+    return mel.to(torch.float32).cpu().numpy()
+
+
+def streamed_mel(blocks: Iterable[np.ndarray], sampling_rate: int, cfg: FeatureConfig = FeatureConfig(),
+                 peak: float = 1.0) -> Iterator[np.ndarray]:
+    """`mel_spectrogram` of a long clip given as consecutive sample blocks, with bounded memory.
+
+    Frames come out in order as soon as their samples are in; only about one block plus one window is
+    held. The frames equal those of `mel_spectrogram(peak_normalise(np.concatenate(blocks)))` (same
+    float32 division, same per-frame STFT) for clips longer than half a window.
+
+    Args:
+        blocks: consecutive (n_i,) float32 pieces of one mono clip (e.g. `core.audio.AudioStream`).
+        peak: every sample is first divided by it in float32 (the clip's max |x| for peak
+            normalisation, found by a first pass over the blocks; 1.0: none).
+
+    Yields:
+        (t_i, n_mels) float32 frame blocks; 1 + n_samples // hop_length frames in all.
+
+    Raises:
+        ValueError: the clip is not longer than `n_fft // 2` samples (use `mel_spectrogram`).
+    """
+    half, hop, device = cfg.n_fft // 2, cfg.hop_length, torch.device("cpu")
+    pending = np.zeros(0)  # centre-padded samples not yet consumed by a frame (float64)
+    last = np.zeros(0)  # the clip's latest half + 1 samples, for the reflection at its end
+    started = False
+    for block in blocks:
+        x = np.asarray(block, dtype=np.float32)
+        x = (x / np.float32(peak) if peak != 1.0 else x).astype(np.float64)
+        if not started:  # reflect-pad the start, as np.pad(mode="reflect") does for the whole clip
+            x = np.concatenate([last, x])  # a first block shorter than a window waits for the next
+            if len(x) <= half:
+                last = x
+                continue
+            pending, last, started = np.concatenate([x[half:0:-1], x]), x[-(half + 1):], True
+        else:
+            pending, last = np.concatenate([pending, x]), np.concatenate([last, x])[-(half + 1):]
+        n = 1 + (len(pending) - cfg.n_fft) // hop if len(pending) >= cfg.n_fft else 0
+        if n > 0:
+            yield _framed_mel(pending[None, : (n - 1) * hop + cfg.n_fft], sampling_rate, cfg, device)[0]
+            pending = pending[n * hop:]
+    if not started or len(last) <= half:
+        raise ValueError(f"streamed_mel needs a clip longer than n_fft // 2 = {half} samples")
+    tail = np.concatenate([pending, last[-2::-1][:half]])  # reflect-pad the end
+    if len(tail) >= cfg.n_fft:
+        yield _framed_mel(tail[None], sampling_rate, cfg, device)[0]
+
+
+def gather_chunks(frame_blocks: Iterable[np.ndarray], n_frames: int, cfg: ChunkConfig = ChunkConfig()) -> np.ndarray:
+    """Keep only the frames of a clip's C chunks from a stream of frame blocks (bounded memory).
+
+    Args:
+        frame_blocks: consecutive (t_i, F) blocks of one clip's T = `n_frames` >= m frames.
+
+    Returns:
+        (C, m, F) array: `cut_chunks(frames, chunk_starts(T))` without holding all T frames.
+    """
+    starts = chunk_starts(n_frames, cfg)
+    out, seen = None, 0
+    for block in frame_blocks:
+        if out is None:
+            out = np.zeros((len(starts), cfg.chunk_frames, block.shape[1]), block.dtype)
+        for i, s in enumerate(starts):  # copy the overlap of [s, s + m) with [seen, seen + len(block))
+            lo, hi = max(s, seen), min(s + cfg.chunk_frames, seen + len(block))
+            if lo < hi:
+                out[i, lo - s: hi - s] = block[lo - seen: hi - seen]
+        seen += len(block)
+    if out is None or seen != n_frames:
+        raise ValueError(f"expected {n_frames} frames, the stream had {seen}")
+    return out
 
 
 @functools.lru_cache(maxsize=8)

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.audio import AUDIO_EXTENSIONS, AudioLoadingError, audio_duration_s, load_audio, peak_normalise
+from core.audio import AUDIO_EXTENSIONS, AudioLoadingError, audio_duration_s
 from core.config import AVD, RunConfig
-from core.features import chunk_starts, mel_spectrograms, utterance_chunks
+from core.features import chunk_starts, normalise
+from core.frontend import ClipFeatures, load_features
 from core.latent import ChunkOutputs
 from core.metrics import ccc
 from core.model import keep_freed_memory, resolve_device
@@ -53,11 +54,12 @@ class Predictor:
         return cls(run.load_bundle(), device)
 
     @torch.inference_mode()
-    def predict_signals(self, signals: list[np.ndarray], embed: str | None = None
-                        ) -> tuple[np.ndarray, np.ndarray, ChunkOutputs | None]:
-        """Predict clips already decoded to mono at the run's sampling rate.
+    def predict_chunks(self, chunks: list[np.ndarray], embed: str | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, ChunkOutputs | None]:
+        """Predict clips from their un-normalised chunk features.
 
         Args:
+            chunks: one (C, m, F) float32 mel array per clip (`load` gives them).
             embed: name of a network whose chunk embeddings to return as well (None: none).
 
         Returns:
@@ -65,9 +67,8 @@ class Predictor:
             columns in `self.attributes` order; and the chunk outputs of `embed` ((N*C, 256) each).
         """
         cfg = self.bundle.config
-        signals = [peak_normalise(s) if cfg.audio.peak_normalise else s for s in signals]
-        mels = mel_spectrograms(signals, cfg.audio.sampling_rate, cfg.features)
-        x = torch.stack([utterance_chunks(m, self.mean, self.std, cfg.chunks, cfg.features.clip) for m in mels])
+        x = normalise(torch.from_numpy(np.stack(chunks)).to(self.mean.dtype), self.mean, self.std,
+                      cfg.features.clip).to(torch.float32)  # (N, C, m, F)
         n, c = x.shape[:2]
         x = x.reshape(n * c, 1, *x.shape[2:]).to(self.device).contiguous(memory_format=torch.channels_last)
         z = torch.empty(n * c, len(self.attributes))  # (N*C, A) z-normalised chunk outputs
@@ -85,28 +86,27 @@ class Predictor:
         return std * z.mean(dim=1).double().numpy() + mean, std * z.double().numpy() + mean, embedded
 
     def load(self, paths: list[str], *, refuse_silent: bool = False, max_duration_s: float | None = None
-             ) -> tuple[list[str], list[np.ndarray], dict[str, str]]:
-        """Decode files for prediction: (paths that loaded, their signals, {path: reason} for the rest).
+             ) -> tuple[list[ClipFeatures], dict[str, str]]:
+        """Decode files into their chunk features; long files are streamed (`core.frontend`).
 
         Args:
             refuse_silent: report an all-zero clip as an error instead of predicting on silence.
             max_duration_s: a stricter limit than the run's `audio.max_duration_s` (e.g. for uploads).
+
+        Returns:
+            the clips that loaded, in order ((C, m, F) `features`), and {path: reason} for the rest.
         """
         cfg = self.bundle.config
-        limit = min(cfg.audio.max_duration_s, max_duration_s or np.inf)
-        ok, signals, errors = [], [], {}
-        for path in paths:
+        clips, errors = load_features(paths, cfg.audio, cfg.features, cfg.chunks, as_chunks=True,
+                                      max_duration_s=max_duration_s, refuse_silent=refuse_silent)
+        usable = []
+        for clip in clips:
             try:
-                signal = load_audio(path, cfg.audio.sampling_rate, max_duration_s=limit)
-                _check_length(path, len(signal), cfg)
-                if refuse_silent and not np.any(signal):
-                    raise AudioLoadingError(path, "silent: every sample is zero")
+                _check_length(clip.path, clip.n_samples, cfg)
+                usable.append(clip)
             except AudioLoadingError as err:
-                errors[path] = err.reason
-                continue
-            ok.append(path)
-            signals.append(signal)
-        return ok, signals, errors
+                errors[clip.path] = err.reason
+        return usable, {p: errors[p] for p in paths if p in errors}
 
     def predict_files(self, paths: Iterable[str | Path], batch_size: int = 16,
                       progress: Callable[[int, int], None] | None = None) -> PredictionResult:
@@ -121,13 +121,14 @@ class Predictor:
         cfg = self.bundle.config
         rows, chunk_rows, errors = [], [], {}
         for start in range(0, len(paths), batch_size):
-            batch, signals, failed = self.load(paths[start: start + batch_size])
+            clips, failed = self.load(paths[start: start + batch_size])
             errors |= failed
-            if signals:
-                utterance, chunks, _ = self.predict_signals(signals)
-                for path, signal, u, ch in zip(batch, signals, utterance, chunks):
-                    rows.append((path, path, len(signal) / cfg.audio.sampling_rate, *u))
-                    chunk_rows += [(path, s, e, *values) for (s, e), values in zip(chunk_times(len(signal), cfg), ch)]
+            if clips:
+                utterance, chunks, _ = self.predict_chunks([c.features for c in clips])
+                for clip, u, ch in zip(clips, utterance, chunks):
+                    rows.append((clip.path, clip.path, clip.n_samples / cfg.audio.sampling_rate, *u))
+                    chunk_rows += [(clip.path, s, e, *values)
+                                   for (s, e), values in zip(chunk_times(clip.n_samples, cfg), ch)]
             if progress:
                 progress(min(start + batch_size, len(paths)), len(paths))
         utterances = pd.DataFrame(rows, columns=["file", "path", "duration_s", *self.attributes]).set_index("file")

@@ -82,3 +82,16 @@ def official_app_store(app_data, official_run, monkeypatch):
     monkeypatch.setenv("SER_DATA_DIR", str(app_data))
     monkeypatch.setenv("SER_RUNS_DIR", str(official_run.dir.parent))
     return official_run
+
+
+@pytest.fixture(scope="session")
+def one_hour_wav(tmp_path_factory) -> Path:
+    """A one-hour 8-kHz 16-bit clip (58 MB), written a minute at a time: a warbling tone."""
+    import soundfile as sf
+    path = tmp_path_factory.mktemp("long") / "one hour.wav"
+    t = np.arange(60 * 8_000) / 8_000
+    minute = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    with sf.SoundFile(path, "w", 8_000, 1, "PCM_16") as out:
+        for _ in range(60):
+            out.write(minute)
+    return path
