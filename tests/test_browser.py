@@ -10,10 +10,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import REPO
 from tests.helpers import sine, write_wav
+from tests.matrix import write_failure_matrix
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
@@ -89,3 +92,29 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
     table = Path(download.value.path()).read_text()
     assert table.startswith("source,cluster,size,share")
     print(f"first map after {first_map_s:.1f} s")
+
+
+def test_browser_upload_of_the_failure_matrix(served_app, browser_page, one_hour_wav, tmp_path):
+    """Every awkward upload at once, the hour-long one among them: each bad file gets its error, every
+    other one is located, and the session carries on."""
+    bad, good = write_failure_matrix(tmp_path / "inputs", one_hour_wav)
+    bad["silent.wav"] = "silent: every sample is zero"  # the app refuses to place silence
+    good.remove("silent.wav")
+    page = browser_page
+    page.goto(f"{served_app}/locate")
+    uploader = page.locator("[data-testid='stFileUploader'] input[type=file]")
+    uploader.wait_for(state="attached", timeout=180_000)
+    started = time.perf_counter()
+    uploader.set_input_files(sorted(str(p) for p in (tmp_path / "inputs").iterdir()))
+    for name, fragment in bad.items():
+        error = page.locator("[data-testid='stAlert']").filter(has_text=f"{name}: ")
+        error.first.wait_for(timeout=300_000)
+        assert fragment in error.first.inner_text()
+    with page.expect_download(timeout=120_000) as download:
+        page.get_by_role("button", name="Download the table (CSV)").click()
+    located = pd.read_csv(download.value.path())
+    print(f"{len(good) + len(bad)} uploads handled in {time.perf_counter() - started:.1f} s")
+    assert sorted(located["file"]) == good
+    assert np.isfinite(located[["arousal", "valence", "dominance", "x", "y"]].to_numpy()).all()
+    page.get_by_role("link", name="Latent map").click()  # the session survived
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)

@@ -7,8 +7,6 @@ import streamlit as st
 
 from app import figures, loaders, widgets
 
-MAX_UPLOAD_SECONDS = 600.0  # longer uploads are refused with a message (memory stays bounded)
-
 run_id, network = widgets.selected()
 st.title("Locate clips")
 uploads = st.file_uploader("Audio clips (wav, flac, ogg, mp3)", type=["wav", "flac", "ogg", "mp3"],
@@ -28,7 +26,8 @@ with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"{i:03d}-{name}"
         path.write_bytes(upload.getvalue())
         paths[str(path)] = name
-    located, errors = locator.locate_files(list(paths), refuse_silent=True, max_duration_s=MAX_UPLOAD_SECONDS)
+    # files over two minutes are streamed (bounded memory); the run's audio.max_duration_s refuses longer ones
+    located, errors = locator.locate_files(list(paths), refuse_silent=True)
 for path, reason in errors.items():
     st.error(f"{paths[path]}: {reason}")
 if located.empty:
