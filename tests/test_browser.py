@@ -2,6 +2,7 @@
 
 Needs /usr/bin/chromium (`.ci/run` installs it); skipped without it, a failure when SER_REQUIRE_BROWSER=1.
 """
+import contextlib
 import os
 import socket
 import subprocess
@@ -23,7 +24,8 @@ ARTIFACTS = REPO / "test-artifacts"
 
 
 @pytest.fixture
-def browser_page():
+def chromium():
+    """Headless Debian chromium (never a downloaded browser)."""
     if not CHROMIUM.exists():
         if os.environ.get("SER_REQUIRE_BROWSER") == "1":
             pytest.fail(f"{CHROMIUM} not found (SER_REQUIRE_BROWSER=1)")
@@ -33,17 +35,22 @@ def browser_page():
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        yield page
+        yield browser
         browser.close()
 
 
 @pytest.fixture
-def served_app(app_data):
+def browser_page(chromium):
+    return chromium.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+
+
+@contextlib.contextmanager
+def serve_app(data: Path):
+    """`streamlit run app` on a free 127.0.0.1 port over the data folder `data`; yields its URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "SER_DATA_DIR": str(app_data), "SER_RUNS_DIR": str(app_data / "runs")}
+    env = {**os.environ, "SER_DATA_DIR": str(data), "SER_RUNS_DIR": str(data / "runs")}
     process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app", "--server.port", str(port),
                                 "--server.address", "127.0.0.1", "--server.headless", "true"],
                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -61,6 +68,12 @@ def served_app(app_data):
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.fixture
+def served_app(app_data):
+    with serve_app(app_data) as url:
+        yield url
 
 
 def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_path):

@@ -1,0 +1,85 @@
+"""Two trainers of the same run, and two app sessions at once (one training, one exploring)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from core.store import RunStore
+from tests.conftest import REPO
+from tests.test_browser import chromium, serve_app  # noqa: F401  (fixtures)
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    from core.synthetic import make_demo_corpus
+    return make_demo_corpus(tmp_path_factory.mktemp("race-corpus"), n_train=30, n_dev=10, n_test=10, n_unlabelled=30)
+
+
+def _train(manifest, data):
+    env = {**os.environ, "SER_DATA_DIR": str(data), "SER_RUNS_DIR": str(data / "runs")}
+    return subprocess.Popen([sys.executable, "-m", "core", "train", "--corpus", str(manifest), "--preset", "tiny",
+                             "--set", "train.epochs=3"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def test_two_processes_training_the_same_run_cannot_corrupt_it(manifest, tmp_path):
+    reference = _train(manifest, tmp_path / "alone")
+    assert reference.wait(timeout=600) == 0, reference.stdout.read()
+    shared = tmp_path / "shared"
+    first, second = _train(manifest, shared), _train(manifest, shared)  # same corpus, config and store
+    outputs = [p.communicate(timeout=600)[0] for p in (first, second)]
+    codes = [first.returncode, second.returncode]
+    # One trains; the other is refused while the lock is held, or loads the run if it came after the end.
+    refused = [out for code, out in zip(codes, outputs) if code == 2]
+    assert sorted(codes) in ([0, 0], [0, 2]), outputs
+    assert all("is being trained by another process" in out for out in refused), refused
+    assert sum("epoch 3/3" in out for out in outputs) == 1, outputs  # trained exactly once
+
+    (alone,), (raced,) = RunStore(tmp_path / "alone" / "runs").list(), RunStore(shared / "runs").list()
+    assert raced.run_id == alone.run_id
+    strip = lambda run: [{k: v for k, v in json.loads(line).items() if k != "seconds"}  # noqa: E731
+                         for line in (run.dir / "history.jsonl").read_text().splitlines()]
+    assert strip(raced) == strip(alone)  # the same epochs, once each, with the same metrics
+    assert json.loads((raced.dir / "metrics.json").read_text())["test_ccc"] == \
+        json.loads((alone.dir / "metrics.json").read_text())["test_ccc"]
+    again = _train(manifest, shared)  # and the finished run is simply loaded
+    assert again.wait(timeout=300) == 0 and "epoch 1/3" not in again.stdout.read()
+
+
+def test_one_session_trains_while_another_explores(app_data, chromium, tmp_path):  # noqa: F811
+    """Session A starts a training run of minutes in the app; session B keeps changing the map meanwhile."""
+    from core.synthetic import make_demo_corpus
+    corpus = make_demo_corpus(tmp_path / "corpus", n_train=70, n_dev=10, n_test=10, n_unlabelled=70)
+    data = tmp_path / "data"
+    shutil.copytree(app_data / "runs", data / "runs")  # a private store: the shared one stays as it is
+    shutil.copytree(app_data / "cache", data / "cache")
+    with serve_app(data) as url:
+        trainer = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        trainer.goto(f"{url}/runs")
+        trainer.get_by_role("button", name="Train in the background").wait_for(timeout=120_000)
+        trainer.get_by_label("Corpus (manifest CSV, MSP-Podcast folder or folder of clips)").fill(
+            str(corpus))
+        # the preset stays at the first, "default" (SPEC's network, 50 epochs): it trains for long enough
+        assert trainer.get_by_role("combobox", name="Preset").input_value() == "default"
+        trainer.get_by_role("button", name="Train in the background").click()
+        trainer.locator("[data-testid='stProgress']").filter(has_text="epoch 1/50").wait_for(timeout=120_000)
+
+        explorer = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        explorer.goto(url)
+        explorer.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+        latencies = []
+        for colour, done in [("arousal", ".colorbar"), ("split", "text=train"), ("cluster", "text=cluster")]:
+            started = time.perf_counter()
+            explorer.locator("[data-testid='stSelectbox']").filter(has_text="Colour by").click()
+            explorer.get_by_role("option", name=colour, exact=True).click()
+            explorer.locator(".js-plotly-plot").first.locator(done).first.wait_for(timeout=60_000)
+            latencies.append(time.perf_counter() - started)
+        print("map recoloured while training, in s:", [round(t, 2) for t in latencies])
+        assert max(latencies) < 30
+        # ...and the training session is still alive, still training, and showing progress
+        trainer.locator("[data-testid='stProgress']").filter(has_text="epoch").wait_for(timeout=10_000)
+        assert "Finished" not in trainer.content()
