@@ -6,9 +6,9 @@ from core.audio import AudioLoadingError
 from core.explore import ExploreError
 from core.extraction import CorpusAudioError
 from core.manifest import ManifestError
-from core.store import RunNotFoundError
+from core.store import CorruptFileError, RunNotFoundError
 
-EXPECTED = (AudioLoadingError, CorpusAudioError, ExploreError, ManifestError, RunNotFoundError)
+EXPECTED = (AudioLoadingError, CorpusAudioError, CorruptFileError, ExploreError, ManifestError, RunNotFoundError)
 
 st.set_page_config(page_title="DeepEmoCluster Explorer", page_icon=":material/graphic_eq:", layout="wide")
 if not loaders.list_runs():  # a fresh machine: build and train the demo first, then the explorer appears

@@ -10,11 +10,12 @@ from core.inference import PredictionResult, Predictor
 from core.manifest import ManifestError, load_corpus, load_folder, load_manifest, load_msp_podcast, validate_manifest
 from core.model import EmotionCNN, ModelOutput
 from core.official import import_official
-from core.store import FeatureSet, FeatureStore, ModelBundle, Run, RunNotFoundError, RunStore
+from core.store import CorruptFileError, FeatureSet, FeatureStore, ModelBundle, Run, RunNotFoundError, RunStore
 from core.synthetic import make_corpus, make_demo_corpus
 
 __all__ = [
-    "AUDIO_EXTENSIONS", "AVD", "AudioConfig", "AudioLoadingError", "ChunkConfig", "CorpusAudioError", "EmotionCNN",
+    "AUDIO_EXTENSIONS", "AVD", "AudioConfig", "AudioLoadingError", "ChunkConfig", "CorpusAudioError", "CorruptFileError",
+    "EmotionCNN",
     "FeatureConfig", "FeatureSet", "FeatureStore", "LabelConfig", "ManifestError", "ModelBundle", "ModelConfig",
     "ModelOutput", "PredictionResult", "Predictor", "Run", "RunConfig", "RunNotFoundError", "RunStore",
     "apply_overrides", "chunk_starts", "config_hash", "cut_chunks", "extract_features", "import_official",

@@ -1,4 +1,4 @@
-"""Audio generators for tests (no downloads): written with soundfile into tmp folders."""
+"""Audio generators for tests (no downloads), written with soundfile into tmp folders, and a file corruptor."""
 from pathlib import Path
 
 import numpy as np
@@ -14,4 +14,20 @@ def sine(duration_s: float, sampling_rate: int = 16_000, frequency_hz: float = 2
 def write_wav(path: Path, signal: np.ndarray, sampling_rate: int = 16_000) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, signal, sampling_rate, subtype="PCM_16")
+    return path
+
+
+def corrupt(path: Path, how: str) -> Path:
+    """Damage a stored file on purpose: "flip" inverts 4 bytes in its middle (same size), "truncate"
+    keeps its first half. Then forgets the digests this process remembers, as a later process would."""
+    from core import store
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    if how == "flip":
+        data[middle: middle + 4] = bytes(b ^ 0xFF for b in data[middle: middle + 4])
+    else:
+        assert how == "truncate", how
+        del data[middle:]
+    path.write_bytes(bytes(data))
+    store._digests.clear()
     return path

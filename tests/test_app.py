@@ -69,11 +69,15 @@ def test_streamlit_config_file_is_in_effect():
     assert "maxUploadSize = 300" in out and "maxMessageSize = 400" in out and 'primaryColor = "#c2185b"' in out
 
 
-def test_a_core_error_is_shown_as_a_message_not_a_traceback(app_store, monkeypatch):
+@pytest.mark.parametrize("error", ["ExploreError", "CorruptFileError"])
+def test_a_core_error_is_shown_as_a_message_not_a_traceback(app_store, monkeypatch, error):
     from core.explore import ExploreError
+    from core.store import CorruptFileError
+    raised = {"ExploreError": ExploreError("run x has no corpus of its own"),
+              "CorruptFileError": CorruptFileError("runs/x/model.pt", "changed since it was written")}[error]
 
     def broken(*args, **kwargs):
-        raise ExploreError("run x has no corpus of its own")
+        raise raised
     monkeypatch.setattr("app.loaders.explore", broken)
     import streamlit as st
     st.cache_resource.clear()  # the explorations cached by earlier tests would hide the failure
@@ -81,6 +85,6 @@ def test_a_core_error_is_shown_as_a_message_not_a_traceback(app_store, monkeypat
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     assert not at.exception
-    assert at.error[0].value == "run x has no corpus of its own"
+    assert at.error[0].value == str(raised)
     st.cache_resource.clear()
     st.cache_data.clear()

@@ -1,4 +1,6 @@
 """Latent space, map, placement, analysis and exports on a tiny trained run and on the published models."""
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,7 @@ from core.manifest import load_manifest
 from core.projection import LatentProjector
 from core.store import RunStore
 from core.train import train
-from tests.helpers import sine, write_wav
+from tests.helpers import corrupt, sine, write_wav
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +63,22 @@ def test_projection_is_cached_and_trustworthy(exploration, coords):
     np.testing.assert_array_equal(project(exploration), coords)  # cache hit: identical
     X = exploration.latent.embeddings["cluster"]
     assert trustworthiness(X, coords, n_neighbors=5) >= 0.8
+
+
+def test_corrupted_latent_space_and_map_are_recomputed_equal(exploration, coords, cache, tmp_path):
+    shutil.copytree(exploration.run.dir, tmp_path / exploration.run.run_id)  # the fixture's files stay intact
+    run = RunStore(tmp_path).load(exploration.run.run_id)
+    folder = run.dir / exploration.folder.relative_to(exploration.run.dir)
+    (projection,) = (folder / "projections").glob("*.npy")
+    corrupt(folder / "chunk_cluster.npy", "flip")
+    corrupt(projection, "truncate")
+    with pytest.warns(UserWarning, match="chunk_cluster.npy: .*computing this latent space again"):
+        again = explore(run, cache_root=cache)
+    for name in ("chunk_cluster", "cluster", "cluster_share", "centroids"):
+        np.testing.assert_array_equal(getattr(again.latent, name), getattr(exploration.latent, name))
+    np.testing.assert_array_equal(again.latent.embeddings["cluster"], exploration.latent.embeddings["cluster"])
+    with pytest.warns(UserWarning, match=f"{projection.name}: .*fitting this projection again"):
+        np.testing.assert_array_equal(project(again), coords)
 
 
 def test_projector_places_the_unfitted_rest_inside_the_map():

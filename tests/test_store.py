@@ -1,14 +1,22 @@
+import hashlib
 import json
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from core.config import ModelConfig, RunConfig
+from core import store as store_module
+from core.__main__ import main
+from core.config import AudioConfig, ChunkConfig, FeatureConfig, ModelConfig, RunConfig
+from core.extraction import extract_features
+from core.latent import LatentSpace
 from core.model import EmotionCNN
-from core.store import (ModelBundle, Normalisation, RunNotFoundError, RunStore, atomic_write_bytes, load_bundle,
-                        save_bundle)
+from core.store import (COMPLETE, CorruptFileError, FeatureStore, ModelBundle, Normalisation, RunNotFoundError, RunStore,
+                        atomic_write_bytes, load_bundle, load_latent, load_projection, save_bundle,
+                        save_latent, save_projection)
+from tests.helpers import corrupt
 
 
 def _bundle():
@@ -56,3 +64,184 @@ def test_run_store_lists_only_complete_runs(tmp_path):
 def test_run_store_empty_latest_says_how_to_start(tmp_path):
     with pytest.raises(RunNotFoundError, match="import-official"):
         RunStore(tmp_path / "none").latest()
+
+
+# --- checksums: a file corrupted on purpose is rebuilt or reported, never used silently ----------
+
+FEATURES = (AudioConfig(), FeatureConfig(), ChunkConfig())
+
+
+def _extract(clips, root):
+    """Extract `clips` into the feature store under `root`: (store, a copy of the packed frames, stats)."""
+    table = pd.DataFrame({"path": [str(p) for p in clips]}, index=pd.Index([p.name for p in clips], name="file"))
+    store = FeatureStore(root, *FEATURES)
+    feats, stats = extract_features(table, store, *FEATURES, workers=1)
+    return store, np.array(feats.frames), stats
+
+
+def test_file_digest_is_the_sha256_and_size_written(tmp_path):
+    atomic_write_bytes(tmp_path / "x.bin", b"abc")
+    remembered = store_module._file_digest(tmp_path / "x.bin")
+    store_module._digests.clear()
+    assert store_module._file_digest(tmp_path / "x.bin") == remembered == {
+        "size": 3, "sha256": hashlib.sha256(b"abc").hexdigest()}
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate"])
+def test_corrupted_feature_shard_is_extracted_again(speechlike_clips, tmp_path, how):
+    store, reference, _ = _extract(speechlike_clips, tmp_path)
+    (shard,) = store.dir.glob("shard-*.npy")
+    (pack,) = store.dir.glob("packs/*.npy")
+    corrupt(shard, how)
+    corrupt(pack, "flip")  # so the pack is rebuilt from the re-extracted shard
+    with pytest.warns(UserWarning) as caught:
+        _, frames, stats = _extract(speechlike_clips, tmp_path)
+    messages = [str(w.message) for w in caught]
+    assert any(f"{shard.name}: " in m and "discarding this feature shard" in m for m in messages), messages
+    assert any(f"{pack.name}: " in m and "rebuilding this feature pack" in m for m in messages), messages
+    assert stats.n_extracted == 5 and not shard.exists()
+    np.testing.assert_array_equal(frames, reference)  # bit-identical
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate"])
+def test_corrupted_feature_pack_is_rebuilt_from_the_shards(speechlike_clips, tmp_path, how):
+    store, reference, _ = _extract(speechlike_clips, tmp_path)
+    (pack,) = store.dir.glob("packs/*.npy")
+    corrupt(pack, how)
+    with pytest.warns(UserWarning, match=f"{pack.name}.*rebuilding this feature pack from the shards"):
+        _, frames, stats = _extract(speechlike_clips, tmp_path)
+    assert stats.n_extracted == 0
+    np.testing.assert_array_equal(frames, reference)
+
+
+def test_edited_shard_index_is_detected(speechlike_clips, tmp_path):
+    store, reference, _ = _extract(speechlike_clips, tmp_path)
+    (index,) = store.dir.glob("shard-*.json")
+    marker = json.loads(index.read_text())
+    marker["entries"][1][1] += 1  # an offset off by one frame: the features of another clip
+    index.write_text(json.dumps(marker))
+    for pack in store.dir.glob("packs/*"):
+        pack.unlink()
+    with pytest.warns(UserWarning, match=f"{index.name}.*own checksum"):
+        _, frames, stats = _extract(speechlike_clips, tmp_path)
+    assert stats.n_extracted == 5
+    np.testing.assert_array_equal(frames, reference)
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate"])
+def test_corrupted_model_of_a_finished_run_is_reported_naming_it(tmp_path, speechlike_clips, capsys, how):
+    store = RunStore(tmp_path / "runs")
+    store.save_complete("r1", {"kind": "test", "config": RunConfig().to_dict()}, _bundle())
+    store.load("r1").load_bundle()  # intact
+    model = corrupt(tmp_path / "runs" / "r1" / "model.pt", how)
+    with pytest.raises(CorruptFileError, match=r"model\.pt.*train it again") as err:
+        store.load("r1").load_bundle()
+    assert err.value.path == model
+    assert main(["--runs-dir", str(tmp_path / "runs"), "predict", str(speechlike_clips[1])]) == 2
+    message = capsys.readouterr().err
+    assert message.startswith(f"error: {model}: ") and "Traceback" not in message
+
+
+def test_corrupted_run_config_leaves_the_run_out_of_the_list(tmp_path):
+    store = RunStore(tmp_path)
+    for run_id in ("r1", "r2"):
+        store.save_complete(run_id, {"kind": "test", "config": RunConfig().to_dict()}, _bundle())
+    corrupt(tmp_path / "r1" / "config.json", "flip")
+    with pytest.warns(UserWarning, match="leaving run r1 out: .*config.json"):
+        assert [r.run_id for r in store.list()] == ["r2"]
+    with pytest.raises(CorruptFileError, match="config.json"):
+        store.load("r1")
+
+
+def test_markers_written_before_checksums_are_trusted(tmp_path):
+    store = RunStore(tmp_path)
+    store.save_complete("r1", {"kind": "test", "config": RunConfig().to_dict()}, _bundle())
+    (tmp_path / "r1" / COMPLETE).write_bytes(b"")  # the previous version's empty marker
+    run = store.load("r1")
+    assert run.checksums is None and run.load_bundle().config == RunConfig(name="t")
+    save_projection(tmp_path, "k", np.ones((3, 2)), {"n_points": 3})
+    (tmp_path / "projections" / "k.json").write_text(json.dumps({"n_points": 3}))
+    np.testing.assert_array_equal(load_projection(tmp_path, "k"), np.ones((3, 2)))
+
+
+def _write_checkpoint(store: RunStore, epoch: int) -> None:
+    with store.writer("r1", {"kind": "trained", "config": RunConfig().to_dict()}) as writer:
+        writer.save_history([{"epoch": e} for e in range(epoch)])
+        writer.save_array("assignments", np.zeros((epoch, 4), np.int16))
+        writer.save_best(_bundle())
+        writer.save_checkpoint({"epoch": epoch, "weights": torch.arange(10_000.0)})
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate"])
+def test_corrupted_training_checkpoint_is_reported_with_the_way_out(tmp_path, how):
+    store = RunStore(tmp_path)
+    _write_checkpoint(store, 1)
+    corrupt(tmp_path / "r1" / "checkpoints" / "last.pt", how)
+    corrupt(tmp_path / "r1" / "checkpoints" / "best.pt", how)
+    with store.writer("r1", {}) as writer:  # a later process resuming
+        with pytest.raises(CorruptFileError, match=r"last\.pt: .*--force to start this run over"):
+            writer.load_checkpoint()
+        with pytest.raises(CorruptFileError, match=r"best\.pt"):
+            writer.load_best()
+        writer.reset()  # what --force does: start over
+        assert writer.load_checkpoint() is None
+
+
+@pytest.mark.parametrize("step", ["before the rename", "after the rename"])
+def test_a_crash_while_writing_a_checkpoint_is_not_taken_for_corruption(tmp_path, monkeypatch, step):
+    store = RunStore(tmp_path)
+    _write_checkpoint(store, 1)
+    journal_writes = []
+    real_write_json, real_write = store_module._write_checked_json, store_module._atomic_write
+
+    def killed_write_json(path, obj):  # the journal's second step never happens
+        journal_writes.append(path)
+        if len(journal_writes) == 2:
+            raise KeyboardInterrupt
+        real_write_json(path, obj)
+
+    def killed_write(path, data, digest):  # the new checkpoint never lands
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), store.writer("r1", {}) as writer:
+        monkeypatch.setattr(store_module, "_write_checked_json", killed_write_json)
+        if step == "before the rename":
+            monkeypatch.setattr(store_module, "_atomic_write", killed_write)
+        writer.save_checkpoint({"epoch": 2})
+    monkeypatch.setattr(store_module, "_write_checked_json", real_write_json)
+    monkeypatch.setattr(store_module, "_atomic_write", real_write)
+    store_module._digests.clear()
+    with store.writer("r1", {}) as writer:
+        assert writer.load_checkpoint()["epoch"] == (1 if step == "before the rename" else 2)
+
+
+def _latent(n: int = 4, n_chunks: int = 2) -> LatentSpace:
+    rng = np.random.default_rng(0)
+    files = pd.Index([f"u{i}.wav" for i in range(n)], name="file")
+    chunk = {s: rng.standard_normal((n * n_chunks, 8)).astype(np.float16) for s in ("cluster", "latent")}
+    return LatentSpace(files=files, n_chunks=n_chunks, chunk_embeddings=chunk,
+                       embeddings={s: v.reshape(n, n_chunks, -1).mean(1).astype(np.float32) for s, v in chunk.items()},
+                       chunk_cluster=np.arange(n * n_chunks) % 3, cluster=np.arange(n) % 3,
+                       cluster_share=np.full((n, 3), 1 / 3, np.float32), centroids=np.eye(3, 8, dtype=np.float32),
+                       centroid_source="training", predictions=pd.DataFrame({"arousal": np.arange(n, dtype=float)}, index=files))
+
+
+@pytest.mark.parametrize("name,how", [("chunk_cluster.npy", "flip"), ("predictions.parquet", "truncate"),
+                                      ("latent.json", "flip"), (COMPLETE, "flip")])
+def test_corrupted_latent_space_is_treated_as_absent(tmp_path, name, how):
+    save_latent(tmp_path, _latent())
+    assert load_latent(tmp_path) is not None
+    corrupt(tmp_path / name, how)
+    with pytest.warns(UserWarning, match=f"{name}.*computing this latent space again"):
+        assert load_latent(tmp_path) is None
+    assert not (tmp_path / COMPLETE).exists()
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate"])
+def test_corrupted_projection_is_treated_as_absent(tmp_path, how):
+    coords = np.random.default_rng(0).standard_normal((50, 2)).astype(np.float32)
+    save_projection(tmp_path, "k", coords, {"n_points": 50})
+    np.testing.assert_array_equal(load_projection(tmp_path, "k"), coords)
+    corrupt(tmp_path / "projections" / "k.npy", how)
+    with pytest.warns(UserWarning, match="k.npy.*fitting this projection again"):
+        assert load_projection(tmp_path, "k") is None
+    assert not list((tmp_path / "projections").iterdir())

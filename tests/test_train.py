@@ -7,8 +7,9 @@ import torch
 
 from core.config import apply_overrides, tiny
 from core.manifest import load_manifest
-from core.store import RunLockedError, RunStore
+from core.store import CorruptFileError, RunLockedError, RunStore
 from core.train import TrainingConfigError, _fit_clusters, _optimisers, _prepare_data, _pseudo_labels, run_id_for, train
+from tests.helpers import corrupt
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +112,20 @@ def test_same_seed_gives_identical_metrics_and_resume_equals_uninterrupted(tiny_
         assert first.test_ccc == resumed.test_ccc
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_resume_from_a_corrupted_checkpoint_is_refused_until_forced(tiny_corpus, cache, tmp_path):
+    def interrupt(progress):  # a Ctrl-C in the second epoch: the first epoch's checkpoint is on disk
+        if progress.epoch == 1 and progress.stage == "train joint":
+            raise KeyboardInterrupt
+    store = RunStore(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(), tiny_corpus, store, cache, progress=interrupt)
+    corrupt(store.root / run_id_for(tiny(), tiny_corpus) / "checkpoints" / "last.pt", "flip")
+    with pytest.raises(CorruptFileError, match=r"last\.pt: .*again with --force to start this run over"):
+        train(tiny(), tiny_corpus, store, cache)
+    result = train(tiny(), tiny_corpus, store, cache, force=True)
+    assert result.trained and list(result.history["epoch"]) == [0, 1]
 
 
 def test_second_process_cannot_train_a_locked_run(tiny_corpus, cache, tmp_path):
