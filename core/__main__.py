@@ -81,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = commands.add_parser("bench", help="measure speed on this machine; print a table, save JSON")
     p.add_argument("--out", type=Path, help="JSON file for the results")
-    p.add_argument("--no-training", action="store_true", help="skip the training benchmark (~2 minutes)")
+    p.add_argument("--no-training", action="store_true", help="skip the training benchmarks (demo preset, SPEC 2.7 epoch; ~6 minutes)")
     p.add_argument("--no-projection", action="store_true", help="skip the UMAP benchmarks (~4 minutes)")
+    p.add_argument("--no-app", action="store_true", help="skip the app cold-start benchmark in a browser (~2 minutes)")
     p.set_defaults(func=_bench)
 
     p = commands.add_parser("runs", help="list the runs in the store")
@@ -93,13 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     from core.extraction import CorpusAudioError
     from core.manifest import ManifestError
     from core.official import OfficialImportError
-    from core.store import RunLockedError, RunNotFoundError
+    from core.store import CorruptFileError, RunLockedError, RunNotFoundError
     from core.explore import ExploreError
     from core.train import TrainingConfigError
     try:
         return args.func(args)
     except (ManifestError, CorpusAudioError, OfficialImportError, RunNotFoundError, AudioLoadingError,
-            TrainingConfigError, RunLockedError, ExploreError) as err:
+            TrainingConfigError, RunLockedError, ExploreError, CorruptFileError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -355,7 +356,7 @@ def _export(args) -> int:
 def _bench(args) -> int:
     import json
     from core.bench import as_json, format_table, run_all
-    results = run_all(training=not args.no_training, projection=not args.no_projection)
+    results = run_all(training=not args.no_training, projection=not args.no_projection, app=not args.no_app)
     print(format_table(results))
     if args.out:
         args.out.write_text(json.dumps(as_json(results), indent=1))

@@ -1,8 +1,40 @@
-from core.bench import BenchResult, bench_predict_latency, format_table
+import json
+import os
+
+import pytest
+
+from core.bench import APP_CACHED, APP_FIRST, BenchResult, as_json, bench_app_cold_start, bench_predict_latency, \
+    browser_unavailable, format_table
 
 
 def test_bench_predict_latency_reports_a_positive_time_and_formats(tmp_path):
     result = bench_predict_latency(tmp_path, n_networks=1, repeats=2)
-    assert result.value > 0 and result.unit == "s"
-    table = format_table([result, BenchResult("x", 1.5, "s", "-")])
-    assert "| predict one 5-s clip" in table and "peak RSS" in table
+    assert result.value > 0 and result.unit == "s" and result.met is not None
+    skipped = BenchResult("app", None, "s", "none set", "skipped: no browser")
+    table = format_table([result, BenchResult("x", 1.5, "s", "-"), skipped])
+    assert "| predict one 5-s clip" in table and "peak RSS" in table and "device cpu" in table
+    assert "| app | skipped | none set |" in table
+    data = json.loads(json.dumps(as_json([result, skipped])))
+    assert data["machine"]["device"] == "cpu" and [r["name"] for r in data["results"]][1] == "app"
+
+
+@pytest.mark.slow  # two server starts and a UMAP fit: about a minute on 2 cores
+def test_app_cold_start_reaches_the_map_in_a_browser_twice(tmp_path):
+    if reason := browser_unavailable():
+        if os.environ.get("SER_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{reason} (SER_REQUIRE_BROWSER=1)")
+        pytest.skip(reason)
+    from core.config import tiny
+    from core.synthetic import make_demo_corpus
+    make_demo_corpus(tmp_path / "demo", n_train=20, n_dev=5, n_test=5, n_unlabelled=10)
+    results = bench_app_cold_start(tmp_path, tiny(), timeout_s=240)
+    assert [r.name for r in results] == [APP_FIRST, APP_CACHED]
+    assert all(r.value > 0 and r.peak_rss_mb > 0 for r in results)
+    assert [r["name"] for r in as_json(results)["results"]] == [APP_FIRST, APP_CACHED]
+
+
+def test_app_cold_start_without_a_browser_says_skipped(tmp_path, monkeypatch):
+    monkeypatch.setattr("core.bench.CHROMIUM", tmp_path / "no-chromium")
+    results = bench_app_cold_start(tmp_path)
+    assert [r.value for r in results] == [None, None]
+    assert all(r.detail.startswith("skipped: ") and "no-chromium" in r.detail for r in results)
