@@ -151,7 +151,7 @@ class Locator:
         """A table per clip (index `file`): attributes, cluster, map coordinates, nearest corpus clips.
 
         Args:
-            refuse_silent, max_duration_s: see `Predictor.load` (the app refuses silent and long uploads).
+            refuse_silent, max_duration_s: see `Predictor.load` (the app refuses silent uploads).
 
         Returns:
             the table and {path: reason} for files that could not be read.
