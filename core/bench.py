@@ -145,17 +145,9 @@ def bench_predict_latency(work: Path, n_networks: int = 3, repeats: int = 20) ->
     cfg = RunConfig()
     names = ("arousal", "dominance", "valence")[:n_networks]
     bundle = _untrained_bundle({a: ModelConfig(attributes=(a,)) for a in names}, cfg)
-    rng = np.random.default_rng(0)
-    clip = work / "clip5s.wav"
-    sf.write(clip, 0.3 * rng.standard_normal(5 * 16_000).astype(np.float32), 16_000)
+    clip = _noise_clip(work / "clip5s.wav", np.random.default_rng(0))
     predictor = Predictor(bundle, device="auto")
-    predictor.predict_files([clip])  # warm-up: oneDNN primitives, mel basis
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        predictor.predict_files([clip])
-        times.append(time.perf_counter() - t0)
-    seconds = float(np.median(times))
+    seconds = _warm_median_s(lambda: predictor.predict_files([clip]), repeats)
     return BenchResult("predict one 5-s clip (A+V+D, 3 networks), warm", seconds, "s", "<= 0.2 s (the authors' pipeline)",
                        f"median of {repeats}; device {predictor.device}", met=seconds <= 0.2)
 
@@ -177,18 +169,28 @@ def bench_locate(work: Path, n_corpus: int = 20_000, repeats: int = 20) -> Bench
                          "bench", pd.DataFrame(index=files))
     exploration = Exploration(run, "joint", pd.DataFrame(index=files), latent, work)
     locator = Locator(exploration, rng.normal(size=(n_corpus, 2)).astype(np.float32))
-    clip = work / "locate5s.wav"
-    sf.write(clip, 0.3 * rng.standard_normal(5 * 16_000).astype(np.float32), 16_000)
-    locator.locate_files([clip])  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        locator.locate_files([clip])
-        times.append(time.perf_counter() - t0)
-    seconds = float(np.median(times))
+    clip = _noise_clip(work / "locate5s.wav", rng)
+    seconds = _warm_median_s(lambda: locator.locate_files([clip]), repeats)
     return BenchResult(f"locate one 5-s clip in a {n_corpus:,}-utterance map, warm", seconds, "s", "<= 0.3 s",
                        f"median of {repeats}: audio, features, network, cluster, k-NN placement, neighbours; "
                        f"device {locator.predictor.device}", met=seconds <= 0.3)
+
+
+def _noise_clip(path: Path, rng: np.random.Generator, seconds: float = 5.0) -> Path:
+    """A 16-kHz noise clip: latency does not depend on what the audio says."""
+    sf.write(path, 0.3 * rng.standard_normal(int(seconds * 16_000)).astype(np.float32), 16_000)
+    return path
+
+
+def _warm_median_s(call, repeats: int) -> float:
+    """Median wall time of `call()` over `repeats` calls, after one warm-up (oneDNN primitives, mel basis)."""
+    call()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 def bench_projection(n_points: int, sample_size: int = 50_000) -> BenchResult:
