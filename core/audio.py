@@ -108,28 +108,8 @@ def load_audio(
             has 0 samples, contains NaN/inf samples, or is longer than ``max_duration_s``.
         ValueError: ``sampling_rate`` or ``max_duration_s`` is not positive.
     """
-    _check_header(path, sampling_rate, max_duration_s)
-    try:
-        data, sr_native = sf.read(os.fspath(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as err:
-        detail = getattr(err, "error_string", None) or str(err)
-        raise AudioLoadingError(path, f"decoding failed ({detail.rstrip('.')})") from err
-    if data.shape[0] == 0:
-        raise AudioLoadingError(path, "contains no audio samples (0 frames decoded)")
-    if not (np.isfinite(data.min()) and np.isfinite(data.max())):  # NaN propagates; no temp copy
-        raise AudioLoadingError(path, "contains NaN or infinite sample values")
-
-    # (frames, channels) -> (frames,): librosa.to_mono averages the same transposed view.
-    signal = data[:, 0] if data.shape[1] == 1 else np.mean(data.T, axis=0)
-    signal = np.ascontiguousarray(signal, dtype=np.float32)
-    if sr_native != sampling_rate:
-        # librosa.resample(res_type="soxr_hq") then fix_length to ceil(n * ratio), zero-padded.
-        n_out = int(math.ceil(signal.shape[0] * (float(sampling_rate) / sr_native)))
-        resampled = soxr.resample(signal, sr_native, sampling_rate, quality="HQ")
-        signal = np.zeros(n_out, dtype=np.float32)
-        n_copy = min(n_out, resampled.shape[0])
-        signal[:n_copy] = resampled[:n_copy]
-    return signal
+    # the whole file as one array: the same samples as streaming it (`AudioStream`), which this reuses
+    return np.concatenate(list(AudioStream(path, sampling_rate, max_duration_s=max_duration_s, block_frames=None)))
 
 
 class AudioStream:
@@ -141,13 +121,16 @@ class AudioStream:
     iteration decodes the file again, so a caller can make two passes (the peak, then the features)
     without ever holding an hour-long signal.
 
+    Args:
+        block_frames: input frames decoded at a time; None: the whole file in one block.
+
     Attributes:
         path: The file, as given.
         n_samples: Output length, known after the first complete iteration (None before).
     """
 
     def __init__(self, path: str | os.PathLike, sampling_rate: int = 16000, *, max_duration_s: float = 3600.0,
-                 block_frames: int = 1 << 16):
+                 block_frames: int | None = 1 << 16):
         self.info = _check_header(path, sampling_rate, max_duration_s)
         self.path, self.sampling_rate, self.block_frames = path, sampling_rate, block_frames
         self.n_samples: int | None = None
@@ -163,9 +146,11 @@ class AudioStream:
             sr_in, self.sampling_rate, 1, dtype="float32", quality="HQ")
         n_in = n_out = 0
         try:
-            for data in sf.blocks(os.fspath(self.path), blocksize=self.block_frames, dtype="float32", always_2d=True):
+            blocksize = self.block_frames or max(self.info.frames, 1)
+            for data in sf.blocks(os.fspath(self.path), blocksize=blocksize, dtype="float32", always_2d=True):
                 if not (np.isfinite(data.min()) and np.isfinite(data.max())):
                     raise AudioLoadingError(self.path, "contains NaN or infinite sample values")
+                # (frames, channels) -> (frames,): librosa.to_mono averages the same transposed view
                 signal = np.ascontiguousarray(data[:, 0] if data.shape[1] == 1 else np.mean(data.T, axis=0))
                 n_in += len(signal)
                 out = signal if resampler is None else resampler.resample_chunk(signal)
@@ -176,7 +161,8 @@ class AudioStream:
             raise AudioLoadingError(self.path, f"decoding failed ({detail.rstrip('.')})") from err
         if n_in == 0:
             raise AudioLoadingError(self.path, "contains no audio samples (0 frames decoded)")
-        # as load_audio: the resampler's remainder, then fix the length to ceil(n * ratio)
+        # librosa.resample(res_type="soxr_hq") then fix_length: the resampler's remainder, then the
+        # length ceil(n * ratio), zero-padded
         total = n_in if resampler is None else int(math.ceil(n_in * (float(self.sampling_rate) / sr_in)))
         if resampler is not None:
             rest = resampler.resample_chunk(np.zeros(0, np.float32), last=True)[: total - n_out]
