@@ -34,6 +34,8 @@ FLOP_PER_CHUNK = 0.875e9  # forward + backward of one 62 x 128 chunk through the
 AUTHORS_EPOCH_S = 172.0  # the authors' code, SPEC 2.7 setting, on this machine kind
 NO_TARGET = "none set"
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's build; a downloaded browser is never used
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",  # headless, offline, quiet
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync")
 REPO = Path(__file__).resolve().parents[1]  # `streamlit run app` runs from here
 
 
@@ -250,9 +252,7 @@ def bench_app_cold_start(data_dir: Path, cfg: RunConfig | None = None, timeout_s
     env = {**os.environ, "SER_DATA_DIR": str(data_dir), "SER_RUNS_DIR": str(runs)}
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_ARGS))
         try:
             starts = [_first_map(browser, env, data_dir / f"streamlit-{i}.log", timeout_s) for i in (1, 2)]
         finally:

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.bench import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import REPO
 from tests.helpers import sine, write_wav
 from tests.matrix import write_failure_matrix
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
 
 
@@ -32,9 +32,7 @@ def chromium():
         pytest.skip(f"{CHROMIUM} not installed")
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_ARGS))
         yield browser
         browser.close()
 
