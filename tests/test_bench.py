@@ -3,8 +3,10 @@ import os
 
 import pytest
 
-from core.bench import APP_CACHED, APP_FIRST, BenchResult, as_json, bench_app_cold_start, bench_predict_latency, \
-    browser_unavailable, format_table
+from benchmarks.app import APP_CACHED, APP_FIRST, bench_app_cold_start
+from benchmarks.browser import browser_unavailable
+from benchmarks.latency import bench_predict_latency
+from benchmarks.results import BenchResult, as_json, format_table
 
 
 def test_bench_predict_latency_reports_a_positive_time_and_formats(tmp_path):
@@ -34,7 +36,7 @@ def test_app_cold_start_reaches_the_map_in_a_browser_twice(tmp_path):
 
 
 def test_app_cold_start_without_a_browser_says_skipped(tmp_path, monkeypatch):
-    monkeypatch.setattr("core.bench.CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.setattr("benchmarks.browser.CHROMIUM", tmp_path / "no-chromium")
     results = bench_app_cold_start(tmp_path)
     assert [r.value for r in results] == [None, None]
     assert all(r.detail.startswith("skipped: ") and "no-chromium" in r.detail for r in results)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.bench import CHROMIUM, CHROMIUM_ARGS
+from benchmarks.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import REPO
 from tests.helpers import sine, write_wav
 from tests.matrix import write_failure_matrix

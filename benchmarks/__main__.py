@@ -1,0 +1,64 @@
+"""`python -m benchmarks`: measure speed on this machine, print the table, save it as JSON (`--out FILE`)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from core import keep_freed_memory
+from benchmarks.app import APP_FIRST, bench_app_cold_start
+from benchmarks.corpus import bench_demo_corpus, bench_feature_extraction
+from benchmarks.latency import bench_locate, bench_predict_latency
+from benchmarks.memory import with_peak_rss
+from benchmarks.projection import bench_projection
+from benchmarks.results import NO_TARGET, BenchResult, as_json, format_table
+from benchmarks.training import bench_demo_training, bench_training
+
+
+def run_all(work: Path | None = None, training: bool = True, projection: bool = True,
+            app: bool = True) -> list[BenchResult]:
+    """Every benchmark, each in a process of its own (but the app's, which measures its server's tree)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(work or tmp)
+        results = with_peak_rss(bench_demo_corpus, work)
+        manifest = work / "demo" / "manifest.csv"
+        results += with_peak_rss(bench_feature_extraction, manifest, work, 1)
+        results += with_peak_rss(bench_feature_extraction, manifest, work, 2)
+        results += with_peak_rss(bench_predict_latency, work)
+        results += with_peak_rss(bench_locate, work)
+        if app:  # measures its own server's memory, so not in a process of its own
+            try:
+                results += bench_app_cold_start(work)
+            except RuntimeError as err:  # a broken app start must not cost the rest of the table
+                results.append(BenchResult(APP_FIRST, None, "s", NO_TARGET, f"failed: {str(err).splitlines()[0]}"))
+        if projection:
+            for n in (10_000, 50_000, 150_000):
+                results += with_peak_rss(bench_projection, n)
+        if training:
+            results += with_peak_rss(bench_demo_training, manifest, work)
+            results += with_peak_rss(bench_training, work)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    keep_freed_memory()  # once per process: the training loop's allocation churn (~1.5x faster CPU steps)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks",
+                                     description="measure speed on this machine; print a table, save JSON")
+    parser.add_argument("--out", type=Path, help="JSON file for the results")
+    parser.add_argument("--no-training", action="store_true",
+                        help="skip the training benchmarks (demo preset, SPEC 2.7 epoch; ~6 minutes)")
+    parser.add_argument("--no-projection", action="store_true", help="skip the UMAP benchmarks (~4 minutes)")
+    parser.add_argument("--no-app", action="store_true",
+                        help="skip the app cold-start benchmark in a browser (~2 minutes)")
+    args = parser.parse_args(argv)
+    results = run_all(training=not args.no_training, projection=not args.no_projection, app=not args.no_app)
+    print(format_table(results))
+    if args.out:
+        args.out.write_text(json.dumps(as_json(results), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

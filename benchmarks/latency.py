@@ -1,0 +1,60 @@
+"""Warm latencies of one 5-s clip: predicting its attributes, and locating it in a large map."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core import RunStore
+from core.config import ModelConfig, RunConfig
+from benchmarks.inputs import noise_clip, untrained_bundle
+from benchmarks.results import BenchResult
+
+
+def bench_predict_latency(work: Path, n_networks: int = 3, repeats: int = 20) -> BenchResult:
+    """One 5-s clip, all three attributes with three per-attribute networks (the published setup)."""
+    from core.inference import Predictor
+    cfg = RunConfig()
+    names = ("arousal", "dominance", "valence")[:n_networks]
+    bundle = untrained_bundle({a: ModelConfig(attributes=(a,)) for a in names}, cfg)
+    clip = noise_clip(work / "clip5s.wav", np.random.default_rng(0))
+    predictor = Predictor(bundle, device="auto")
+    seconds = _warm_median_s(lambda: predictor.predict_files([clip]), repeats)
+    return BenchResult("predict one 5-s clip (A+V+D, 3 networks), warm", seconds, "s", "<= 0.2 s (the authors' pipeline)",
+                       f"median of {repeats}; device {predictor.device}", met=seconds <= 0.2)
+
+
+def bench_locate(work: Path, n_corpus: int = 20_000, repeats: int = 20) -> BenchResult:
+    """Locate one 5-s clip (decode, features, network, cluster, k-NN placement, neighbours) in a map of
+    `n_corpus` utterances; an untrained joint network and random embeddings: the cost is the same."""
+    import pandas as pd
+    from core.explore import Exploration, Locator
+    from core.latent import LatentSpace
+    cfg = RunConfig(name="bench")
+    bundle = untrained_bundle({"joint": cfg.model}, cfg)
+    run = RunStore(work / "locate-runs").save_complete("bench", {"kind": "bench", "config": cfg.to_dict()}, bundle)
+    rng = np.random.default_rng(0)
+    files = pd.Index([f"u{i}" for i in range(n_corpus)], name="file")
+    embeddings = rng.normal(size=(n_corpus, 256)).astype(np.float32)
+    latent = LatentSpace(files, 1, {}, {"cluster": embeddings, "latent": embeddings}, np.zeros(n_corpus, np.int64),
+                         np.zeros(n_corpus, np.int64), np.ones((n_corpus, 1), np.float32), rng.normal(size=(10, 256)),
+                         "bench", pd.DataFrame(index=files))
+    exploration = Exploration(run, "joint", pd.DataFrame(index=files), latent, work)
+    locator = Locator(exploration, rng.normal(size=(n_corpus, 2)).astype(np.float32))
+    clip = noise_clip(work / "locate5s.wav", rng)
+    seconds = _warm_median_s(lambda: locator.locate_files([clip]), repeats)
+    return BenchResult(f"locate one 5-s clip in a {n_corpus:,}-utterance map, warm", seconds, "s", "<= 0.3 s",
+                       f"median of {repeats}: audio, features, network, cluster, k-NN placement, neighbours; "
+                       f"device {locator.predictor.device}", met=seconds <= 0.3)
+
+
+def _warm_median_s(call, repeats: int) -> float:
+    """Median wall time of `call()` over `repeats` calls, after one warm-up (oneDNN primitives, mel basis)."""
+    call()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
