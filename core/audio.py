@@ -1,11 +1,14 @@
 """Audio input: decoding (soundfile), mono mix-down, soxr resampling and safe peak normalisation.
 
 Matches ``librosa.load(path, sr=...)`` numerically; computes no features and writes nothing to disk.
+Decoding is deterministic: only the frames the decoder delivers are used, never the rows of a buffer
+sized from the header (a damaged MP3 can decode shorter than its header claims; issue 10).
 """
 from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Iterator
 
 import numpy as np
@@ -30,6 +33,10 @@ class AudioLoadingError(Exception):
 
     def __reduce__(self):  # keeps the exception picklable (worker processes)
         return type(self), (self.path, self.reason)
+
+
+class ShortDecodeWarning(UserWarning):
+    """A file decoded to fewer frames than its header claims (damaged or truncated); its decoded frames are used."""
 
 
 def _read_info(path: str | os.PathLike):
@@ -71,6 +78,35 @@ def _check_header(path: str | os.PathLike, sampling_rate: int, max_duration_s: f
     return info
 
 
+def _decoded_blocks(path: str | os.PathLike, block_frames: int) -> Iterator[np.ndarray]:
+    """Decode ``path`` as float32 (frames, channels) blocks of at most ``block_frames`` rows.
+
+    Each block holds only frames the decoder delivered. ``soundfile.blocks`` cuts its blocks from the
+    header's frame count instead: when a damaged MP3 decodes shorter than its header claims, it yields
+    the never-written rows of an ``np.empty`` buffer (stale heap, so a different result each run).
+
+    Reads are plain ``sf_readf_float`` calls after one seek to the start. ``SoundFile.read`` seeks to
+    its own position again after every read, and for MP3 that seek makes libmpg123 re-decode frames
+    without their bit reservoir ("part2_3_length too large"): samples then differ by up to 1e-7
+    depending on where blocks end, and streaming would not equal whole-file decoding. The seek to the
+    start is kept because ``soundfile.read``/``blocks`` make it too, so whole files decode as before
+    (an MP3 decodes slightly differently without it). Stops at the header's frame count (the duration
+    limit was checked against it) or where the decoder ends.
+    """
+    with sf.SoundFile(os.fspath(path)) as f:
+        f.seek(0)
+        remaining = f.frames
+        while remaining > 0:
+            block = np.empty((min(block_frames, remaining), f.channels), np.float32)
+            # soundfile's own low-level read, minus its seek (private API; soundfile is pinned)
+            n = sf._snd.sf_readf_float(f._file, sf._ffi.cast("float *", block.ctypes.data), len(block))
+            sf._error_check(f._errorcode)
+            if n <= 0:
+                return
+            remaining -= n
+            yield block[:n]
+
+
 def audio_duration_s(path: str | os.PathLike) -> float:
     """Duration of an audio file read from its header, without decoding the samples.
 
@@ -107,6 +143,10 @@ def load_audio(
         AudioLoadingError: The file is missing, a directory, empty, not recognised or corrupt,
             has 0 samples, contains NaN/inf samples, or is longer than ``max_duration_s``.
         ValueError: ``sampling_rate`` or ``max_duration_s`` is not positive.
+
+    Warns:
+        ShortDecodeWarning: The file decoded to fewer frames than its header claims; the result holds
+            only the decoded frames.
     """
     # the whole file as one array: the same samples as streaming it (`AudioStream`), which this reuses
     return np.concatenate(list(AudioStream(path, sampling_rate, max_duration_s=max_duration_s, block_frames=None)))
@@ -121,12 +161,16 @@ class AudioStream:
     iteration decodes the file again, so a caller can make two passes (the peak, then the features)
     without ever holding an hour-long signal.
 
+    A file that decodes to fewer frames than its header claims (a damaged MP3) gives the frames it
+    decoded, the same every time, with a `ShortDecodeWarning` per iteration.
+
     Args:
         block_frames: input frames decoded at a time; None: the whole file in one block.
 
     Attributes:
         path: The file, as given.
-        n_samples: Output length, known after the first complete iteration (None before).
+        n_samples: Output length, known after the first complete iteration (None before); from the
+            frames actually decoded, not from the header.
     """
 
     def __init__(self, path: str | os.PathLike, sampling_rate: int = 16000, *, max_duration_s: float = 3600.0,
@@ -147,7 +191,7 @@ class AudioStream:
         n_in = n_out = 0
         try:
             blocksize = self.block_frames or max(self.info.frames, 1)
-            for data in sf.blocks(os.fspath(self.path), blocksize=blocksize, dtype="float32", always_2d=True):
+            for data in _decoded_blocks(self.path, blocksize):
                 if not (np.isfinite(data.min()) and np.isfinite(data.max())):
                     raise AudioLoadingError(self.path, "contains NaN or infinite sample values")
                 # (frames, channels) -> (frames,): librosa.to_mono averages the same transposed view
@@ -161,6 +205,10 @@ class AudioStream:
             raise AudioLoadingError(self.path, f"decoding failed ({detail.rstrip('.')})") from err
         if n_in == 0:
             raise AudioLoadingError(self.path, "contains no audio samples (0 frames decoded)")
+        if n_in < self.info.frames:  # said, since the clip is shorter than `duration_s` promised
+            warnings.warn(f"{os.fsdecode(self.path)}: decoded {n_in} frames, but its header claims "
+                          f"{self.info.frames}; using the {n_in} decoded frames (damaged or truncated file?)",
+                          ShortDecodeWarning, stacklevel=2)
         # librosa.resample(res_type="soxr_hq") then fix_length: the resampler's remainder, then the
         # length ceil(n * ratio), zero-padded
         total = n_in if resampler is None else int(math.ceil(n_in * (float(self.sampling_rate) / sr_in)))
