@@ -6,7 +6,7 @@ import torch
 
 from core.__main__ import main
 from core.official import OfficialImportError, find_official_files, import_official
-from core.store import RunStore
+from core.run_store import RunStore
 
 CLIPS = ["espeak_00", "human_alsa_Front_Center", "human_codec2_speech_orig_16k"]
 TAGS = {"arousal": "act", "dominance": "dom", "valence": "val"}
@@ -24,7 +24,11 @@ def test_imported_networks_reproduce_published_chunk_outputs(official_run, offic
     assert np.max(np.abs(out.attributes.numpy() - expected)) <= 1e-5
     if attribute == "arousal":
         latent = np.load(ref / f"{clip}__act_cnn_out.npy")
-        assert np.max(np.abs(out.embedding.numpy() - latent)) <= 1e-5
+        # The latent block's values reach ~50, where one float32 ulp is 4e-6, and each is a sum of 1024 such
+        # terms: convolution kernels that sum in another order (oneDNN's AMD and Intel code paths) differ by a
+        # few ulps of the layer's scale (5e-5 measured on an AMD EPYC), so the bound is 1e-5 of that scale.
+        scale = max(1.0, float(np.abs(latent).max()))
+        assert np.max(np.abs(out.embedding.numpy() - latent)) <= 1e-5 * scale
 
 
 def test_imported_run_holds_three_networks_with_published_sizes(official_run):
