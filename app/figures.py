@@ -1,21 +1,11 @@
 """Plotly figures of the app: pure functions of tables, no Streamlit, unit-tested on their own."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
 MAX_POINTS = 50_000  # above this the map shows a random sample (said on the page); WebGL stays fluid
-
-
-def with_errors(table: pd.DataFrame) -> pd.DataFrame:
-    """Adds `<attribute>_error` = predicted - true where both exist."""
-    out = table.copy()
-    for attribute in ("arousal", "valence", "dominance"):
-        if attribute in out and f"{attribute}_predicted" in out:
-            out[f"{attribute}_error"] = out[f"{attribute}_predicted"] - out[attribute]
-    return out
 
 
 def downsample(table: pd.DataFrame, max_points: int = MAX_POINTS, seed: int = 0) -> pd.DataFrame:
@@ -55,30 +45,6 @@ def cluster_heatmap(per_cluster: pd.DataFrame, attributes: list[str]) -> go.Figu
                      labels={"x": "attribute", "y": "cluster", "color": "mean"}).update_layout(height=60 + 28 * len(means))
 
 
-def selection_comparison(table: pd.DataFrame, selected: pd.Index, attributes: list[str]) -> pd.DataFrame:
-    """Mean and std of each attribute in the selection vs all shown points, and the difference."""
-    rows = {}
-    for attribute in attributes:
-        chosen, everything = table.loc[selected, attribute].dropna(), table[attribute].dropna()
-        rows[attribute] = {"selection mean": chosen.mean(), "all mean": everything.mean(),
-                           "difference": chosen.mean() - everything.mean(), "selection std": chosen.std(),
-                           "all std": everything.std(), "n selected": len(chosen)}
-    return pd.DataFrame.from_dict(rows, orient="index")
-
-
 def _natural(value) -> tuple:
     text = str(value)
     return (0, int(text)) if text.lstrip("-").isdigit() else (1, text)
-
-
-def prototypes(embeddings: np.ndarray, clusters: np.ndarray, centroids: np.ndarray, files: pd.Index, k: int = 3) -> pd.DataFrame:
-    """The k utterances nearest to each cluster's centroid (cluster space): the clusters' prototypes."""
-    rows = []
-    for cluster, centroid in enumerate(centroids):
-        members = np.flatnonzero(clusters == cluster)
-        if len(members) == 0:
-            continue
-        distance = np.linalg.norm(embeddings[members] - centroid, axis=1)
-        for rank, i in enumerate(members[np.argsort(distance)[:k]]):
-            rows.append({"cluster": cluster, "rank": rank + 1, "file": files[i], "distance": float(np.sort(distance)[rank])})
-    return pd.DataFrame(rows)

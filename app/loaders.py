@@ -15,11 +15,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.ablation import ablation_partner as core_ablation_partner
 from core.analysis import DependenceReport
 from core.config import UmapConfig, preset
-from core.explore import Exploration, Locator, analyze_exploration, explore, project, utterance_table
+from core.explore import (Exploration, Locator, analyze_exploration, corpus_to_explore, explore, project, prototypes,
+                          utterance_table)
 from core.manifest import load_corpus, load_manifest
-from core.store import Run, RunStore, default_data_dir, default_runs_dir
+from core.paths import default_cache_dir, default_runs_dir
+from core.run_store import Run, RunStore
+from core.synthetic import make_demo_corpus
+from core.train import train
 
 
 @dataclass
@@ -60,38 +65,19 @@ def _start(job: Job, target) -> Job:
     return job
 
 
-def runs_dir() -> Path:
-    return default_runs_dir()
-
-
 def list_runs() -> list[Run]:
-    return RunStore(runs_dir()).list()
+    return RunStore(default_runs_dir()).list()
 
 
 def ablation_partner(run_id: str) -> Run | None:
-    """The run with the same corpus and config except `train.use_unlabelled` (the SSL ablation), if any."""
-    runs = {r.run_id: r for r in list_runs()}
-    run = runs[run_id]
-    if run.info.get("kind") != "trained":
-        return None
-
-    def key(r: Run, flip: bool = False):
-        config = r.info["config"]
-        train = {**config["train"], "use_unlabelled": config["train"]["use_unlabelled"] ^ flip}
-        return r.info.get("corpus_fingerprint"), str(sorted({**config, "train": train}.items()))
-    wanted = key(run, flip=True)
-    return next((r for r in runs.values() if r.info.get("kind") == "trained" and key(r) == wanted), None)
-
-
-def demo_manifest() -> Path:
-    return default_data_dir() / "demo" / "manifest.csv"
+    runs = list_runs()
+    return core_ablation_partner(next(r for r in runs if r.run_id == run_id), runs)
 
 
 def _train_and_map(job: Job, corpus: pd.DataFrame, cfg) -> Run:
-    from core.train import train
-    result = train(cfg, corpus, RunStore(runs_dir()), default_data_dir() / "cache", progress=job.on_training)
+    result = train(cfg, corpus, RunStore(default_runs_dir()), default_cache_dir(), progress=job.on_training)
     job.update("embedding the corpus", 0, 1)
-    exploration = explore(result.run, cache_root=default_data_dir() / "cache", progress=job.update)
+    exploration = explore(result.run, cache_root=default_cache_dir(), progress=job.update)
     job.update("fitting the UMAP map (the first fit compiles numba code: ~1 min)", 0, 1)
     project(exploration)
     return result.run
@@ -104,7 +90,6 @@ def demo_job(data_dir: str, preset_name: str = "demo") -> Job:
     `$SER_DEMO_PRESET` picks another preset (the tests use "tiny" to get there in seconds).
     """
     def work(job: Job) -> Run:
-        from core.synthetic import make_demo_corpus
         manifest = make_demo_corpus(Path(data_dir) / "demo", progress=lambda d, t: job.update("synthesising the demo corpus", d, t))
         return _train_and_map(job, load_manifest(manifest), preset(preset_name))
     return _start(Job("demo"), work)
@@ -129,14 +114,8 @@ def start_training(corpus_path: str, preset_name: str) -> Job:
 @st.cache_resource(show_spinner="Embedding the corpus…", max_entries=4)
 def load_exploration(run_id: str, network: str | None) -> Exploration:
     """A run's latent space over its own corpus (imported models: over the built-in demo corpus)."""
-    run = RunStore(runs_dir()).load(run_id)
-    corpus = None
-    if run.info.get("kind") != "trained":
-        if not demo_manifest().exists():
-            from core.synthetic import make_demo_corpus
-            make_demo_corpus(demo_manifest().parent)
-        corpus = load_manifest(demo_manifest())
-    return explore(run, corpus, network=network, cache_root=default_data_dir() / "cache")
+    run = RunStore(default_runs_dir()).load(run_id)
+    return explore(run, corpus_to_explore(run), network=network, cache_root=default_cache_dir())
 
 
 @st.cache_data(show_spinner="Fitting the map…", max_entries=8)
@@ -152,6 +131,11 @@ def load_analysis(run_id: str, network: str | None, splits: tuple[str, ...] = ()
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def load_locator(run_id: str, network: str | None, space: str = "cluster") -> Locator:
     return Locator(load_exploration(run_id, network), load_map(run_id, network, 2, space), UmapConfig(space=space))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def load_prototypes(run_id: str, network: str | None, k: int = 1) -> pd.DataFrame:
+    return prototypes(load_exploration(run_id, network), k)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

@@ -2,14 +2,17 @@
 import streamlit as st
 
 from app import loaders, widgets
+from core.atomic import CorruptFileError
 from core.audio import AudioLoadingError
 from core.explore import ExploreError
 from core.extraction import CorpusAudioError
 from core.manifest import ManifestError
-from core.store import CorruptFileError, RunNotFoundError
+from core.run_store import RunNotFoundError
+from core.runtime import keep_freed_memory
 
 EXPECTED = (AudioLoadingError, CorpusAudioError, CorruptFileError, ExploreError, ManifestError, RunNotFoundError)
 
+keep_freed_memory()  # the server embeds, trains and predicts: `core.runtime` says why; idempotent on every rerun
 st.set_page_config(page_title="DeepEmoCluster Explorer", page_icon=":material/graphic_eq:", layout="wide")
 if not loaders.list_runs():  # a fresh machine: build and train the demo first, then the explorer appears
     st.navigation([st.Page("app_pages/getting_started.py", title="Getting started", icon=":material/hourglass_top:")]).run()

@@ -19,13 +19,13 @@ def run_picker_ui() -> None:
         st.session_state["run"] = ids[0]
     run_id = st.sidebar.selectbox("Run", ids, key="run")
     run = next(r for r in runs if r.run_id == run_id)
-    networks = run.info.get("source")
+    networks = run.info.source
     if networks:  # an imported published model: one network (and latent space) per attribute
         st.sidebar.selectbox("Latent space of", list(networks), key="network",
                              help="The published release has one model per attribute; each has its own space.")
     else:
         st.session_state["network"] = None
-    st.sidebar.caption(f"{run.info.get('kind', '')} run, created {run.info.get('created', '')}")
+    st.sidebar.caption(f"{run.info.kind} run, created {run.info.created}")
 
 
 def selected() -> tuple[str, str | None]:

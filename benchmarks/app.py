@@ -5,7 +5,7 @@ import os
 import time
 from pathlib import Path
 
-from core import RunStore
+from core import RunInfo, RunStore
 from core.config import RunConfig
 from benchmarks.browser import browser_unavailable, launch_chromium
 from benchmarks.inputs import untrained_bundle
@@ -41,7 +41,7 @@ def bench_app_cold_start(data_dir: Path, cfg: RunConfig | None = None, timeout_s
     cfg = cfg or demo()
     runs = data_dir / "app-runs"
     bundle = untrained_bundle({"joint": cfg.model}, cfg)
-    RunStore(runs).save_complete("bench-app", {"kind": "bench", "name": "bench", "config": cfg.to_dict()}, bundle)
+    RunStore(runs).save_complete(RunInfo(kind="bench", name="bench", config=cfg, run_id="bench-app"), bundle)
     env = {**os.environ, "SER_DATA_DIR": str(data_dir), "SER_RUNS_DIR": str(runs)}
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:

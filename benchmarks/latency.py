@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import RunStore
+from core import RunInfo, RunStore
 from core.config import ModelConfig, RunConfig
 from benchmarks.inputs import noise_clip, untrained_bundle
 from benchmarks.results import BenchResult
@@ -33,7 +33,7 @@ def bench_locate(work: Path, n_corpus: int = 20_000, repeats: int = 20) -> Bench
     from core.latent import LatentSpace
     cfg = RunConfig(name="bench")
     bundle = untrained_bundle({"joint": cfg.model}, cfg)
-    run = RunStore(work / "locate-runs").save_complete("bench", {"kind": "bench", "config": cfg.to_dict()}, bundle)
+    run = RunStore(work / "locate-runs").save_complete(RunInfo(kind="bench", name="bench", config=cfg, run_id="bench"), bundle)
     rng = np.random.default_rng(0)
     files = pd.Index([f"u{i}" for i in range(n_corpus)], name="file")
     embeddings = rng.normal(size=(n_corpus, 256)).astype(np.float32)

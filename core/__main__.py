@@ -1,106 +1,54 @@
-"""Command line: `python -m core <command>`; a thin layer over the core package."""
+"""Command line: `python -m core <command>`; a thin layer over the core package.
+
+Every subcommand is a row of `COMMANDS`: its name, help, arguments and the function that runs it.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
+from tqdm import tqdm
+
+from core.ablation import ablation_variants, ccc_table, run_ablation
+from core.atomic import CorruptFileError
+from core.audio import AudioLoadingError
+from core.config import RunConfig, apply_overrides, preset, toml_overrides
+from core.explore import ExploreError, Locator, analyze_exploration, explore, project
+from core.export import export_exploration
+from core.extraction import CorpusAudioError, extract_features
+from core.feature_store import FeatureStore
+from core.inference import Predictor, evaluate_corpus, expand_audio_paths
+from core.manifest import ManifestError, load_corpus
+from core.official import OfficialImportError, find_official_files, import_official
+from core.paths import default_cache_dir, default_demo_dir
+from core.run_store import Run, RunLockedError, RunNotFoundError, RunStore
+from core.runtime import keep_freed_memory
+from core.synthetic import make_demo_corpus
+from core.train import TrainingConfigError, train
+
+# what a user can cause and fix: a one-line message and exit code 2, never a traceback
+EXPECTED_ERRORS = (ManifestError, CorpusAudioError, OfficialImportError, RunNotFoundError, AudioLoadingError,
+                   TrainingConfigError, RunLockedError, ExploreError, CorruptFileError)
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core", description=(
-        "DeepEmoCluster Explorer: semi-supervised speech-emotion models (Lin, Sridhar & Busso, ICASSP 2021)."))
-    parser.add_argument("--runs-dir", type=Path, default=None, help="run store (default: $SER_RUNS_DIR or data/runs)")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = commands.add_parser("import-official", help="import the authors' published checkpoints as a run")
-    p.add_argument("--arousal", type=Path, help="*_Act.pth.tar")
-    p.add_argument("--dominance", type=Path, help="*_Dom.pth.tar")
-    p.add_argument("--valence", type=Path, help="*_Val.pth.tar")
-    p.add_argument("--norm-terms", type=Path, help="folder with feat/act/dom/val_norm_{means,stds}.mat")
-    p.add_argument("--from", dest="source", type=Path, help="a folder holding all of the above (found by name)")
-    p.set_defaults(func=_import_official)
-
-    p = commands.add_parser("predict", help="predict arousal, dominance and valence for audio files or folders")
-    p.add_argument("inputs", nargs="+", type=Path, help="audio files and/or folders (searched recursively)")
-    p.add_argument("--run", help="run id (default: the newest run in the store)")
-    p.add_argument("--out", type=Path, help="write the CSV here instead of stdout")
-    p.add_argument("--chunks", action="store_true", help="one row per chunk instead of per clip")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.set_defaults(func=_predict)
-
-    p = commands.add_parser("demo-corpus", help="generate the built-in demo corpus (synthesised speech)")
-    p.add_argument("--out", type=Path, default=None, help="folder (default: data/demo)")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_demo_corpus)
-
-    p = commands.add_parser("extract", help="extract and cache mel features of a corpus (parallel, incremental)")
-    p.add_argument("--corpus", type=Path, required=True, help="manifest CSV, MSP-Podcast root, or folder of clips")
-    p.add_argument("--unlabelled", type=Path, help="an extra folder of unlabelled clips")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: one per core for large corpora)")
-    p.add_argument("--skip-unreadable", action="store_true", help="warn about unreadable files instead of failing")
-    p.set_defaults(func=_extract)
-
-    p = commands.add_parser("train", help="train (or load, or resume) a DeepEmoCluster run on a corpus")
-    _corpus_arguments(p)
-    p.add_argument("--force", action="store_true", help="retrain even if this run exists")
-    p.set_defaults(func=_train)
-
-    p = commands.add_parser("ablation", help="train with and without the unlabelled stage; compare test CCC")
-    _corpus_arguments(p)
-    p.add_argument("--with-frozen-regressor", action="store_true",
-                   help="also train both with train.freeze_regressor=true (the released code's behaviour)")
-    p.set_defaults(func=_ablation)
-
-    p = commands.add_parser("evaluate", help="test CCC of a run (stored, or on a corpus's test splits)")
-    p.add_argument("run", nargs="?", help="run id (default: the newest run)")
-    p.add_argument("--corpus", type=Path, help="evaluate on this corpus's test splits instead of the stored metrics")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=_evaluate)
-
-    p = commands.add_parser("analyze", help="cluster-emotion dependence of a run's latent space (and its map)")
-    _explore_arguments(p)
-    p.add_argument("--split", action="append", help="only these splits (repeatable; default: all)")
-    p.add_argument("--shuffles", type=int, default=20, help="shuffled-cluster baselines")
-    p.add_argument("--no-map", action="store_true", help="skip fitting the UMAP map")
-    p.set_defaults(func=_analyze)
-
-    p = commands.add_parser("locate", help="place clips in a run's latent space: attributes, cluster, map, neighbours")
-    _explore_arguments(p)
-    p.add_argument("clips", nargs="+", type=Path, help="audio files and/or folders")
-    p.add_argument("--neighbours", type=int, default=5)
-    p.add_argument("--out", type=Path, help="write the CSV here instead of stdout")
-    p.set_defaults(func=_locate)
-
-    p = commands.add_parser("export", help="write the cluster-emotion, utterance and embedding tables")
-    _explore_arguments(p)
-    p.add_argument("--format", choices=["csv", "parquet", "json"], default="csv")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.set_defaults(func=_export)
-
-    p = commands.add_parser("bench", help="measure speed on this machine; print a table, save JSON")
-    p.add_argument("--out", type=Path, help="JSON file for the results")
-    p.add_argument("--no-training", action="store_true", help="skip the training benchmarks (demo preset, SPEC 2.7 epoch; ~6 minutes)")
-    p.add_argument("--no-projection", action="store_true", help="skip the UMAP benchmarks (~4 minutes)")
-    p.add_argument("--no-app", action="store_true", help="skip the app cold-start benchmark in a browser (~2 minutes)")
-    p.set_defaults(func=_bench)
-
-    p = commands.add_parser("runs", help="list the runs in the store")
-    p.set_defaults(func=_runs)
-
-    args = parser.parse_args(argv)
-    from core.audio import AudioLoadingError
-    from core.extraction import CorpusAudioError
-    from core.manifest import ManifestError
-    from core.official import OfficialImportError
-    from core.store import CorruptFileError, RunLockedError, RunNotFoundError
-    from core.explore import ExploreError
-    from core.train import TrainingConfigError
+    keep_freed_memory()  # every command runs the CNN pass after pass: `core.runtime` says why
+    args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except (ManifestError, CorpusAudioError, OfficialImportError, RunNotFoundError, AudioLoadingError,
-            TrainingConfigError, RunLockedError, ExploreError, CorruptFileError) as err:
+        return args.handler(args)
+    except EXPECTED_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -108,68 +56,46 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _store(args):
-    from core.store import RunStore
-    return RunStore(args.runs_dir)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description=(
+        "DeepEmoCluster Explorer: semi-supervised speech-emotion models (Lin, Sridhar & Busso, ICASSP 2021)."))
+    parser.add_argument("--runs-dir", type=Path, default=None, help="run store (default: $SER_RUNS_DIR or data/runs)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        p = commands.add_parser(command.name, help=command.help)
+        command.arguments(p)
+        p.set_defaults(handler=command.run)
+    return parser
 
 
-def _import_official(args) -> int:
-    from core.official import OfficialImportError, find_official_files, import_official
-    if args.source:
-        checkpoints, norm_dir = find_official_files(args.source)
-    else:
-        given = {"arousal": args.arousal, "dominance": args.dominance, "valence": args.valence}
-        if None in given.values() or args.norm_terms is None:
-            raise OfficialImportError("give --from FOLDER, or all of --arousal, --dominance, --valence and --norm-terms")
-        checkpoints, norm_dir = given, args.norm_terms
-    run = import_official(checkpoints, norm_dir, _store(args))
-    print(f"imported run {run.run_id} into {run.dir.parent}")
-    return 0
+# --- arguments -----------------------------------------------------------------------------------
+
+def _import_arguments(p) -> None:
+    p.add_argument("--arousal", type=Path, help="*_Act.pth.tar")
+    p.add_argument("--dominance", type=Path, help="*_Dom.pth.tar")
+    p.add_argument("--valence", type=Path, help="*_Val.pth.tar")
+    p.add_argument("--norm-terms", type=Path, help="folder with feat/act/dom/val_norm_{means,stds}.mat")
+    p.add_argument("--from", dest="source", type=Path, help="a folder holding all of the above (found by name)")
 
 
-def _predict(args) -> int:
-    from core.inference import Predictor, expand_audio_paths
-    store = _store(args)
-    run = store.load(args.run) if args.run else store.latest()
-    paths = expand_audio_paths(args.inputs)
-    if not paths:
-        print(f"error: no audio files in {', '.join(map(str, args.inputs))}", file=sys.stderr)
-        return 2
-    result = Predictor.from_run(run, args.device).predict_files(paths)
-    table = result.chunks if args.chunks else result.utterances.drop(columns="path")
-    csv = table.to_csv(float_format="%.6f")
-    if args.out:
-        args.out.write_text(csv)
-    else:
-        sys.stdout.write(csv)
-    for path, reason in result.errors.items():
-        print(f"error: {path}: {reason}", file=sys.stderr)
-    print(f"predicted {len(result.utterances)} of {len(paths)} files with run {run.run_id}", file=sys.stderr)
-    return 1 if result.errors else 0
+def _predict_arguments(p) -> None:
+    p.add_argument("inputs", nargs="+", type=Path, help="audio files and/or folders (searched recursively)")
+    p.add_argument("--run", help="run id (default: the newest run in the store)")
+    p.add_argument("--out", type=Path, help="write the CSV here instead of stdout")
+    p.add_argument("--chunks", action="store_true", help="one row per chunk instead of per clip")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
 
-def _demo_corpus(args) -> int:
-    from core.store import default_data_dir
-    from core.synthetic import make_demo_corpus
-    out = args.out or default_data_dir() / "demo"
-    manifest = make_demo_corpus(out, seed=args.seed, progress=_progress_bar("synthesising"))
-    print(f"demo corpus: {manifest}")
-    return 0
+def _demo_arguments(p) -> None:
+    p.add_argument("--out", type=Path, default=None, help="folder (default: data/demo)")
+    p.add_argument("--seed", type=int, default=0)
 
 
-def _extract(args) -> int:
-    from core.config import RunConfig
-    from core.extraction import extract_features
-    from core.manifest import load_corpus
-    from core.store import FeatureStore, default_data_dir
-    cfg = RunConfig()
-    table = load_corpus(args.corpus, unlabelled=args.unlabelled, labels=cfg.labels)
-    store = FeatureStore(default_data_dir() / "cache", cfg.audio, cfg.features, cfg.chunks)
-    feats, stats = extract_features(table, store, cfg.audio, cfg.features, cfg.chunks, workers=args.workers,
-                                    skip_unreadable=args.skip_unreadable, progress=_progress_bar("extracting"))
-    print(f"{len(feats.files)} utterances, {len(feats.frames)} frames; extracted {stats.n_extracted} new files "
-          f"({stats.audio_seconds:.0f} s of audio) in {stats.seconds:.1f} s, real-time factor {stats.real_time_factor:.4f}")
-    return 0
+def _extract_arguments(p) -> None:
+    p.add_argument("--corpus", type=Path, required=True, help="manifest CSV, MSP-Podcast root, or folder of clips")
+    p.add_argument("--unlabelled", type=Path, help="an extra folder of unlabelled clips")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: one per core for large corpora)")
+    p.add_argument("--skip-unreadable", action="store_true", help="warn about unreadable files instead of failing")
 
 
 def _corpus_arguments(p) -> None:
@@ -182,9 +108,103 @@ def _corpus_arguments(p) -> None:
     p.add_argument("--workers", type=int, default=None, help="feature-extraction processes")
 
 
-def _config(args):
-    from core.config import apply_overrides, preset, toml_overrides
-    from core.train import TrainingConfigError
+def _train_arguments(p) -> None:
+    _corpus_arguments(p)
+    p.add_argument("--force", action="store_true", help="retrain even if this run exists")
+
+
+def _ablation_arguments(p) -> None:
+    _corpus_arguments(p)
+    p.add_argument("--with-frozen-regressor", action="store_true",
+                   help="also train both with train.freeze_regressor=true (the released code's behaviour)")
+
+
+def _evaluate_arguments(p) -> None:
+    p.add_argument("run", nargs="?", help="run id (default: the newest run)")
+    p.add_argument("--corpus", type=Path, help="evaluate on this corpus's test splits instead of the stored metrics")
+    p.add_argument("--device", default="auto")
+
+
+def _explore_arguments(p) -> None:
+    p.add_argument("run", nargs="?", help="run id (default: the newest run)")
+    p.add_argument("--corpus", type=Path, help="explore this corpus (default: the run's own; required for imported models)")
+    p.add_argument("--unlabelled", type=Path, help="an extra folder of unlabelled clips for --corpus")
+    p.add_argument("--network", help="imported models: arousal, valence or dominance (default: arousal)")
+
+
+def _analyze_arguments(p) -> None:
+    _explore_arguments(p)
+    p.add_argument("--split", action="append", help="only these splits (repeatable; default: all)")
+    p.add_argument("--shuffles", type=int, default=20, help="shuffled-cluster baselines")
+    p.add_argument("--no-map", action="store_true", help="skip fitting the UMAP map")
+
+
+def _locate_arguments(p) -> None:
+    _explore_arguments(p)
+    p.add_argument("clips", nargs="+", type=Path, help="audio files and/or folders")
+    p.add_argument("--neighbours", type=int, default=5)
+    p.add_argument("--out", type=Path, help="write the CSV here instead of stdout")
+
+
+def _export_arguments(p) -> None:
+    _explore_arguments(p)
+    p.add_argument("--format", choices=["csv", "parquet", "json"], default="csv")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+def _load_run(args) -> Run:
+    """The run the command names (`run` or `--run`), else the newest one."""
+    return RunStore(args.runs_dir).get(getattr(args, "run", None))
+
+
+def _import_official(args) -> int:
+    if args.source:
+        checkpoints, norm_dir = find_official_files(args.source)
+    else:
+        given = {"arousal": args.arousal, "dominance": args.dominance, "valence": args.valence}
+        if None in given.values() or args.norm_terms is None:
+            raise OfficialImportError("give --from FOLDER, or all of --arousal, --dominance, --valence and --norm-terms")
+        checkpoints, norm_dir = given, args.norm_terms
+    run = import_official(checkpoints, norm_dir, RunStore(args.runs_dir))
+    print(f"imported run {run.run_id} into {run.dir.parent}")
+    return 0
+
+
+def _predict(args) -> int:
+    run = _load_run(args)
+    paths = expand_audio_paths(args.inputs)
+    if not paths:
+        print(f"error: no audio files in {', '.join(map(str, args.inputs))}", file=sys.stderr)
+        return 2
+    result = Predictor.from_run(run, args.device).predict_files(paths)
+    table = result.chunks if args.chunks else result.utterances.drop(columns="path")
+    _write_csv(table, args.out)
+    for path, reason in result.errors.items():
+        print(f"error: {path}: {reason}", file=sys.stderr)
+    print(f"predicted {len(result.utterances)} of {len(paths)} files with run {run.run_id}", file=sys.stderr)
+    return 1 if result.errors else 0
+
+
+def _demo_corpus(args) -> int:
+    manifest = make_demo_corpus(args.out or default_demo_dir(), seed=args.seed, progress=_progress_bar("synthesising"))
+    print(f"demo corpus: {manifest}")
+    return 0
+
+
+def _extract(args) -> int:
+    cfg = RunConfig()
+    table = load_corpus(args.corpus, unlabelled=args.unlabelled, labels=cfg.labels)
+    store = FeatureStore(default_cache_dir(), cfg.audio, cfg.features, cfg.chunks)
+    feats, stats = extract_features(table, store, cfg.audio, cfg.features, cfg.chunks, workers=args.workers,
+                                    skip_unreadable=args.skip_unreadable, progress=_progress_bar("extracting"))
+    print(f"{len(feats.files)} utterances, {len(feats.frames)} frames; extracted {stats.n_extracted} new files "
+          f"({stats.audio_seconds:.0f} s of audio) in {stats.seconds:.1f} s, real-time factor {stats.real_time_factor:.4f}")
+    return 0
+
+
+def _config(args) -> RunConfig:
     try:
         cfg = preset(args.preset)
         if args.config:
@@ -194,65 +214,134 @@ def _config(args):
         raise TrainingConfigError(str(err)) from err
 
 
-def _train_one(args, cfg, force: bool = False):
-    from core.manifest import load_corpus
-    from core.store import default_data_dir
-    from core.train import train
+def _train(args) -> int:
+    cfg = _config(args)
     corpus = load_corpus(args.corpus, unlabelled=args.unlabelled, labels=cfg.labels)
     printer = _TrainPrinter()
     try:
-        result = train(cfg, corpus, _store(args), default_data_dir() / "cache", force=force, progress=printer,
+        result = train(cfg, corpus, RunStore(args.runs_dir), default_cache_dir(), force=args.force, progress=printer,
                        workers=args.workers)
     finally:
         printer.close()
-    return result
-
-
-def _train(args) -> int:
-    result = _train_one(args, _config(args), force=args.force)
     verb = "trained" if result.trained else "loaded existing run"
     print(f"{verb} {result.run.run_id} ({result.run.dir})")
-    _print_test_ccc({result.run.run_id: result.test_ccc})
+    _print_ccc(ccc_table({result.run.run_id: result.test_ccc}))
     return 0
 
 
 def _ablation(args) -> int:
-    import dataclasses
     base = _config(args)
-    variants = {"with unlabelled": True, "labelled only": False}
-    rows = {}
-    for frozen in ([False, True] if args.with_frozen_regressor else [base.train.freeze_regressor]):
-        for label, use in variants.items():
-            cfg = dataclasses.replace(base, train=dataclasses.replace(base.train, use_unlabelled=use, freeze_regressor=frozen))
-            name = label + (", frozen regressor" if frozen else "")
-            print(f"== {name}", file=sys.stderr)
-            rows[name] = _train_one(args, cfg).test_ccc
-    _print_test_ccc(rows)
+    corpus = load_corpus(args.corpus, unlabelled=args.unlabelled, labels=base.labels)
+    printer, announced = _TrainPrinter(), set()
+
+    def report(label, progress) -> None:
+        if label not in announced:
+            announced.add(label)
+            print(f"== {label}", file=sys.stderr)
+        printer(progress)
+    try:
+        result = run_ablation(ablation_variants(base, with_frozen_regressor=args.with_frozen_regressor), corpus,
+                              RunStore(args.runs_dir), default_cache_dir(), progress=report, workers=args.workers)
+    finally:
+        printer.close()
+    _print_ccc(result.test_ccc)
     return 0
 
 
 def _evaluate(args) -> int:
-    from core.store import read_json
-    store = _store(args)
-    run = store.load(args.run) if args.run else store.latest()
+    run = _load_run(args)
     if args.corpus is None:
-        metrics = read_json(run, "metrics")
-        if not metrics:
+        metrics = run.metrics()
+        if metrics is None:
             print(f"error: run {run.run_id} has no stored test metrics; give --corpus", file=sys.stderr)
             return 2
-        _print_test_ccc({run.run_id: metrics["test_ccc"]})
+        _print_ccc(ccc_table({run.run_id: metrics.test_ccc}))
         return 0
-    from core.inference import Predictor, evaluate_corpus
-    from core.manifest import load_corpus
     corpus = load_corpus(args.corpus, labels=run.config.labels)
-    _print_test_ccc({run.run_id: evaluate_corpus(Predictor.from_run(run, args.device), corpus)})
+    _print_ccc(ccc_table({run.run_id: evaluate_corpus(Predictor.from_run(run, args.device), corpus)}))
     return 0
 
 
-def _print_test_ccc(rows: dict) -> None:
-    records = [{"run": name, "split": split, **ccc} for name, splits in rows.items() for split, ccc in splits.items()]
-    if records:
-        print(pd.DataFrame(records).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+def _print_ccc(table: pd.DataFrame) -> None:
+    if len(table):
+        print(table.reset_index().to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+def _exploration(args):
+    run = _load_run(args)
+    corpus = load_corpus(args.corpus, unlabelled=args.unlabelled, labels=run.config.labels) if args.corpus else None
+    return explore(run, corpus, network=args.network, progress=_stage_printer())
+
+
+def _stage_printer():
+    bars = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            bars[stage] = _progress_bar(stage)
+        bars[stage](done, total)
+    return update
+
+
+def _analyze(args) -> int:
+    exploration = _exploration(args)
+    report = analyze_exploration(exploration, args.split, args.shuffles)
+    latent = exploration.latent
+    print(f"run {exploration.run.run_id}, network {exploration.network}: {len(latent.files)} utterances, "
+          f"{len(latent.centroids)} clusters (centroids: {latent.centroid_source})")
+    print("\ndependence of clusters on each attribute (observed vs shuffled clusters, mean ± std):")
+    table = report.dependence.copy()
+    table["epsilon2 (shuffled)"] = [f"{m:.4f} ± {s:.4f}" for m, s in zip(table.shuffled_epsilon2_mean, table.shuffled_epsilon2_std)]
+    table["MI (shuffled)"] = [f"{m:.4f} ± {s:.4f}" for m, s in zip(table.shuffled_mi_mean, table.shuffled_mi_std)]
+    print(table[["n", "kruskal_h", "p_value", "epsilon2", "epsilon2 (shuffled)", "mutual_info", "MI (shuffled)"]]
+          .to_string(float_format=lambda v: f"{v:.4g}"))
+    if report.categorical:
+        print("\ncategorical emotion vs cluster: " + ", ".join(f"{k} {v:.4g}" for k, v in report.categorical.items()))
+    means = [c for c in report.per_cluster.columns if c.endswith("_mean")]
+    print("\nper cluster:\n" + report.per_cluster[["size", "share", *means]].to_string(float_format=lambda v: f"{v:.3f}"))
+    if not args.no_map:
+        project(exploration)
+        print(f"\nmap cached in {exploration.folder / 'projections'}")
+    return 0
+
+
+def _locate(args) -> int:
+    exploration = _exploration(args)
+    locator = Locator(exploration, project(exploration))
+    table, errors = locator.locate_files(expand_audio_paths(args.clips), n_neighbours=args.neighbours)
+    if len(table):
+        table["neighbours"] = table["neighbours"].map(" ".join)
+        table["neighbour_distances"] = table["neighbour_distances"].map(lambda d: " ".join(map(str, d)))
+        _write_csv(table, args.out)
+    for path, reason in errors.items():
+        print(f"error: {path}: {reason}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _export(args) -> int:
+    exploration = _exploration(args)
+    paths = export_exploration(exploration, analyze_exploration(exploration), project(exploration), args.out, args.format)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _runs(args) -> int:
+    runs = RunStore(args.runs_dir).list()
+    if not runs:
+        print("no runs yet: import the published models (python -m core import-official --from DIR) or train one")
+        return 0
+    print(pd.DataFrame([{"run": r.run_id, "kind": r.info.kind, "created": r.info.created} for r in runs])
+          .to_string(index=False))
+    return 0
+
+
+def _write_csv(table: pd.DataFrame, out: Path | None) -> None:
+    csv = table.to_csv(float_format="%.6f")
+    if out:
+        out.write_text(csv)
+    else:
+        sys.stdout.write(csv)
 
 
 class _TrainPrinter:
@@ -278,103 +367,7 @@ class _TrainPrinter:
             print(file=sys.stderr)
 
 
-def _explore_arguments(p) -> None:
-    p.add_argument("run", nargs="?", help="run id (default: the newest run)")
-    p.add_argument("--corpus", type=Path, help="explore this corpus (default: the run's own; required for imported models)")
-    p.add_argument("--unlabelled", type=Path, help="an extra folder of unlabelled clips for --corpus")
-    p.add_argument("--network", help="imported models: arousal, valence or dominance (default: arousal)")
-
-
-def _exploration(args):
-    from core.explore import explore
-    from core.manifest import load_corpus
-    store = _store(args)
-    run = store.load(args.run) if args.run else store.latest()
-    corpus = load_corpus(args.corpus, unlabelled=args.unlabelled, labels=run.config.labels) if args.corpus else None
-    return explore(run, corpus, network=args.network, progress=_stage_printer())
-
-
-def _stage_printer():
-    bars = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in bars:
-            bars[stage] = _progress_bar(stage)
-        bars[stage](done, total)
-    return update
-
-
-def _analyze(args) -> int:
-    from core.explore import analyze_exploration, project
-    exploration = _exploration(args)
-    report = analyze_exploration(exploration, args.split, args.shuffles)
-    latent = exploration.latent
-    print(f"run {exploration.run.run_id}, network {exploration.network}: {len(latent.files)} utterances, "
-          f"{len(latent.centroids)} clusters (centroids: {latent.centroid_source})")
-    print("\ndependence of clusters on each attribute (observed vs shuffled clusters, mean ± std):")
-    table = report.dependence.copy()
-    table["epsilon2 (shuffled)"] = [f"{m:.4f} ± {s:.4f}" for m, s in zip(table.shuffled_epsilon2_mean, table.shuffled_epsilon2_std)]
-    table["MI (shuffled)"] = [f"{m:.4f} ± {s:.4f}" for m, s in zip(table.shuffled_mi_mean, table.shuffled_mi_std)]
-    print(table[["n", "kruskal_h", "p_value", "epsilon2", "epsilon2 (shuffled)", "mutual_info", "MI (shuffled)"]]
-          .to_string(float_format=lambda v: f"{v:.4g}"))
-    if report.categorical:
-        print("\ncategorical emotion vs cluster: " + ", ".join(f"{k} {v:.4g}" for k, v in report.categorical.items()))
-    means = [c for c in report.per_cluster.columns if c.endswith("_mean")]
-    print("\nper cluster:\n" + report.per_cluster[["size", "share", *means]].to_string(float_format=lambda v: f"{v:.3f}"))
-    if not args.no_map:
-        project(exploration)
-        print(f"\nmap cached in {exploration.folder / 'projections'}")
-    return 0
-
-
-def _locate(args) -> int:
-    from core.explore import Locator, project
-    from core.inference import expand_audio_paths
-    exploration = _exploration(args)
-    locator = Locator(exploration, project(exploration))
-    table, errors = locator.locate_files(expand_audio_paths(args.clips), n_neighbours=args.neighbours)
-    if len(table):
-        table["neighbours"] = table["neighbours"].map(" ".join)
-        table["neighbour_distances"] = table["neighbour_distances"].map(lambda d: " ".join(map(str, d)))
-        csv = table.to_csv(float_format="%.6f")
-        args.out.write_text(csv) if args.out else sys.stdout.write(csv)
-    for path, reason in errors.items():
-        print(f"error: {path}: {reason}", file=sys.stderr)
-    return 1 if errors else 0
-
-
-def _export(args) -> int:
-    from core.explore import analyze_exploration, project
-    from core.export import export_exploration
-    exploration = _exploration(args)
-    paths = export_exploration(exploration, analyze_exploration(exploration), project(exploration), args.out, args.format)
-    for path in paths:
-        print(path)
-    return 0
-
-
-def _bench(args) -> int:
-    import json
-    from core.bench import as_json, format_table, run_all
-    results = run_all(training=not args.no_training, projection=not args.no_projection, app=not args.no_app)
-    print(format_table(results))
-    if args.out:
-        args.out.write_text(json.dumps(as_json(results), indent=1))
-    return 0
-
-
-def _runs(args) -> int:
-    runs = _store(args).list()
-    if not runs:
-        print("no runs yet: import the published models (python -m core import-official --from DIR) or train one")
-        return 0
-    print(pd.DataFrame([{"run": r.run_id, "kind": r.info.get("kind"), "created": r.info.get("created")}
-                        for r in runs]).to_string(index=False))
-    return 0
-
-
 def _progress_bar(label: str):
-    from tqdm import tqdm
     bar = None
 
     def update(done: int, total: int) -> None:
@@ -386,6 +379,21 @@ def _progress_bar(label: str):
             bar.close()
     return update
 
+
+COMMANDS = [
+    Command("import-official", "import the authors' published checkpoints as a run", _import_arguments, _import_official),
+    Command("predict", "predict arousal, dominance and valence for audio files or folders", _predict_arguments, _predict),
+    Command("demo-corpus", "generate the built-in demo corpus (synthesised speech)", _demo_arguments, _demo_corpus),
+    Command("extract", "extract and cache mel features of a corpus (parallel, incremental)", _extract_arguments, _extract),
+    Command("train", "train (or load, or resume) a DeepEmoCluster run on a corpus", _train_arguments, _train),
+    Command("ablation", "train with and without the unlabelled stage; compare test CCC", _ablation_arguments, _ablation),
+    Command("evaluate", "test CCC of a run (stored, or on a corpus's test splits)", _evaluate_arguments, _evaluate),
+    Command("analyze", "cluster-emotion dependence of a run's latent space (and its map)", _analyze_arguments, _analyze),
+    Command("locate", "place clips in a run's latent space: attributes, cluster, map, neighbours", _locate_arguments,
+            _locate),
+    Command("export", "write the cluster-emotion, utterance and embedding tables", _export_arguments, _export),
+    Command("runs", "list the runs in the store", lambda p: None, _runs),
+]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -114,3 +114,18 @@ def analyze(clusters: np.ndarray, labels: pd.DataFrame | None, predictions: pd.D
     if emotions is not None and emotions.notna().any():
         table, categorical = contingency(clusters, emotions)
     return DependenceReport(pd.concat(summaries, names=["source"]), pd.concat(tests, names=["source"]), table, categorical)
+
+
+def compare_selection(table: pd.DataFrame, selected: pd.Index, attributes: list[str]) -> pd.DataFrame:
+    """Mean and std of each attribute in a selection of utterances vs all of `table`, and the difference.
+
+    Returns:
+        one row per attribute; NaN values are left out of every statistic.
+    """
+    rows = {}
+    for attribute in attributes:
+        chosen, everything = table.loc[selected, attribute].dropna(), table[attribute].dropna()
+        rows[attribute] = {"selection mean": chosen.mean(), "all mean": everything.mean(),
+                           "difference": chosen.mean() - everything.mean(), "selection std": chosen.std(),
+                           "all std": everything.std(), "n selected": len(chosen)}
+    return pd.DataFrame.from_dict(rows, orient="index")

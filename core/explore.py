@@ -11,20 +11,24 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-import torch
 
 from core.analysis import DependenceReport, analyze
+from core.analysis_store import load_latent, load_projection, save_latent, save_projection
+from core.bundle import ModelBundle
 from core.clustering import nearest_centroid
-from core.config import AVD, UmapConfig, config_hash
-from core.dataset import make_chunk_set
+from core.config import UmapConfig, config_hash
+from core.dataset import Normaliser, make_chunk_set, utterance_mean
 from core.extraction import extract_features
+from core.feature_store import FeatureStore
+from core.forward import chunk_predictions, embed_networks
 from core.inference import Predictor
-from core.latent import LatentSpace, build_latent_space, cluster_shares, embed_chunks
-from core.manifest import corpus_fingerprint
+from core.latent import LATENT_FORMAT_VERSION, LatentSpace, build_latent_space, cluster_shares
+from core.manifest import corpus_fingerprint, load_manifest
 from core.model import resolve_device
+from core.paths import default_cache_dir, default_demo_dir
 from core.projection import LatentProjector
-from core.store import (FeatureStore, Run, analysis_dir, default_data_dir, load_latent, load_projection, read_centroids,
-                        read_corpus, save_latent, save_projection)
+from core.run_store import Run
+from core.synthetic import make_demo_corpus
 
 
 class ExploreError(ValueError):
@@ -54,44 +58,49 @@ def explore(run: Run, corpus: pd.DataFrame | None = None, *, network: str | None
         ExploreError: no corpus given for a run that has none, or an unknown network.
     """
     if corpus is None:
-        corpus = read_corpus(run)
+        corpus = run.corpus()
         if corpus is None:
             raise ExploreError(f"run {run.run_id} has no corpus of its own (an imported model): give one (--corpus)")
     bundle = run.load_bundle()
-    network = network or run.info.get("primary_network") or next(iter(bundle.networks))
+    network = network or run.info.primary_network or next(iter(bundle.networks))
     if network not in bundle.networks:
         raise ExploreError(f"unknown network {network!r}; run {run.run_id} has {sorted(bundle.networks)}")
-    folder = analysis_dir(run, f"{network}-{corpus_fingerprint(corpus)[:12]}")
+    # the format version is part of the key: a latent space computed another way is recomputed, never mixed in
+    folder = run.analysis_dir(f"{network}-{corpus_fingerprint(corpus)[:12]}-v{LATENT_FORMAT_VERSION}")
     latent = load_latent(folder)
     if latent is None:
-        latent = _compute_latent(run, bundle, network, corpus, cache_root or default_data_dir() / "cache", progress)
+        latent = _compute_latent(run, bundle, network, corpus, cache_root or default_cache_dir(), progress)
         save_latent(folder, latent)
     return Exploration(run, network, corpus.loc[latent.files], latent, folder)
 
 
-def _compute_latent(run, bundle, network, corpus, cache_root, progress) -> LatentSpace:
-    cfg = bundle.config
+def corpus_to_explore(run: Run, demo_dir: Path | None = None) -> pd.DataFrame:
+    """The corpus the app explores a run over: its own; for an imported model (which has none), the
+    built-in demo corpus, generated in `demo_dir` (default data/demo) on first use."""
+    corpus = run.corpus()
+    if corpus is not None:
+        return corpus
+    demo_dir = Path(demo_dir or default_demo_dir())
+    manifest = demo_dir / "manifest.csv"
+    if not manifest.exists():
+        make_demo_corpus(demo_dir)
+    return load_manifest(manifest)
+
+
+def _compute_latent(run: Run, bundle: ModelBundle, network: str, corpus: pd.DataFrame, cache_root: Path,
+                    progress) -> LatentSpace:
+    cfg, norm = bundle.config, bundle.normalisation
     report = progress or (lambda stage, done, total: None)
     store = FeatureStore(cache_root, cfg.audio, cfg.features, cfg.chunks)
     features, _ = extract_features(corpus, store, cfg.audio, cfg.features, cfg.chunks,
                                    progress=lambda d, t: report("features", d, t))
     chunk_set = make_chunk_set(features, features.files, cfg.chunks)
-    norm = bundle.normalisation
-    device = resolve_device("auto")
-    mean = torch.as_tensor(norm.feature_mean, dtype=torch.float32, device=device)
-    std = torch.as_tensor(norm.feature_std, dtype=torch.float32, device=device)
-    outputs, chunk_predictions = None, {}
-    for name, net in bundle.networks.items():
-        out = embed_chunks(net.to(device, memory_format=torch.channels_last), chunk_set, mean, std, cfg.features.clip,
-                           progress=lambda d, t: report(f"embedding ({name})", d, t))
-        chunk_predictions |= {a: out.attributes[:, j] for j, a in enumerate(net.cfg.attributes)}
-        if name == network:
-            outputs = out
-    chunk_predictions = {a: chunk_predictions[a] for a in AVD if a in chunk_predictions}
-    return build_latent_space(features.files, outputs, cfg.chunks.n_chunks,
-                              read_centroids(run) if run.info.get("kind") == "trained" else None,
-                              bundle.networks[network].n_clusters, chunk_predictions, norm.label_mean, norm.label_std,
-                              seed=cfg.seed)
+    normaliser = Normaliser.from_statistics(norm.feature_mean, norm.feature_std, cfg.features.clip, resolve_device("auto"))
+    outputs = embed_networks(bundle.networks, chunk_set, normaliser,
+                             progress=lambda name, d, t: report(f"embedding ({name})", d, t))
+    return build_latent_space(features.files, outputs[network], cfg.chunks.n_chunks,
+                              run.centroids() if run.info.trained else None, bundle.networks[network].n_clusters,
+                              chunk_predictions(bundle.networks, outputs), norm, seed=cfg.seed)
 
 
 def project(exploration: Exploration, cfg: UmapConfig = UmapConfig()) -> np.ndarray:
@@ -118,8 +127,26 @@ def analyze_exploration(exploration: Exploration, splits: list[str] | None = Non
                    seed=exploration.run.config.seed)
 
 
+def prototypes(exploration: Exploration, k: int = 3, space: str = "cluster") -> pd.DataFrame:
+    """The k utterances nearest to each cluster's centroid in the cluster space: the clusters' prototypes.
+
+    Returns:
+        one row per (cluster, rank): `cluster`, `rank` (1 = nearest), `file`, `distance`.
+    """
+    latent = exploration.latent
+    embeddings, rows = latent.embeddings[space], []
+    for cluster, centroid in enumerate(latent.centroids):
+        members = np.flatnonzero(latent.cluster == cluster)
+        distance = np.linalg.norm(embeddings[members] - centroid, axis=1)
+        order = np.argsort(distance)[:k]
+        rows += [{"cluster": cluster, "rank": rank + 1, "file": latent.files[members[i]], "distance": float(distance[i])}
+                 for rank, i in enumerate(order)]
+    return pd.DataFrame(rows, columns=["cluster", "rank", "file", "distance"])
+
+
 def utterance_table(exploration: Exploration, coords: np.ndarray | None = None) -> pd.DataFrame:
-    """One row per utterance: path, split, cluster, map coordinates, true and predicted attributes."""
+    """One row per utterance: path, split, cluster, map coordinates, true and predicted attributes, and the
+    prediction error (predicted - true, NaN where unlabelled)."""
     corpus, latent = exploration.corpus, exploration.latent
     table = corpus[["path", "split", "speaker", "emotion"]].copy()
     table["cluster"] = latent.cluster
@@ -130,6 +157,8 @@ def utterance_table(exploration: Exploration, coords: np.ndarray | None = None) 
     for attribute in latent.predictions.columns:
         table[attribute] = corpus[attribute]
         table[f"{attribute}_predicted"] = latent.predictions[attribute]
+    for attribute in latent.predictions.columns:  # error columns last, after every (true, predicted) pair
+        table[f"{attribute}_error"] = table[f"{attribute}_predicted"] - table[attribute]
     return table
 
 
@@ -161,16 +190,16 @@ class Locator:
         if not clips:
             return pd.DataFrame(), errors
         ok = [clip.path for clip in clips]
-        utterance, _, outputs = self.predictor.predict_chunks([c.features for c in clips], embed=self.exploration.network)
-        latent = self.exploration.latent
-        n, c = len(ok), outputs.cluster_features.shape[0] // len(ok)
+        predicted = self.predictor.predict_chunks([c.features for c in clips])
+        outputs, latent = predicted.outputs[self.exploration.network], self.exploration.latent
+        c = predicted.chunks.shape[1]  # C chunks per clip (N, C, A)
         vectors = {"cluster": outputs.cluster_features, "latent": outputs.latent}
-        embedding = vectors[self.cfg.space].reshape(n, c, -1).mean(1)
+        embedding = utterance_mean(vectors[self.cfg.space], c)  # as `build_latent_space` does for the corpus
         share = cluster_shares(nearest_centroid(outputs.cluster_features, latent.centroids), c, len(latent.centroids))
         coords = self.projector.transform(embedding)
         distances, neighbours = self.projector.neighbours(embedding, n_neighbours)
         files = latent.files
-        table = pd.DataFrame(utterance, columns=self.predictor.attributes, index=pd.Index(ok, name="file"))
+        table = pd.DataFrame(predicted.utterances, columns=self.predictor.attributes, index=pd.Index(ok, name="file"))
         table["cluster"] = share.argmax(1)
         for i, axis in enumerate("xyz"[: coords.shape[1]]):
             table[axis] = coords[:, i]

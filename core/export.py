@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.store import atomic_write_bytes
+from core.analysis import DependenceReport
+from core.atomic import atomic_write_bytes
+from core.explore import Exploration, utterance_table
 
 FORMATS = ("csv", "parquet", "json")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -57,14 +59,13 @@ def embeddings_table(files: pd.Index, embeddings: np.ndarray, prefix: str = "e")
                         columns=[f"{prefix}{i:03d}" for i in range(embeddings.shape[1])])
 
 
-def export_exploration(exploration, report, coords: np.ndarray | None, out_dir: Path, fmt: str,
-                       space: str = "cluster") -> list[Path]:
-    """Write every export of an exploration (`core.explore`) in one format; returns the files.
+def export_exploration(exploration: Exploration, report: DependenceReport, coords: np.ndarray | None, out_dir: Path,
+                       fmt: str, space: str = "cluster") -> list[Path]:
+    """Write every export of an exploration in one format; returns the files.
 
     Files: cluster_emotion (per source and cluster), dependence (per source and attribute, with the
     shuffled baseline), contingency (when categorical emotions exist), utterances, embeddings.
     """
-    from core.explore import utterance_table
     out_dir = Path(out_dir)
     tables = {"cluster_emotion": report.per_cluster, "dependence": report.dependence,
               "utterances": utterance_table(exploration, coords),

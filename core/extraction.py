@@ -21,7 +21,8 @@ import torch
 
 from core.config import AudioConfig, ChunkConfig, FeatureConfig
 from core.frontend import load_features
-from core.store import FeatureSet, FeatureStore
+from core.dataset import FeatureSet
+from core.feature_store import FeatureStore
 
 
 MIN_FILES_FOR_WORKERS = 2000  # in-process extraction runs at ~300 clips/s; spawning workers costs ~4 s

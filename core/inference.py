@@ -13,13 +13,23 @@ import pandas as pd
 import torch
 
 from core.audio import AUDIO_EXTENSIONS, AudioLoadingError, audio_duration_s
+from core.bundle import ModelBundle
 from core.config import AVD, RunConfig
-from core.features import chunk_starts, normalise
+from core.dataset import ChunkSet, Normaliser
+from core.features import chunk_starts
+from core.forward import ChunkOutputs, chunk_predictions, embed_networks, utterance_predictions
 from core.frontend import ClipFeatures, load_features
-from core.latent import ChunkOutputs
-from core.metrics import ccc
-from core.model import keep_freed_memory, resolve_device
-from core.store import ModelBundle, Run
+from core.metrics import attribute_ccc
+from core.model import resolve_device
+from core.run_store import Run
+
+
+@dataclass(frozen=True)
+class ClipPredictions:
+    """`Predictor.predict_chunks` of N clips, attribute columns in `Predictor.attributes` order."""
+    utterances: np.ndarray  # (N, A) float64, de-normalised chunk means
+    chunks: np.ndarray  # (N, C, A) float64, de-normalised
+    outputs: dict[str, ChunkOutputs]  # network -> its (N*C, ...) chunk outputs
 
 
 @dataclass(frozen=True)
@@ -30,60 +40,42 @@ class PredictionResult:
 
 
 class Predictor:
-    """Runs a `ModelBundle` on audio: the published frontend, C chunks per clip, the chunk mean.
-
-    An utterance's prediction is the mean of its chunks' z-normalised outputs (in float32, as the
-    authors' pipeline), de-normalised with the training label statistics (in float64).
+    """Runs a `ModelBundle` on audio: the published frontend, C chunks per clip, the one forward path
+    (`core.forward`), the chunk mean in z-space, de-normalised with the training label statistics.
     """
 
     def __init__(self, bundle: ModelBundle, device: str = "auto"):
         self.bundle = bundle
-        self.device = resolve_device(device)
-        if self.device.type == "cpu":
-            keep_freed_memory()
-        # channels-last is ~2x faster for this CNN on CPU; eval mode: dropout off, BatchNorm running stats
-        self.networks = {name: net.to(self.device, memory_format=torch.channels_last).eval()
+        norm, cfg = bundle.normalisation, bundle.config
+        self.normaliser = Normaliser.from_statistics(norm.feature_mean, norm.feature_std, cfg.features.clip,
+                                                     resolve_device(device))
+        self.networks = {name: net.to(self.normaliser.device, memory_format=torch.channels_last).eval()
                          for name, net in bundle.networks.items()}
-        norm = bundle.normalisation
-        self.mean = torch.as_tensor(norm.feature_mean, dtype=torch.float64)
-        self.std = torch.as_tensor(norm.feature_std, dtype=torch.float64)
         self.attributes = [a for a in AVD if any(a in net.cfg.attributes for net in self.networks.values())]
+
+    @property
+    def device(self) -> torch.device:
+        return self.normaliser.device
 
     @classmethod
     def from_run(cls, run: Run, device: str = "auto") -> "Predictor":
         return cls(run.load_bundle(), device)
 
-    @torch.inference_mode()
-    def predict_chunks(self, chunks: list[np.ndarray], embed: str | None = None
-                       ) -> tuple[np.ndarray, np.ndarray, ChunkOutputs | None]:
+    def predict_chunks(self, chunks: list[np.ndarray]) -> ClipPredictions:
         """Predict clips from their un-normalised chunk features.
 
         Args:
             chunks: one (C, m, F) float32 mel array per clip (`load` gives them).
-            embed: name of a network whose chunk embeddings to return as well (None: none).
-
-        Returns:
-            utterance predictions (N, A) float64 and chunk predictions (N, C, A) float64, de-normalised,
-            columns in `self.attributes` order; and the chunk outputs of `embed` ((N*C, 256) each).
         """
-        cfg = self.bundle.config
-        x = normalise(torch.from_numpy(np.stack(chunks)).to(self.mean.dtype), self.mean, self.std,
-                      cfg.features.clip).to(torch.float32)  # (N, C, m, F)
-        n, c = x.shape[:2]
-        x = x.reshape(n * c, 1, *x.shape[2:]).to(self.device).contiguous(memory_format=torch.channels_last)
-        z = torch.empty(n * c, len(self.attributes))  # (N*C, A) z-normalised chunk outputs
-        embedded = None
-        for name, net in self.networks.items():
-            out = net(x)
-            for j, attribute in enumerate(net.cfg.attributes):
-                z[:, self.attributes.index(attribute)] = out.attributes[:, j].float().cpu()
-            if name == embed:
-                embedded = ChunkOutputs(out.cluster_features.float().cpu().numpy(), out.embedding.float().cpu().numpy(),
-                                        out.attributes.float().cpu().numpy())
-        z = z.reshape(n, c, -1)
-        mean = np.array([self.bundle.normalisation.label_mean[a] for a in self.attributes])
-        std = np.array([self.bundle.normalisation.label_std[a] for a in self.attributes])
-        return std * z.mean(dim=1).double().numpy() + mean, std * z.double().numpy() + mean, embedded
+        chunk_set = ChunkSet.from_chunks(chunks)
+        outputs = embed_networks(self.networks, chunk_set, self.normaliser)
+        z = chunk_predictions(self.networks, outputs)
+        utterance = utterance_predictions(z, chunk_set.n_chunks, self.bundle.normalisation)
+        n, c = len(chunks), chunk_set.n_chunks
+        return ClipPredictions(
+            np.stack([utterance[a] for a in self.attributes], 1),
+            np.stack([self.bundle.normalisation.denormalise(a, z[a]) for a in self.attributes], 1).reshape(n, c, -1),
+            outputs)
 
     def load(self, paths: list[str], *, refuse_silent: bool = False, max_duration_s: float | None = None
              ) -> tuple[list[ClipFeatures], dict[str, str]]:
@@ -124,8 +116,8 @@ class Predictor:
             clips, failed = self.load(paths[start: start + batch_size])
             errors |= failed
             if clips:
-                utterance, chunks, _ = self.predict_chunks([c.features for c in clips])
-                for clip, u, ch in zip(clips, utterance, chunks):
+                predicted = self.predict_chunks([c.features for c in clips])
+                for clip, u, ch in zip(clips, predicted.utterances, predicted.chunks):
                     rows.append((clip.path, clip.path, clip.n_samples / cfg.audio.sampling_rate, *u))
                     chunk_rows += [(clip.path, s, e, *values)
                                    for (s, e), values in zip(chunk_times(clip.n_samples, cfg), ch)]
@@ -151,7 +143,8 @@ def file_chunk_times(path: str | Path, cfg: RunConfig) -> list[tuple[float, floa
 
 def evaluate_corpus(predictor: Predictor, corpus: pd.DataFrame,
                     splits: tuple[str, ...] = ("test", "test2", "test3")) -> dict[str, dict[str, float]]:
-    """Utterance-level CCC per attribute on each test split of a corpus present in it.
+    """Utterance-level CCC per attribute on each test split of a corpus present in it
+    (`core.metrics.attribute_ccc`: a clip without a label is left out of that attribute only).
 
     Raises:
         AudioLoadingError: a test clip could not be read (evaluating on a subset would mislead).
@@ -166,8 +159,8 @@ def evaluate_corpus(predictor: Predictor, corpus: pd.DataFrame,
             path, reason = next(iter(result.errors.items()))
             raise AudioLoadingError(path, f"{reason} ({len(result.errors)} unreadable test clips)")
         predicted = result.utterances.set_index("path").loc[rows["path"]]
-        out[split] = {a: ccc(rows[a].to_numpy(), predicted[a].to_numpy())
-                      for a in predictor.attributes if rows[a].notna().all()}
+        out[split] = attribute_ccc(rows[predictor.attributes].to_numpy(), predicted[predictor.attributes].to_numpy(),
+                                   predictor.attributes)
     return out
 
 

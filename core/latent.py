@@ -5,47 +5,20 @@ for the map, clusters and placement) and the shared latent block (offered as an 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
+from core.bundle import Normalisation
 from core.clustering import PseudoLabeler, nearest_centroid
-from core.dataset import ChunkSet, load_chunks
-from core.model import EmotionCNN
+from core.dataset import utterance_mean
+from core.forward import ChunkOutputs, utterance_predictions
 
-@dataclass(frozen=True)
-class ChunkOutputs:
-    cluster_features: np.ndarray  # (n_chunks, H) float32, cluster branch before its ReLU
-    latent: np.ndarray  # (n_chunks, D) float32, shared latent block (dropout off)
-    attributes: np.ndarray  # (n_chunks, A) float32, z-normalised predictions
-
-
-@torch.inference_mode()
-def embed_chunks(model: EmotionCNN, chunk_set: ChunkSet, mean: torch.Tensor, std: torch.Tensor, clip: float,
-                 batch_chunks: int = 64, progress=None) -> ChunkOutputs:
-    """Eval-mode pass over every chunk of a chunk set (no dropout, BatchNorm running statistics).
-
-    Args:
-        mean, std: (F,) float32 feature statistics on the model's device.
-        batch_chunks: chunks per forward pass (memory: ~8 MB per chunk for the first layers).
-        progress: optional callback(done_batches, total_batches).
-    """
-    model.eval()
-    outputs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    n_batches = math.ceil(len(chunk_set) / batch_chunks)
-    for b, start in enumerate(range(0, len(chunk_set), batch_chunks)):
-        index = np.arange(start, min(start + batch_chunks, len(chunk_set)))
-        out = model(load_chunks(chunk_set, index, mean, std, clip, mean.device))
-        outputs.append(tuple(t.float().cpu().numpy() for t in (out.cluster_features, out.embedding, out.attributes)))
-        if progress:
-            progress(b + 1, n_batches)
-    if not outputs:
-        width = (model.cfg.hidden_dim, model.cfg.latent_dim, len(model.cfg.attributes))
-        return ChunkOutputs(*(np.zeros((0, w), np.float32) for w in width))
-    return ChunkOutputs(*(np.concatenate(parts) for parts in zip(*outputs)))
+# Part of every cached latent space's key: a change to how embeddings, clusters or predictions are
+# computed bumps it, so caches written before are recomputed, never mixed in. 2: one forward path
+# (float64 normalisation everywhere, issue 10).
+LATENT_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -64,8 +37,8 @@ class LatentSpace:
 
 
 def build_latent_space(files: pd.Index, outputs: ChunkOutputs, n_chunks: int, centroids: np.ndarray | None,
-                       n_clusters: int, chunk_predictions: dict[str, np.ndarray], label_mean: dict[str, float],
-                       label_std: dict[str, float], seed: int = 0) -> LatentSpace:
+                       n_clusters: int, chunk_predictions: dict[str, np.ndarray], normalisation: Normalisation,
+                       seed: int = 0) -> LatentSpace:
     """Aggregate chunk outputs to utterances and assign clusters.
 
     Args:
@@ -76,7 +49,6 @@ def build_latent_space(files: pd.Index, outputs: ChunkOutputs, n_chunks: int, ce
     published models ship no centroids: then K-means with `n_clusters` (their head's size) runs over
     this corpus's chunks in that space, seeded, and `centroid_source` says so.
     """
-    n = len(files)
     chunk = {"cluster": outputs.cluster_features, "latent": outputs.latent}
     source = "training"
     if centroids is None:
@@ -84,13 +56,12 @@ def build_latent_space(files: pd.Index, outputs: ChunkOutputs, n_chunks: int, ce
         centroids, source = labeler.cluster_centers_, "k-means on this corpus"
     chunk_cluster = nearest_centroid(outputs.cluster_features, centroids)
     share = cluster_shares(chunk_cluster, n_chunks, len(centroids))
-    predictions = pd.DataFrame(  # the chunk mean in z-space (float32, as published), then de-normalised
-        {a: label_std[a] * z.reshape(n, n_chunks).mean(1).astype(np.float64) + label_mean[a]
-         for a, z in chunk_predictions.items()}, index=pd.Index(files, name="file"))
+    predictions = pd.DataFrame(utterance_predictions(chunk_predictions, n_chunks, normalisation),
+                               index=pd.Index(files, name="file"))
     return LatentSpace(
         files=pd.Index(files, name="file"), n_chunks=n_chunks,
         chunk_embeddings={s: v.astype(np.float16) for s, v in chunk.items()},
-        embeddings={s: v.reshape(n, n_chunks, -1).mean(1).astype(np.float32) for s, v in chunk.items()},
+        embeddings={s: utterance_mean(v, n_chunks) for s, v in chunk.items()},
         chunk_cluster=chunk_cluster, cluster=share.argmax(1), cluster_share=share,
         centroids=np.asarray(centroids, np.float32), centroid_source=source, predictions=predictions)
 

@@ -20,6 +20,25 @@ def ccc(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(2 * cov / denominator) if denominator > 0 else float("nan")
 
 
+def attribute_ccc(y_true: np.ndarray, y_pred: np.ndarray, attributes: tuple[str, ...] | list[str]) -> dict[str, float]:
+    """Utterance-level CCC per attribute: the one evaluator of training, `evaluate` and the explorer.
+
+    Partial labels: an utterance without a label for an attribute (NaN) is left out of that attribute's
+    CCC only; an attribute with fewer than two labelled utterances gets NaN.
+
+    Args:
+        y_true: (N, A) labels, NaN where missing, columns in `attributes` order.
+        y_pred: (N, A) predictions on the same scale (the CCC is unchanged by one affine map applied to both,
+            so z-normalised labels and predictions give the label-scale CCC).
+    """
+    y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
+    out = {}
+    for j, attribute in enumerate(attributes):
+        labelled = ~np.isnan(y_true[:, j])
+        out[attribute] = ccc(y_true[labelled, j], y_pred[labelled, j])
+    return out
+
+
 def ccc_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean over attributes of 1 - CCC, for (B, A) tensors; NaN targets (missing labels) are left out.
 

@@ -5,7 +5,6 @@ Plain nn.Module; no training logic, no disk.
 """
 from __future__ import annotations
 
-import ctypes
 import math
 from dataclasses import dataclass
 
@@ -69,22 +68,6 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def keep_freed_memory() -> bool:
-    """Stop glibc from returning large freed blocks to the OS between training steps.
-
-    Each step allocates and frees activations of tens of MB; by default glibc maps them fresh every
-    time, and the page faults that zero them took ~25 % of training time here (and as much kernel time
-    as user time). Keeping them mapped makes the CNN step ~1.5x faster on CPU; the cost is that the
-    process keeps its peak memory. Process-wide, Linux/glibc only; returns whether it applied.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's mallopt parameter numbers
-    return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 31))
 
 
 def _init_weights(m: nn.Module) -> None:

@@ -14,7 +14,8 @@ from scipy.io import loadmat
 
 from core.config import ModelConfig, RunConfig
 from core.model import EmotionCNN, official_state_dict
-from core.store import ModelBundle, Normalisation, Run, RunStore
+from core.bundle import ModelBundle, Normalisation
+from core.run_store import Run, RunInfo, RunStore
 
 # attribute -> (file tag in the published names, clusters K as published)
 OFFICIAL_ATTRIBUTES = {"arousal": ("act", 10), "dominance": ("dom", 30), "valence": ("val", 30)}
@@ -74,11 +75,11 @@ def import_official(checkpoints: dict[str, Path], norm_dir: Path, store: RunStor
     # The shared settings are the published frontend (RunConfig defaults); the model section
     # describes the arousal network, the one the map and analysis use by default (SPEC 4).
     config = RunConfig(name=name, model=networks["arousal"].cfg)
-    info = {"kind": "official", "name": name, "config": config.to_dict(), "primary_network": "arousal",
-            "source": {a: Path(p).name for a, p in checkpoints.items()}, "attribution": ATTRIBUTION,
-            "published_test_ccc": PUBLISHED_TEST_CCC,
-            "centroids": "none: derive clusters by K-means in the chosen network's space, or from its head's argmax"}
-    return store.save_complete(run_id, info, ModelBundle(networks, normalisation, config))
+    info = RunInfo(kind="official", name=name, config=config, run_id=run_id, primary_network="arousal",
+                   source={a: Path(p).name for a, p in checkpoints.items()}, attribution=ATTRIBUTION,
+                   published_test_ccc=PUBLISHED_TEST_CCC,
+                   centroids="none: derive clusters by K-means in the chosen network's space, or from its head's argmax")
+    return store.save_complete(info, ModelBundle(networks, normalisation, config))
 
 
 def find_official_files(folder: Path) -> tuple[dict[str, Path], Path]:

@@ -13,6 +13,13 @@ REPO = Path(__file__).resolve().parents[1]
 OFFICIAL = REPO.parent / "shared" / "official"
 
 
+def pytest_configure(config):
+    """The test session sets glibc's malloc options as the CLI, the app server and the benchmarks do
+    (`core.runtime`), so in-process training and embedding run at the speed users see."""
+    from core.runtime import keep_freed_memory
+    keep_freed_memory()
+
+
 @pytest.fixture(scope="session")
 def official_dir() -> Path:
     """The authors' published checkpoints and reference outputs, beside the repository.
@@ -32,7 +39,7 @@ def official_dir() -> Path:
 def official_run(official_dir, tmp_path_factory):
     """The published models imported into a temporary run store."""
     from core.official import find_official_files, import_official
-    from core.store import RunStore
+    from core.run_store import RunStore
     store = RunStore(tmp_path_factory.mktemp("official-runs"))
     checkpoints, norm_dir = find_official_files(official_dir)
     return import_official(checkpoints, norm_dir, store)
@@ -57,7 +64,7 @@ def app_data(tmp_path_factory):
     from core.config import apply_overrides, tiny
     from core.explore import explore, project
     from core.manifest import load_manifest
-    from core.store import RunStore
+    from core.run_store import RunStore
     from core.synthetic import make_demo_corpus
     from core.train import train
     data = tmp_path_factory.mktemp("app-data")

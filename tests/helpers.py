@@ -20,7 +20,7 @@ def write_wav(path: Path, signal: np.ndarray, sampling_rate: int = 16_000) -> Pa
 def corrupt(path: Path, how: str) -> Path:
     """Damage a stored file on purpose: "flip" inverts 4 bytes in its middle (same size), "truncate"
     keeps its first half. Then forgets the digests this process remembers, as a later process would."""
-    from core import store
+    from core import atomic
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
     if how == "flip":
@@ -29,5 +29,5 @@ def corrupt(path: Path, how: str) -> Path:
         assert how == "truncate", how
         del data[middle:]
     path.write_bytes(bytes(data))
-    store._digests.clear()
+    atomic._digests.clear()
     return path

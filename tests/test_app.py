@@ -72,7 +72,7 @@ def test_streamlit_config_file_is_in_effect():
 @pytest.mark.parametrize("error", ["ExploreError", "CorruptFileError"])
 def test_a_core_error_is_shown_as_a_message_not_a_traceback(app_store, monkeypatch, error):
     from core.explore import ExploreError
-    from core.store import CorruptFileError
+    from core.atomic import CorruptFileError
     raised = {"ExploreError": ExploreError("run x has no corpus of its own"),
               "CorruptFileError": CorruptFileError("runs/x/model.pt", "changed since it was written")}[error]
 

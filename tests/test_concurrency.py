@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from core.store import RunStore
+from core.run_store import RunStore
 from tests.conftest import REPO
 from tests.test_browser import chromium, serve_app  # noqa: F401  (fixtures)
 

@@ -10,7 +10,7 @@ from core.config import UmapConfig, tiny
 from core.explore import Locator, analyze_exploration, explore, project
 from core.manifest import load_manifest
 from core.projection import LatentProjector
-from core.store import RunStore
+from core.run_store import RunStore
 from core.train import train
 from tests.helpers import corrupt, sine, write_wav
 
@@ -136,3 +136,26 @@ def test_published_models_through_analyze_locate_export(official_run, corpus, tm
         assert names == ["cluster_emotion", "contingency", "dependence", "embeddings", "utterances"]
     utterances = pd.read_parquet(tmp_path / "parquet" / "utterances.parquet")
     assert len(utterances) == 80 and {"x", "y", "cluster", "arousal_predicted"} <= set(utterances.columns)
+
+
+def test_locate_a_corpus_clip_lands_on_its_own_corpus_point(exploration, coords):
+    """One forward path (issue 10): a corpus clip located as an upload gets its corpus point's embedding,
+    cluster and prediction, and lands on the map where the corpus point is."""
+    corpus, latent = exploration.corpus, exploration.latent
+    picks = [int(np.flatnonzero(corpus["split"].to_numpy() == split)[0]) for split in ("train", "dev", "unlabelled")]
+    paths = [str(corpus["path"].iloc[i]) for i in picks]
+    locator = Locator(exploration, coords)
+    clips, errors = locator.predictor.load(paths)
+    assert errors == {}
+    predicted = locator.predictor.predict_chunks([c.features for c in clips])
+    outputs = predicted.outputs[exploration.network]
+    for space, chunk in (("cluster", outputs.cluster_features), ("latent", outputs.latent)):
+        embedding = chunk.reshape(len(picks), latent.n_chunks, -1).mean(1)
+        np.testing.assert_allclose(embedding, latent.embeddings[space][picks], atol=1e-5, rtol=0)
+    table, errors = locator.locate_files(paths)
+    assert errors == {}
+    assert list(table["cluster"]) == list(latent.cluster[picks])
+    for attribute in latent.predictions.columns:
+        np.testing.assert_allclose(table[attribute], latent.predictions[attribute].iloc[picks], atol=1e-5, rtol=0)
+    extent = coords.max(0) - coords.min(0)
+    assert np.all(np.abs(table[["x", "y"]].to_numpy() - coords[picks]) <= 1e-3 * extent)

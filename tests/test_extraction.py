@@ -9,7 +9,7 @@ from core.config import AudioConfig, ChunkConfig, FeatureConfig
 from core.extraction import CorpusAudioError, extract_features
 from core.features import mel_spectrogram, pad_short
 from core.audio import load_audio, peak_normalise
-from core.store import FeatureStore
+from core.feature_store import FeatureStore
 
 CFG = dict(audio=AudioConfig(), features=FeatureConfig(), chunks=ChunkConfig())
 

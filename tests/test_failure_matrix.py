@@ -11,7 +11,7 @@ import pytest
 from core.__main__ import main
 from core.config import AudioConfig, ChunkConfig, FeatureConfig
 from core.extraction import CorpusAudioError, extract_features
-from core.store import FeatureStore
+from core.feature_store import FeatureStore
 from tests.matrix import write_failure_matrix
 
 

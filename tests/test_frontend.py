@@ -90,7 +90,7 @@ def test_long_silent_and_nan_files(tmp_path, monkeypatch):
 PEAK_RSS = """
 import json, resource, sys
 from core.inference import Predictor
-from core.store import RunStore
+from core.run_store import RunStore
 predictor = Predictor.from_run(RunStore(sys.argv[1]).latest(), device="cpu")
 result = predictor.predict_files([sys.argv[2]])
 print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "errors": result.errors,

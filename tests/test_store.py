@@ -7,15 +7,17 @@ import pandas as pd
 import pytest
 import torch
 
-from core import store as store_module
+from core import atomic, run_store
 from core.__main__ import main
 from core.config import AudioConfig, ChunkConfig, FeatureConfig, ModelConfig, RunConfig
 from core.extraction import extract_features
 from core.latent import LatentSpace
 from core.model import EmotionCNN
-from core.store import (COMPLETE, CorruptFileError, FeatureStore, ModelBundle, Normalisation, RunNotFoundError, RunStore,
-                        atomic_write_bytes, load_bundle, load_latent, load_projection, save_bundle,
-                        save_latent, save_projection)
+from core.analysis_store import load_latent, load_projection, save_latent, save_projection
+from core.atomic import COMPLETE, CorruptFileError, atomic_torch_save, atomic_write_bytes
+from core.bundle import ModelBundle, Normalisation, bundle_from_state, bundle_state
+from core.feature_store import FeatureStore
+from core.run_store import Checkpoint, RunInfo, RunNotFoundError, RunStore
 from tests.helpers import corrupt
 
 
@@ -27,11 +29,14 @@ def _bundle():
     return ModelBundle(nets, norm, RunConfig(name="t"))
 
 
+def _info(run_id: str = "r1", kind: str = "test") -> RunInfo:
+    return RunInfo(kind=kind, name="t", config=RunConfig(), run_id=run_id)
+
+
 def test_bundle_round_trip_gives_identical_outputs(tmp_path):
     bundle = _bundle()
-    save_bundle(tmp_path / "model.pt", bundle)
-    torch.load(tmp_path / "model.pt", weights_only=True)  # must not need pickled classes
-    again = load_bundle(tmp_path / "model.pt")
+    atomic_torch_save(tmp_path / "model.pt", bundle_state(bundle))
+    again = bundle_from_state(torch.load(tmp_path / "model.pt", weights_only=True))  # must not need pickled classes
     x = torch.randn(4, 1, 62, 128)
     with torch.no_grad():
         assert torch.equal(bundle.networks["joint"](x).attributes, again.networks["joint"](x).attributes)
@@ -52,7 +57,7 @@ def test_atomic_write_bytes_leaves_no_partial_file_on_failure(tmp_path, monkeypa
 
 def test_run_store_lists_only_complete_runs(tmp_path):
     store = RunStore(tmp_path)
-    run = store.save_complete("r1", {"kind": "test", "config": RunConfig().to_dict()}, _bundle())
+    run = store.save_complete(_info(), _bundle())
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text(json.dumps({"run_id": "half"}))
     assert [r.run_id for r in store.list()] == ["r1"] and store.latest().run_id == "r1"
@@ -81,9 +86,9 @@ def _extract(clips, root):
 
 def test_file_digest_is_the_sha256_and_size_written(tmp_path):
     atomic_write_bytes(tmp_path / "x.bin", b"abc")
-    remembered = store_module._file_digest(tmp_path / "x.bin")
-    store_module._digests.clear()
-    assert store_module._file_digest(tmp_path / "x.bin") == remembered == {
+    remembered = atomic.file_digest(tmp_path / "x.bin")
+    atomic._digests.clear()
+    assert atomic.file_digest(tmp_path / "x.bin") == remembered == {
         "size": 3, "sha256": hashlib.sha256(b"abc").hexdigest()}
 
 
@@ -131,7 +136,7 @@ def test_edited_shard_index_is_detected(speechlike_clips, tmp_path):
 @pytest.mark.parametrize("how", ["flip", "truncate"])
 def test_corrupted_model_of_a_finished_run_is_reported_naming_it(tmp_path, speechlike_clips, capsys, how):
     store = RunStore(tmp_path / "runs")
-    store.save_complete("r1", {"kind": "test", "config": RunConfig().to_dict()}, _bundle())
+    store.save_complete(_info(), _bundle())
     store.load("r1").load_bundle()  # intact
     model = corrupt(tmp_path / "runs" / "r1" / "model.pt", how)
     with pytest.raises(CorruptFileError, match=r"model\.pt.*train it again") as err:
@@ -145,7 +150,7 @@ def test_corrupted_model_of_a_finished_run_is_reported_naming_it(tmp_path, speec
 def test_corrupted_run_config_leaves_the_run_out_of_the_list(tmp_path):
     store = RunStore(tmp_path)
     for run_id in ("r1", "r2"):
-        store.save_complete(run_id, {"kind": "test", "config": RunConfig().to_dict()}, _bundle())
+        store.save_complete(_info(run_id), _bundle())
     corrupt(tmp_path / "r1" / "config.json", "flip")
     with pytest.warns(UserWarning, match="leaving run r1 out: .*config.json"):
         assert [r.run_id for r in store.list()] == ["r2"]
@@ -155,7 +160,7 @@ def test_corrupted_run_config_leaves_the_run_out_of_the_list(tmp_path):
 
 def test_markers_written_before_checksums_are_trusted(tmp_path):
     store = RunStore(tmp_path)
-    store.save_complete("r1", {"kind": "test", "config": RunConfig().to_dict()}, _bundle())
+    store.save_complete(_info(), _bundle())
     (tmp_path / "r1" / COMPLETE).write_bytes(b"")  # the previous version's empty marker
     run = store.load("r1")
     assert run.checksums is None and run.load_bundle().config == RunConfig(name="t")
@@ -164,12 +169,16 @@ def test_markers_written_before_checksums_are_trusted(tmp_path):
     np.testing.assert_array_equal(load_projection(tmp_path, "k"), np.ones((3, 2)))
 
 
+def _checkpoint(epoch: int) -> Checkpoint:
+    return Checkpoint(epoch=epoch, best_score=0.5, model={"weights": torch.arange(10_000.0)}, optimisers={"sgd": {}},
+                      rng={"cpu": torch.get_rng_state()}, previous_pseudo=np.zeros(4, np.int64),
+                      history=pd.DataFrame([{"epoch": e} for e in range(epoch)]),
+                      assignments=np.zeros((epoch, 4), np.int16), last_centroids=np.zeros((3, 8), np.float32))
+
+
 def _write_checkpoint(store: RunStore, epoch: int) -> None:
-    with store.writer("r1", {"kind": "trained", "config": RunConfig().to_dict()}) as writer:
-        writer.save_history([{"epoch": e} for e in range(epoch)])
-        writer.save_array("assignments", np.zeros((epoch, 4), np.int16))
-        writer.save_best(_bundle())
-        writer.save_checkpoint({"epoch": epoch, "weights": torch.arange(10_000.0)})
+    with store.writer(_info(kind="trained")) as writer:
+        writer.finish_epoch(_checkpoint(epoch), best=_bundle())
 
 
 @pytest.mark.parametrize("how", ["flip", "truncate"])
@@ -178,13 +187,13 @@ def test_corrupted_training_checkpoint_is_reported_with_the_way_out(tmp_path, ho
     _write_checkpoint(store, 1)
     corrupt(tmp_path / "r1" / "checkpoints" / "last.pt", how)
     corrupt(tmp_path / "r1" / "checkpoints" / "best.pt", how)
-    with store.writer("r1", {}) as writer:  # a later process resuming
+    with store.writer(_info(kind="trained")) as writer:  # a later process resuming
         with pytest.raises(CorruptFileError, match=r"last\.pt: .*--force to start this run over"):
-            writer.load_checkpoint()
+            writer.resume()
         with pytest.raises(CorruptFileError, match=r"best\.pt"):
             writer.load_best()
         writer.reset()  # what --force does: start over
-        assert writer.load_checkpoint() is None
+        assert writer.resume() is None
 
 
 @pytest.mark.parametrize("step", ["before the rename", "after the rename"])
@@ -192,7 +201,7 @@ def test_a_crash_while_writing_a_checkpoint_is_not_taken_for_corruption(tmp_path
     store = RunStore(tmp_path)
     _write_checkpoint(store, 1)
     journal_writes = []
-    real_write_json, real_write = store_module._write_checked_json, store_module._atomic_write
+    real_write_json, real_write = run_store.write_checked_json, run_store.write_with_digest
 
     def killed_write_json(path, obj):  # the journal's second step never happens
         journal_writes.append(path)
@@ -202,16 +211,20 @@ def test_a_crash_while_writing_a_checkpoint_is_not_taken_for_corruption(tmp_path
 
     def killed_write(path, data, digest):  # the new checkpoint never lands
         raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt), store.writer("r1", {}) as writer:
-        monkeypatch.setattr(store_module, "_write_checked_json", killed_write_json)
+    with pytest.raises(KeyboardInterrupt), store.writer(_info(kind="trained")) as writer:
+        monkeypatch.setattr(run_store, "write_checked_json", killed_write_json)
         if step == "before the rename":
-            monkeypatch.setattr(store_module, "_atomic_write", killed_write)
-        writer.save_checkpoint({"epoch": 2})
-    monkeypatch.setattr(store_module, "_write_checked_json", real_write_json)
-    monkeypatch.setattr(store_module, "_atomic_write", real_write)
-    store_module._digests.clear()
-    with store.writer("r1", {}) as writer:
-        assert writer.load_checkpoint()["epoch"] == (1 if step == "before the rename" else 2)
+            monkeypatch.setattr(run_store, "write_with_digest", killed_write)
+        writer.write_bytes("checkpoints/last.pt", atomic.torch_bytes({**_last_pt(writer), "epoch": 2}))
+    monkeypatch.setattr(run_store, "write_checked_json", real_write_json)
+    monkeypatch.setattr(run_store, "write_with_digest", real_write)
+    atomic._digests.clear()
+    with store.writer(_info(kind="trained")) as writer:
+        assert writer.resume().epoch == (1 if step == "before the rename" else 2)
+
+
+def _last_pt(writer) -> dict:
+    return torch.load(writer.dir / "checkpoints" / "last.pt", weights_only=True)
 
 
 def _latent(n: int = 4, n_chunks: int = 2) -> LatentSpace:

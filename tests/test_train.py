@@ -7,8 +7,10 @@ import torch
 
 from core.config import apply_overrides, tiny
 from core.manifest import load_manifest
-from core.store import CorruptFileError, RunLockedError, RunStore
-from core.train import TrainingConfigError, _fit_clusters, _optimisers, _prepare_data, _pseudo_labels, run_id_for, train
+from core.atomic import CorruptFileError
+from core.run_store import RunLockedError, RunStore
+from core.train import (TrainingConfigError, _embed, _Epoch, _fit_clusters, _kmeans, _new_model, _optimisers, _prepare_data,
+                        run_id_for, run_info, train)
 from tests.helpers import corrupt
 
 
@@ -62,12 +64,12 @@ def test_unlabelled_stage_updates_encoder_and_cluster_branch_not_regressor(tiny_
     cfg = tiny()
     data = _prepare_data(cfg, tiny_corpus, cache, 1, lambda p: None)
     torch.manual_seed(0)
-    from core.train import _new_model
     model = _new_model(cfg).to(memory_format=torch.channels_last)
-    sgd, _ = _optimisers(model, cfg)
-    pseudo = _pseudo_labels(model, data.unlabelled, data, cfg, 0, {}, lambda d, t: None)
+    ep = _Epoch(0, model, _optimisers(model, cfg), data.normaliser, cfg, np.random.default_rng(0), lambda p: None)
+    pseudo = _kmeans(ep, _embed(ep, data.unlabelled, "embed unlabelled"), seed=0)
+    model.reset_cluster_head(cfg.model.n_clusters)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    _fit_clusters(model, data.unlabelled, pseudo.labels_, data, sgd, cfg, np.random.default_rng(0), {}, lambda d, t: None)
+    _fit_clusters(ep, data.unlabelled, pseudo.labels_)
     after = model.state_dict()
     assert not torch.equal(before["encoder.0.weight"], after["encoder.0.weight"])
     assert not torch.equal(before["cluster_hidden.weight"], after["cluster_hidden.weight"])
@@ -130,7 +132,7 @@ def test_resume_from_a_corrupted_checkpoint_is_refused_until_forced(tiny_corpus,
 
 def test_second_process_cannot_train_a_locked_run(tiny_corpus, cache, tmp_path):
     cfg, store = tiny(), RunStore(tmp_path)
-    with store.writer(run_id_for(cfg, tiny_corpus), {"kind": "trained"}):
+    with store.writer(run_info(cfg, tiny_corpus)):
         with pytest.raises(RunLockedError, match="being trained by another process"):
             train(cfg, tiny_corpus, store, cache)
 
@@ -166,3 +168,20 @@ def test_cli_train_then_cached_then_evaluate(tiny_corpus, tmp_path, monkeypatch,
     assert "test" in capsys.readouterr().out
     assert main([*args[:-2], "--set", "train.epochz=1"]) == 2
     assert "unknown config key 'train.epochz'" in capsys.readouterr().err
+
+
+def test_stored_centroids_are_k_means_in_the_kept_models_space(trained_run, tiny_corpus, cache):
+    """SPEC 2.4 (issue 10): `centroids.npy` comes from one seeded K-means over the training chunks in the
+    saved model's clustering space, after training, so map clusters and the saved network agree."""
+    from core.clustering import nearest_centroid
+    from core.train import _FINAL_SEED_OFFSET, _labeler
+    from core.forward import embed_chunks
+    cfg, run = tiny(), trained_run.run
+    data = _prepare_data(cfg, tiny_corpus, cache, 1, lambda p: None)
+    (network,) = run.load_bundle().networks.values()
+    vectors = embed_chunks(network.to(memory_format=torch.channels_last), data.train, data.normaliser).cluster_features
+    stored = run.centroids()
+    expected = _labeler(cfg, cfg.seed + _FINAL_SEED_OFFSET).fit(vectors)
+    np.testing.assert_allclose(stored, expected.cluster_centers_, atol=1e-5)
+    assert np.array_equal(nearest_centroid(vectors, stored), expected.labels_)  # the saved model's own grouping
+    assert np.load(run.dir / "last_centroids.npy").shape == stored.shape  # the final epoch's, kept beside them

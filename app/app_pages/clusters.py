@@ -29,9 +29,7 @@ if report.categorical:
     st.write(", ".join(f"{k} = {v:.4g}" for k, v in report.categorical.items()))
     st.dataframe(report.contingency, key="clusters.contingency")
 st.subheader("Prototype clips (nearest to each centroid)")
-exploration = loaders.load_exploration(run_id, network)
-latent = exploration.latent
-protos = figures.prototypes(latent.embeddings["cluster"], latent.cluster, latent.centroids, latent.files, k=1)
+protos = loaders.load_prototypes(run_id, network)
 cluster = st.selectbox("Cluster", protos["cluster"], key="clusters.prototype")
 file = protos.loc[protos["cluster"] == cluster, "file"].iloc[0]
 st.caption(f"{file}")

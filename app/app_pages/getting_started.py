@@ -5,7 +5,7 @@ import time
 import streamlit as st
 
 from app import loaders, widgets
-from core.store import default_data_dir
+from core.paths import default_data_dir
 
 st.title("DeepEmoCluster Explorer")
 st.write("No trained run yet. The built-in demo corpus (synthesised speech whose prosody follows arousal, "

@@ -2,11 +2,12 @@
 import streamlit as st
 
 from app import figures, loaders, widgets
+from core.analysis import compare_selection
 from core.inference import file_chunk_times
 
 run_id, network = widgets.selected()
 st.title("Latent map")
-table = figures.with_errors(loaders.load_utterances(run_id, network))
+table = loaders.load_utterances(run_id, network)
 exploration = loaders.load_exploration(run_id, network)
 st.caption(f"{len(table)} utterances in the K-means (cluster-branch) space of network "
            f"`{exploration.network}`; clusters: {exploration.latent.centroid_source}.")
@@ -25,7 +26,7 @@ if not picked:
 attributes = [c for c in ("arousal_predicted", "valence_predicted", "dominance_predicted", "arousal", "valence", "dominance")
               if c in shown and shown[c].notna().any()]
 st.subheader(f"Selection: {len(picked)} utterances")
-st.dataframe(figures.selection_comparison(shown, shown.index.intersection(picked), attributes), key="latent.compare")
+st.dataframe(compare_selection(shown, shown.index.intersection(picked), attributes), key="latent.compare")
 st.dataframe(shown.loc[shown.index.intersection(picked)].drop(columns=["x", "y"]), key="latent.table")
 clip = st.selectbox("Listen", picked, key="latent.clip")
 chunk = st.slider("1-s chunk (0 = whole clip)", 0, exploration.latent.n_chunks, 0, key="latent.chunk")

@@ -7,18 +7,17 @@ import streamlit as st
 from app import loaders, widgets
 from core.config import PRESETS
 from core.official import PUBLISHED_TEST_CCC
-from core.store import read_history, read_json
 
 st.title("Runs")
 runs = loaders.list_runs()
-st.dataframe(pd.DataFrame([{"run": r.run_id, "kind": r.info.get("kind"), "created": r.info.get("created"),
-                            "corpus": r.info.get("corpus_size")} for r in runs]).set_index("run"), key="runs.table")
+st.dataframe(pd.DataFrame([{"run": r.run_id, "kind": r.info.kind, "created": r.info.created,
+                            "corpus": r.info.corpus_size or None} for r in runs]).set_index("run"), key="runs.table")
 run_id, _ = widgets.selected()
 run = next(r for r in runs if r.run_id == run_id)
 st.subheader(run_id)
 with st.expander("Config"):
-    st.json(run.info.get("config", {}))
-history = read_history(run)
+    st.json(run.config.to_dict())
+history = run.history()
 if not history.empty:
     dev = pd.DataFrame(history["dev_ccc"].tolist(), index=history["epoch"] + 1).rename_axis("epoch")
     left, right = st.columns(2)
@@ -26,15 +25,16 @@ if not history.empty:
     left.line_chart(dev)
     right.markdown("**Losses and cluster stability (NMI vs the previous epoch)**")
     right.line_chart(history.set_index(history["epoch"] + 1)[["cluster_loss", "joint_ce", "joint_ccc_loss", "nmi_previous"]])
-metrics = read_json(run, "metrics") or {}
-test = pd.DataFrame(metrics.get("test_ccc", {})).T
+metrics = run.metrics()
+test = pd.DataFrame(metrics.test_ccc if metrics else {}).T
 published = pd.DataFrame([PUBLISHED_TEST_CCC], index=["published (MSP-Podcast test, SPEC 2.6)"])
 st.markdown("**Test CCC** (this run's corpus) beside the published DeepEmoCluster numbers (MSP-Podcast v1.6)")
 st.dataframe(pd.concat([test, published]), key="runs.test_ccc")
 
 partner = loaders.ablation_partner(run_id)
 if partner is not None:
-    other = pd.DataFrame((read_json(partner, "metrics") or {}).get("test_ccc", {})).T
+    other_metrics = partner.metrics()
+    other = pd.DataFrame(other_metrics.test_ccc if other_metrics else {}).T
     use = run.config.train.use_unlabelled
     st.markdown(f"**SSL ablation**: the same config and corpus {'without' if use else 'with'} the unlabelled stage "
                 f"(`{partner.run_id}`)")

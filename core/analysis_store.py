@@ -1,0 +1,76 @@
+"""Files of a run's analyses: latent spaces and fitted maps, each in the folder `Run.analysis_dir` names.
+
+Caches, not results: each is written with a completion marker last and recomputed by its caller when
+absent, incomplete or corrupted (then with a warning).
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.atomic import (COMPLETE, CorruptFileError, atomic_save_npy, atomic_write_bytes, atomic_write_json, discard,
+                         verify_marker, write_marker)
+from core.latent import LatentSpace
+
+
+def save_latent(folder: Path, latent: LatentSpace) -> None:
+    """Write a `LatentSpace`; `COMPLETE` last, with every file's digest, so a half-written
+    or since-corrupted one is recomputed."""
+    (folder / COMPLETE).unlink(missing_ok=True)
+    arrays = {name: getattr(latent, name) for name in ("chunk_cluster", "cluster", "cluster_share", "centroids")}
+    for space, values in latent.chunk_embeddings.items():
+        arrays |= {f"chunk_{space}": values, f"utterance_{space}": latent.embeddings[space]}
+    for name, values in arrays.items():
+        atomic_save_npy(folder / f"{name}.npy", values)
+    buffer = io.BytesIO()
+    latent.predictions.to_parquet(buffer)
+    atomic_write_bytes(folder / "predictions.parquet", buffer.getvalue())
+    atomic_write_json(folder / "latent.json", {"n_chunks": latent.n_chunks, "centroid_source": latent.centroid_source,
+                                               "spaces": list(latent.chunk_embeddings)})
+    files = [folder / f"{name}.npy" for name in arrays] + [folder / "predictions.parquet", folder / "latent.json"]
+    write_marker(folder / COMPLETE, files)
+
+
+def load_latent(folder: Path) -> LatentSpace | None:
+    """The stored `LatentSpace`, or None when absent, incomplete, or corrupted (then with a warning, and
+    deleted so the caller recomputes it). Chunk arrays are memory-mapped."""
+    if not (folder / COMPLETE).exists():
+        return None
+    try:
+        verify_marker(folder / COMPLETE)
+    except CorruptFileError as err:
+        discard(err, "computing this latent space again", folder / COMPLETE)
+        return None
+    meta = json.loads((folder / "latent.json").read_text())
+    predictions = pd.read_parquet(folder / "predictions.parquet")
+    return LatentSpace(
+        files=predictions.index, n_chunks=meta["n_chunks"],
+        chunk_embeddings={s: np.load(folder / f"chunk_{s}.npy", mmap_mode="r") for s in meta["spaces"]},
+        embeddings={s: np.load(folder / f"utterance_{s}.npy") for s in meta["spaces"]},
+        **{name: np.load(folder / f"{name}.npy") for name in ("chunk_cluster", "cluster", "cluster_share", "centroids")},
+        centroid_source=meta["centroid_source"], predictions=predictions)
+
+
+def save_projection(folder: Path, key: str, coords: np.ndarray, params: dict[str, Any]) -> None:
+    data = folder / "projections" / f"{key}.npy"
+    atomic_save_npy(data, coords.astype(np.float32))
+    write_marker(data.with_suffix(".json"), [data], params)  # last: marks the projection complete
+
+
+def load_projection(folder: Path, key: str) -> np.ndarray | None:
+    """The stored (N, n_components) map, or None when absent or corrupted (then with a warning, and
+    deleted so the caller fits it again)."""
+    data, meta = folder / "projections" / f"{key}.npy", folder / "projections" / f"{key}.json"
+    if not meta.exists():
+        return None
+    try:
+        verify_marker(meta)
+    except CorruptFileError as err:
+        discard(err, "fitting this projection again", meta, data)
+        return None
+    return np.load(data) if data.exists() else None

@@ -1,0 +1,77 @@
+"""The one forward path: every eval-mode pass of a network over chunks goes through `embed_chunks`.
+
+Training's embedding passes and validation, exploring a corpus, `predict` and `locate` all call it, with
+the same normalisation (`core.dataset.Normaliser`) and the same chunk -> utterance mean, so a clip
+lands where its corpus point is.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from core.bundle import Normalisation
+from core.config import AVD
+from core.dataset import ChunkSet, Normaliser, load_chunks, utterance_mean
+from core.model import EmotionCNN
+
+EMBED_BATCH_CHUNKS = 64  # chunks per forward pass: ~8 MB of activations each in the first layers
+
+
+@dataclass(frozen=True)
+class ChunkOutputs:
+    """One network's outputs for every chunk of a chunk set, utterance-major."""
+    cluster_features: np.ndarray  # (N*C, H) float32, cluster branch before its ReLU: the K-means space
+    latent: np.ndarray  # (N*C, D) float32, shared latent block (dropout off)
+    attributes: np.ndarray  # (N*C, A) float32, z-normalised predictions in `network.cfg.attributes` order
+
+
+@torch.inference_mode()
+def embed_chunks(model: EmotionCNN, chunk_set: ChunkSet, normaliser: Normaliser,
+                 batch_chunks: int = EMBED_BATCH_CHUNKS, progress: Callable[[int, int], None] | None = None
+                 ) -> ChunkOutputs:
+    """Eval-mode pass over every chunk of a chunk set (no dropout, BatchNorm running statistics).
+
+    Args:
+        model: on `normaliser.device`.
+        progress: optional callback(done_batches, total_batches).
+    """
+    model.eval()
+    outputs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    n_batches = math.ceil(len(chunk_set) / batch_chunks)
+    for b, start in enumerate(range(0, len(chunk_set), batch_chunks)):
+        out = model(load_chunks(chunk_set, np.arange(start, min(start + batch_chunks, len(chunk_set))), normaliser))
+        outputs.append(tuple(t.float().cpu().numpy() for t in (out.cluster_features, out.embedding, out.attributes)))
+        if progress:
+            progress(b + 1, n_batches)
+    if not outputs:
+        width = (model.cfg.hidden_dim, model.cfg.latent_dim, len(model.cfg.attributes))
+        return ChunkOutputs(*(np.zeros((0, w), np.float32) for w in width))
+    return ChunkOutputs(*(np.concatenate(parts) for parts in zip(*outputs)))
+
+
+def embed_networks(networks: dict[str, EmotionCNN], chunk_set: ChunkSet, normaliser: Normaliser,
+                   progress: Callable[[str, int, int], None] | None = None) -> dict[str, ChunkOutputs]:
+    """`embed_chunks` of every network of a bundle (moved to the normaliser's device, channels-last).
+
+    Args:
+        progress: optional callback(network name, done_batches, total_batches).
+    """
+    return {name: embed_chunks(net.to(normaliser.device, memory_format=torch.channels_last), chunk_set, normaliser,
+                               progress=(lambda d, t, name=name: progress(name, d, t)) if progress else None)
+            for name, net in networks.items()}
+
+
+def chunk_predictions(networks: dict[str, EmotionCNN], outputs: dict[str, ChunkOutputs]) -> dict[str, np.ndarray]:
+    """attribute -> (N*C,) float32 z-normalised chunk predictions, from whichever network predicts it, in AVD order."""
+    found = {a: outputs[name].attributes[:, j] for name, net in networks.items() for j, a in enumerate(net.cfg.attributes)}
+    return {a: found[a] for a in AVD if a in found}
+
+
+def utterance_predictions(chunk_z: dict[str, np.ndarray], n_chunks: int, normalisation: Normalisation
+                          ) -> dict[str, np.ndarray]:
+    """attribute -> (N,) float64 predictions: the chunk mean in z-space (float32, as published), de-normalised."""
+    return {a: normalisation.denormalise(a, utterance_mean(z[:, None], n_chunks)[:, 0]) for a, z in chunk_z.items()}

@@ -1,0 +1,63 @@
+"""The joint objective over micro-batches and over the whole batch (issue 10, item 8)."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from core.config import ModelConfig, paper, tiny
+from core.dataset import ChunkSet, Normaliser
+from core.model import EmotionCNN
+from core.objective import joint_backward
+
+
+TINY = tiny().model  # a narrow network: the maths is the same, the test takes a second
+
+
+def _chunk_set(n_utterances: int = 6, n_chunks: int = 4) -> ChunkSet:
+    rng = np.random.default_rng(0)
+    chunks = [rng.standard_normal((n_chunks, 62, 128)).astype(np.float32) for _ in range(n_utterances)]
+    base = ChunkSet.from_chunks(chunks)
+    targets = rng.standard_normal((n_utterances, 3)).astype(np.float32)
+    targets[0, 1] = np.nan  # a missing label: left out of that attribute's CCC
+    return ChunkSet(base.frames, base.starts, base.utterance, pd.RangeIndex(n_utterances), targets, n_chunks, 62)
+
+
+def _gradients(model, chunk_set, micro_batch_chunks):
+    model.zero_grad(set_to_none=True)
+    batch = np.arange(len(chunk_set))[::-1].copy()  # any order
+    labels = torch.from_numpy(np.arange(len(chunk_set)) % model.n_clusters)
+    normaliser = Normaliser.from_statistics(np.zeros(128), np.ones(128), 3.0, torch.device("cpu"))
+    ce, ccc = joint_backward(model, chunk_set, batch, labels, normaliser, micro_batch_chunks)
+    return ce, ccc, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("micro_batch_chunks", [1, 5, 8])
+def test_joint_backward_micro_batches_give_the_full_batch_gradient(micro_batch_chunks):
+    """With dropout off and BatchNorm in eval mode (the only setting where the two are the same maths),
+    the two-pass micro-batch gradient equals one full-batch pass's, to 1e-5."""
+    torch.manual_seed(0)
+    model = EmotionCNN(TINY).eval()
+    chunk_set = _chunk_set()
+    ce_full, ccc_full, full = _gradients(model, chunk_set, None)
+    ce_micro, ccc_micro, micro = _gradients(model, chunk_set, micro_batch_chunks)
+    assert ce_micro == pytest.approx(ce_full, abs=1e-5) and ccc_micro == pytest.approx(ccc_full, abs=1e-5)
+    assert set(micro) == set(full)
+    scale = max(g.abs().max().item() for g in full.values())  # relative to the largest gradient: float32 sums
+    for name in full:
+        assert (micro[name] - full[name]).abs().max().item() <= 1e-5 * scale, name
+
+
+def test_joint_backward_batchnorm_sees_the_whole_batch_or_micro_batches():
+    """`train.micro_batch_chunks = None` (the paper presets): one forward pass, BatchNorm statistics over
+    the whole batch, as the authors' code; an integer: micro-batches of that size (twice: two passes)."""
+    torch.manual_seed(0)
+    model = EmotionCNN(TINY).train()
+    seen = []
+    model.encoder[1].register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    chunk_set = _chunk_set()
+    _gradients(model, chunk_set, None)
+    assert seen == [24]
+    seen.clear()
+    _gradients(model, chunk_set, 10)
+    assert seen == [10, 10, 4, 10, 10, 4]
+    assert paper().train.micro_batch_chunks is None and paper("valence").train.micro_batch_chunks is None
