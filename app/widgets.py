@@ -7,8 +7,9 @@ import pandas as pd
 import streamlit as st
 
 from app import loaders
+from core.config import AVD
 
-ATTRIBUTES = ("arousal", "valence", "dominance")
+ATTRIBUTES = AVD  # core fixes the order of the attributes everywhere
 
 
 def run_picker_ui() -> None:

@@ -25,7 +25,7 @@ def bench_feature_extraction(manifest: Path, work: Path, workers: int) -> BenchR
     cfg = RunConfig()
     table = load_manifest(manifest)
     store = FeatureStore(work / f"cache-{workers}", cfg.audio, cfg.features, cfg.chunks)
-    _, stats = extract_features(table, store, cfg.audio, cfg.features, cfg.chunks, workers=workers)
+    stats = extract_features(table, store, cfg.audio, cfg.features, cfg.chunks, workers=workers).stats
     return BenchResult(f"feature extraction, {workers} worker(s)", stats.real_time_factor, "x real time",
                        NO_TARGET, f"{stats.n_extracted} files, {stats.audio_seconds:.0f} s audio in {stats.seconds:.1f} s "
                        f"({stats.audio_seconds / stats.seconds:.0f}x faster than real time, incl. start-up)")

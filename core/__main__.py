@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Callable
 
 import pandas as pd
-from tqdm import tqdm
 
 from core.ablation import ablation_variants, ccc_table, run_ablation
 from core.atomic import CorruptFileError
@@ -25,6 +24,7 @@ from core.inference import Predictor, evaluate_corpus, expand_audio_paths
 from core.manifest import ManifestError, load_corpus
 from core.official import OfficialImportError, find_official_files, import_official
 from core.paths import default_cache_dir, default_demo_dir
+from core.progress import TrainPrinter, progress_bar, stage_printer
 from core.run_store import Run, RunLockedError, RunNotFoundError, RunStore
 from core.runtime import keep_freed_memory
 from core.synthetic import make_demo_corpus
@@ -161,7 +161,8 @@ def _load_run(args) -> Run:
 
 def _import_official(args) -> int:
     if args.source:
-        checkpoints, norm_dir = find_official_files(args.source)
+        files = find_official_files(args.source)
+        checkpoints, norm_dir = files.checkpoints, files.norm_dir
     else:
         given = {"arousal": args.arousal, "dominance": args.dominance, "valence": args.valence}
         if None in given.values() or args.norm_terms is None:
@@ -188,7 +189,7 @@ def _predict(args) -> int:
 
 
 def _demo_corpus(args) -> int:
-    manifest = make_demo_corpus(args.out or default_demo_dir(), seed=args.seed, progress=_progress_bar("synthesising"))
+    manifest = make_demo_corpus(args.out or default_demo_dir(), seed=args.seed, progress=progress_bar("synthesising"))
     print(f"demo corpus: {manifest}")
     return 0
 
@@ -197,8 +198,9 @@ def _extract(args) -> int:
     cfg = RunConfig()
     table = load_corpus(args.corpus, unlabelled=args.unlabelled, labels=cfg.labels)
     store = FeatureStore(default_cache_dir(), cfg.audio, cfg.features, cfg.chunks)
-    feats, stats = extract_features(table, store, cfg.audio, cfg.features, cfg.chunks, workers=args.workers,
-                                    skip_unreadable=args.skip_unreadable, progress=_progress_bar("extracting"))
+    result = extract_features(table, store, cfg.audio, cfg.features, cfg.chunks, workers=args.workers,
+                              skip_unreadable=args.skip_unreadable, progress=progress_bar("extracting"))
+    feats, stats = result.features, result.stats
     print(f"{len(feats.files)} utterances, {len(feats.frames)} frames; extracted {stats.n_extracted} new files "
           f"({stats.audio_seconds:.0f} s of audio) in {stats.seconds:.1f} s, real-time factor {stats.real_time_factor:.4f}")
     return 0
@@ -217,7 +219,7 @@ def _config(args) -> RunConfig:
 def _train(args) -> int:
     cfg = _config(args)
     corpus = load_corpus(args.corpus, unlabelled=args.unlabelled, labels=cfg.labels)
-    printer = _TrainPrinter()
+    printer = TrainPrinter()
     try:
         result = train(cfg, corpus, RunStore(args.runs_dir), default_cache_dir(), force=args.force, progress=printer,
                        workers=args.workers)
@@ -232,7 +234,7 @@ def _train(args) -> int:
 def _ablation(args) -> int:
     base = _config(args)
     corpus = load_corpus(args.corpus, unlabelled=args.unlabelled, labels=base.labels)
-    printer, announced = _TrainPrinter(), set()
+    printer, announced = TrainPrinter(), set()
 
     def report(label, progress) -> None:
         if label not in announced:
@@ -270,17 +272,7 @@ def _print_ccc(table: pd.DataFrame) -> None:
 def _exploration(args):
     run = _load_run(args)
     corpus = load_corpus(args.corpus, unlabelled=args.unlabelled, labels=run.config.labels) if args.corpus else None
-    return explore(run, corpus, network=args.network, progress=_stage_printer())
-
-
-def _stage_printer():
-    bars = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in bars:
-            bars[stage] = _progress_bar(stage)
-        bars[stage](done, total)
-    return update
+    return explore(run, corpus, network=args.network, progress=stage_printer())
 
 
 def _analyze(args) -> int:
@@ -308,7 +300,8 @@ def _analyze(args) -> int:
 def _locate(args) -> int:
     exploration = _exploration(args)
     locator = Locator(exploration, project(exploration))
-    table, errors = locator.locate_files(expand_audio_paths(args.clips), n_neighbours=args.neighbours)
+    located = locator.locate_files(expand_audio_paths(args.clips), n_neighbours=args.neighbours)
+    table, errors = located.table, located.errors
     if len(table):
         table["neighbours"] = table["neighbours"].map(" ".join)
         table["neighbour_distances"] = table["neighbour_distances"].map(lambda d: " ".join(map(str, d)))
@@ -342,42 +335,6 @@ def _write_csv(table: pd.DataFrame, out: Path | None) -> None:
         out.write_text(csv)
     else:
         sys.stdout.write(csv)
-
-
-class _TrainPrinter:
-    """One line per epoch (losses, dev CCC, ETA) and a live stage bar on a terminal."""
-
-    def __init__(self):
-        self.tty = sys.stderr.isatty()
-
-    def __call__(self, p) -> None:
-        if p.stage == "resume":
-            print(f"resuming after epoch {p.done}/{p.epochs} (an earlier run of this config was interrupted)",
-                  file=sys.stderr, flush=True)
-        elif p.stage == "validate" and p.dev_ccc is not None:
-            ccc = " ".join(f"{a} {v:.3f}" for a, v in p.dev_ccc.items())
-            eta = f", ETA {p.eta_s / 60:.1f} min" if p.eta_s else ""
-            print(f"\repoch {p.epoch + 1}/{p.epochs}: dev CCC {ccc}{eta}" + " " * 20, file=sys.stderr, flush=True)
-        elif self.tty or p.done == p.total:
-            end = "\n" if (not self.tty and p.done == p.total) else ""
-            print(f"\r  epoch {p.epoch + 1}/{p.epochs} {p.stage}: {p.done}/{p.total}", end=end, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.tty:
-            print(file=sys.stderr)
-
-
-def _progress_bar(label: str):
-    bar = None
-
-    def update(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, desc=label, unit="file", file=sys.stderr, disable=total == 0)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-    return update
 
 
 COMMANDS = [

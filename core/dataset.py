@@ -119,12 +119,14 @@ def utterance_mean(chunk_values: np.ndarray, n_chunks: int) -> np.ndarray:
     return chunk_values.reshape(-1, n_chunks, chunk_values.shape[-1]).mean(1)
 
 
-def feature_statistics(features: FeatureSet, files: pd.Index, block_frames: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
-    """Per-mel-bin mean and std over all real (unpadded) frames of `files`, streamed in float64.
+@dataclass(frozen=True)
+class FeatureStatistics:
+    mean: np.ndarray  # (F,) float64
+    std: np.ndarray  # (F,) float64
 
-    Returns:
-        mean, std: (F,) float64.
-    """
+
+def feature_statistics(features: FeatureSet, files: pd.Index, block_frames: int = 1 << 20) -> FeatureStatistics:
+    """Per-mel-bin mean and std over all real (unpadded) frames of `files`, streamed in float64."""
     rows = features.files.get_indexer(files)
     total = np.zeros(features.frames.shape[1])
     squares = np.zeros_like(total)
@@ -139,7 +141,7 @@ def feature_statistics(features: FeatureSet, files: pd.Index, block_frames: int 
             count += len(block)
             pending = []
     mean = total / max(count, 1)
-    return mean, np.sqrt(np.maximum(squares / max(count, 1) - mean ** 2, 0.0))
+    return FeatureStatistics(mean, np.sqrt(np.maximum(squares / max(count, 1) - mean ** 2, 0.0)))
 
 
 def balanced_indices(pseudo_labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -92,8 +92,8 @@ def _compute_latent(run: Run, bundle: ModelBundle, network: str, corpus: pd.Data
     cfg, norm = bundle.config, bundle.normalisation
     report = progress or (lambda stage, done, total: None)
     store = FeatureStore(cache_root, cfg.audio, cfg.features, cfg.chunks)
-    features, _ = extract_features(corpus, store, cfg.audio, cfg.features, cfg.chunks,
-                                   progress=lambda d, t: report("features", d, t))
+    features = extract_features(corpus, store, cfg.audio, cfg.features, cfg.chunks,
+                                progress=lambda d, t: report("features", d, t)).features
     chunk_set = make_chunk_set(features, features.files, cfg.chunks)
     normaliser = Normaliser.from_statistics(norm.feature_mean, norm.feature_std, cfg.features.clip, resolve_device("auto"))
     outputs = embed_networks(bundle.networks, chunk_set, normaliser,
@@ -162,6 +162,12 @@ def utterance_table(exploration: Exploration, coords: np.ndarray | None = None) 
     return table
 
 
+@dataclass(frozen=True)
+class LocateResult:
+    table: pd.DataFrame  # index `file`: attributes, cluster, x, y(, z), neighbours, neighbour_distances
+    errors: dict[str, str]  # path -> why it could not be read
+
+
 class Locator:
     """Place new clips in an explored latent space: predictions, cluster, map position, neighbours.
 
@@ -176,7 +182,7 @@ class Locator:
         self.projector = LatentProjector.from_map(exploration.latent.embeddings[cfg.space], coords, cfg)
 
     def locate_files(self, paths: list[str | Path], n_neighbours: int = 5, *, refuse_silent: bool = False,
-                     max_duration_s: float | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
+                     max_duration_s: float | None = None) -> LocateResult:
         """A table per clip (index `file`): attributes, cluster, map coordinates, nearest corpus clips.
 
         Args:
@@ -186,9 +192,10 @@ class Locator:
             the table and {path: reason} for files that could not be read.
         """
         paths = [str(p) for p in paths]
-        clips, errors = self.predictor.load(paths, refuse_silent=refuse_silent, max_duration_s=max_duration_s)
+        loaded = self.predictor.load(paths, refuse_silent=refuse_silent, max_duration_s=max_duration_s)
+        clips, errors = loaded.clips, loaded.errors
         if not clips:
-            return pd.DataFrame(), errors
+            return LocateResult(pd.DataFrame(), errors)
         ok = [clip.path for clip in clips]
         predicted = self.predictor.predict_chunks([c.features for c in clips])
         outputs, latent = predicted.outputs[self.exploration.network], self.exploration.latent
@@ -205,4 +212,4 @@ class Locator:
             table[axis] = coords[:, i]
         table["neighbours"] = [[str(files[j]) for j in row] for row in neighbours]
         table["neighbour_distances"] = [row.round(4).tolist() for row in distances]
-        return table, errors
+        return LocateResult(table, errors)

@@ -51,10 +51,16 @@ class ExtractionStats:
         return self.seconds / self.audio_seconds if self.audio_seconds else 0.0
 
 
+@dataclass(frozen=True)
+class Extraction:
+    features: FeatureSet  # the corpus's usable utterances, packed
+    stats: ExtractionStats
+
+
 def extract_features(table: pd.DataFrame, store: FeatureStore, audio: AudioConfig, features: FeatureConfig,
                      chunks: ChunkConfig, *, workers: int | None = None, batch_files: int = 16,
                      skip_unreadable: bool = False, progress: Callable[[int, int], None] | None = None,
-                     ) -> tuple[FeatureSet, ExtractionStats]:
+                     ) -> Extraction:
     """Make sure every utterance of `table` has features in `store`, then return them packed.
 
     Args:
@@ -110,7 +116,7 @@ def extract_features(table: pd.DataFrame, store: FeatureStore, audio: AudioConfi
     if problems:
         warnings.warn(str(CorpusAudioError(problems)))
     stats = ExtractionStats(len(table), n_new, audio_seconds, time.perf_counter() - t0)
-    return store.pack(pd.Index(usable, name="file"), [keys[f] for f in usable]), stats
+    return Extraction(store.pack(pd.Index(usable, name="file"), [keys[f] for f in usable]), stats)
 
 
 def _run_jobs(jobs, audio, features, chunks, workers):
@@ -145,6 +151,6 @@ def _no_main_module():
 def _extract_batch(job, audio: AudioConfig, features: FeatureConfig, chunks: ChunkConfig):
     """[(file, path, key)] -> [(key, path, (stored, F) features or an error string, n_frames, seconds)]."""
     keys = {path: key for _, path, key in job}
-    clips, errors = load_features(list(keys), audio, features, chunks)
-    out = [(keys[path], path, reason, 0, 0.0) for path, reason in errors.items()]
-    return out + [(keys[c.path], c.path, c.features, c.n_frames, c.n_samples / audio.sampling_rate) for c in clips]
+    loaded = load_features(list(keys), audio, features, chunks)
+    out = [(keys[path], path, reason, 0, 0.0) for path, reason in loaded.errors.items()]
+    return out + [(keys[c.path], c.path, c.features, c.n_frames, c.n_samples / audio.sampling_rate) for c in loaded.clips]

@@ -27,9 +27,16 @@ class ClipFeatures:
     features: np.ndarray  # (max(T, m), F) float32 mel, silence-padded to one chunk; or (C, m, F) chunks
 
 
+@dataclass(frozen=True)
+class LoadResult:
+    """Files decoded into features: those that could be used, in order, and why the others could not."""
+    clips: list[ClipFeatures]
+    errors: dict[str, str]  # path -> reason
+
+
 def load_features(paths: list[str], audio: AudioConfig, features: FeatureConfig, chunks: ChunkConfig, *,
                   as_chunks: bool = False, max_duration_s: float | None = None, refuse_silent: bool = False
-                  ) -> tuple[list[ClipFeatures], dict[str, str]]:
+                  ) -> LoadResult:
     """Decode files and compute their un-normalised features; unusable files are reported, not raised.
 
     Args:
@@ -64,7 +71,7 @@ def load_features(paths: list[str], audio: AudioConfig, features: FeatureConfig,
         padded = pad_short(mel, chunks)
         out = cut_chunks(padded, chunk_starts(len(padded), chunks), chunks) if as_chunks else padded
         done[path] = ClipFeatures(path, len(signal), len(mel), out)
-    return [done[p] for p in paths if p in done], errors
+    return LoadResult([done[p] for p in paths if p in done], errors)
 
 
 def _streamed(stream: AudioStream, audio: AudioConfig, features: FeatureConfig, chunks: ChunkConfig,

@@ -18,7 +18,7 @@ from core.config import AVD, RunConfig
 from core.dataset import ChunkSet, Normaliser
 from core.features import chunk_starts
 from core.forward import ChunkOutputs, chunk_predictions, embed_networks, utterance_predictions
-from core.frontend import ClipFeatures, load_features
+from core.frontend import LoadResult, load_features
 from core.metrics import attribute_ccc
 from core.model import resolve_device
 from core.run_store import Run
@@ -78,7 +78,7 @@ class Predictor:
             outputs)
 
     def load(self, paths: list[str], *, refuse_silent: bool = False, max_duration_s: float | None = None
-             ) -> tuple[list[ClipFeatures], dict[str, str]]:
+             ) -> LoadResult:
         """Decode files into their chunk features; long files are streamed (`core.frontend`).
 
         Args:
@@ -89,16 +89,16 @@ class Predictor:
             the clips that loaded, in order ((C, m, F) `features`), and {path: reason} for the rest.
         """
         cfg = self.bundle.config
-        clips, errors = load_features(paths, cfg.audio, cfg.features, cfg.chunks, as_chunks=True,
-                                      max_duration_s=max_duration_s, refuse_silent=refuse_silent)
-        usable = []
-        for clip in clips:
+        loaded = load_features(paths, cfg.audio, cfg.features, cfg.chunks, as_chunks=True,
+                               max_duration_s=max_duration_s, refuse_silent=refuse_silent)
+        usable, errors = [], dict(loaded.errors)
+        for clip in loaded.clips:
             try:
                 _check_length(clip.path, clip.n_samples, cfg)
                 usable.append(clip)
             except AudioLoadingError as err:
                 errors[clip.path] = err.reason
-        return usable, {p: errors[p] for p in paths if p in errors}
+        return LoadResult(usable, {p: errors[p] for p in paths if p in errors})
 
     def predict_files(self, paths: Iterable[str | Path], batch_size: int = 16,
                       progress: Callable[[int, int], None] | None = None) -> PredictionResult:
@@ -113,8 +113,8 @@ class Predictor:
         cfg = self.bundle.config
         rows, chunk_rows, errors = [], [], {}
         for start in range(0, len(paths), batch_size):
-            clips, failed = self.load(paths[start: start + batch_size])
-            errors |= failed
+            loaded = self.load(paths[start: start + batch_size])
+            clips, errors = loaded.clips, errors | loaded.errors
             if clips:
                 predicted = self.predict_chunks([c.features for c in clips])
                 for clip, u, ch in zip(clips, predicted.utterances, predicted.chunks):

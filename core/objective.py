@@ -5,6 +5,8 @@ The CCC couples every chunk of a batch, so a batch that does not fit in one forw
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -14,6 +16,13 @@ from core.metrics import ccc_loss
 from core.model import EmotionCNN
 
 
+@dataclass(frozen=True)
+class JointLoss:
+    """The joint loss of one batch (its gradient is accumulated in the parameters)."""
+    cross_entropy: float  # mean over the batch's chunks
+    ccc_loss: float  # mean over attributes of 1 - CCC over the whole batch
+
+
 def split_batch(index: np.ndarray, size: int | None) -> list[np.ndarray]:
     """`index` in consecutive pieces of `size` (None: one piece)."""
     size = size or len(index)
@@ -21,8 +30,8 @@ def split_batch(index: np.ndarray, size: int | None) -> list[np.ndarray]:
 
 
 def joint_backward(model: EmotionCNN, chunk_set: ChunkSet, batch: np.ndarray, labels: torch.Tensor,
-                   normaliser: Normaliser, micro_batch_chunks: int | None) -> tuple[float, float]:
-    """Accumulate the gradient of CE + (1 - CCC) over one batch of chunks; returns (CE, 1 - CCC).
+                   normaliser: Normaliser, micro_batch_chunks: int | None) -> JointLoss:
+    """Accumulate the gradient of CE + (1 - CCC) over one batch of chunks, and return the loss.
 
     The CCC couples every chunk of the batch. In one forward pass (`micro_batch_chunks` None: the
     published BatchNorm behaviour, statistics over the whole batch) it is differentiated directly. With
@@ -39,7 +48,7 @@ def joint_backward(model: EmotionCNN, chunk_set: ChunkSet, batch: np.ndarray, la
         ce = F.cross_entropy(out.cluster_logits, labels[batch])
         ccc_term = ccc_loss(out.attributes, targets)
         (ce + ccc_term).backward()
-        return ce.item(), ccc_term.item()
+        return JointLoss(ce.item(), ccc_term.item())
     ccc_grad, ccc_value = _batch_ccc_gradient(model, chunk_set, micros, targets, normaliser)
     ce_total, offset = 0.0, 0
     for micro in micros:
@@ -48,7 +57,7 @@ def joint_backward(model: EmotionCNN, chunk_set: ChunkSet, batch: np.ndarray, la
         surrogate = (out.attributes * ccc_grad[offset: offset + len(micro)]).sum()  # its gradient: the exact one
         (ce + surrogate).backward()
         ce_total, offset = ce_total + ce.item(), offset + len(micro)
-    return ce_total, ccc_value
+    return JointLoss(ce_total, ccc_value)
 
 
 def _batch_ccc_gradient(model, chunk_set, micros, targets, normaliser) -> tuple[torch.Tensor, float]:

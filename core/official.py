@@ -6,6 +6,7 @@ user gives; nothing here depends on where those files live.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,13 @@ def import_official(checkpoints: dict[str, Path], norm_dir: Path, store: RunStor
     return store.save_complete(info, ModelBundle(networks, normalisation, config))
 
 
-def find_official_files(folder: Path) -> tuple[dict[str, Path], Path]:
+@dataclass(frozen=True)
+class OfficialFiles:
+    checkpoints: dict[str, Path]  # attribute -> `.pth.tar`
+    norm_dir: Path  # folder of the `.mat` normalisation terms
+
+
+def find_official_files(folder: Path) -> OfficialFiles:
     """Locate the checkpoints (`checkpoints/*_{Act,Dom,Val}.pth.tar`) and `norm_terms/` in a folder laid
     out like the authors' release; raises OfficialImportError naming what is missing."""
     folder = Path(folder)
@@ -95,7 +102,7 @@ def find_official_files(folder: Path) -> tuple[dict[str, Path], Path]:
     norm = sorted(p.parent for p in folder.rglob("feat_norm_means.mat"))
     if len(norm) != 1:
         raise OfficialImportError(f"{folder}: expected one folder with feat_norm_means.mat, found {len(norm)}")
-    return found, norm[0]
+    return OfficialFiles(found, norm[0])
 
 
 def _read_mat(path: Path, size: int) -> np.ndarray:

@@ -205,13 +205,14 @@ def _new_model(cfg: RunConfig) -> EmotionCNN:
 
 def _prepare_data(cfg: RunConfig, corpus: pd.DataFrame, cache_root: Path, workers, report) -> _Data:
     store = FeatureStore(cache_root, cfg.audio, cfg.features, cfg.chunks)
-    features, _ = extract_features(corpus, store, cfg.audio, cfg.features, cfg.chunks, workers=workers,
-                                   progress=lambda d, t: report(TrainProgress("features", 0, cfg.train.epochs, d, t)))
+    features = extract_features(corpus, store, cfg.audio, cfg.features, cfg.chunks, workers=workers,
+                                progress=lambda d, t: report(TrainProgress("features", 0, cfg.train.epochs, d, t))).features
     usable = corpus.loc[corpus.index.isin(features.files)]
     attributes = list(cfg.model.attributes)
     train_rows = usable[usable["split"] == "train"]
     label_mean, label_std = train_rows[attributes].mean(), train_rows[attributes].std(ddof=0).replace(0, 1)
-    feature_mean, feature_std = feature_statistics(features, train_rows.index)  # training split only
+    statistics = feature_statistics(features, train_rows.index)  # training split only
+    feature_mean, feature_std = statistics.mean, statistics.std
 
     def chunk_set(rows: pd.DataFrame, labelled: bool = True) -> ChunkSet:
         targets = ((rows[attributes] - label_mean) / label_std).to_numpy(np.float32) if labelled else None
@@ -294,12 +295,12 @@ def _fit_joint(ep: _Epoch, chunk_set: ChunkSet, pseudo: np.ndarray) -> tuple[flo
     for b, batch in enumerate(batches):
         for opt in (ep.optimisers["sgd"], ep.optimisers["adam"], head):
             opt.zero_grad(set_to_none=True)
-        ce, ccc_term = joint_backward(model, chunk_set, batch, labels, ep.normaliser, cfg.train.micro_batch_chunks)
+        loss = joint_backward(model, chunk_set, batch, labels, ep.normaliser, cfg.train.micro_batch_chunks)
         ep.optimisers["sgd"].step()  # published order: SGD, Adam and the head all step on the same gradients
         ep.optimisers["adam"].step()
         head.step()
-        ces.append(ce)
-        cccs.append(ccc_term)
+        ces.append(loss.cross_entropy)
+        cccs.append(loss.ccc_loss)
         report(b + 1, len(batches))
     return float(np.mean(ces)), float(np.mean(cccs))
 

@@ -41,7 +41,8 @@ def official_run(official_dir, tmp_path_factory):
     from core.official import find_official_files, import_official
     from core.run_store import RunStore
     store = RunStore(tmp_path_factory.mktemp("official-runs"))
-    checkpoints, norm_dir = find_official_files(official_dir)
+    files = find_official_files(official_dir)
+    checkpoints, norm_dir = files.checkpoints, files.norm_dir
     return import_official(checkpoints, norm_dir, store)
 
 

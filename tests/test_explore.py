@@ -99,7 +99,8 @@ def test_locate_round_trip_and_in_extent(exploration, coords, tmp_path):
     new = write_wav(tmp_path / "tone.wav", sine(2.0, frequency_hz=300))
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"nope")
-    table, errors = locator.locate_files([*own, new, broken], n_neighbours=3)
+    located = locator.locate_files([*own, new, broken], n_neighbours=3)
+    table, errors = located.table, located.errors
     assert list(errors) == [str(broken)] and len(table) == 4
     extent = np.ptp(coords, axis=0).max()
     for i, path in enumerate(own):  # a corpus clip lands on its own point, its own nearest neighbour
@@ -145,17 +146,31 @@ def test_locate_a_corpus_clip_lands_on_its_own_corpus_point(exploration, coords)
     picks = [int(np.flatnonzero(corpus["split"].to_numpy() == split)[0]) for split in ("train", "dev", "unlabelled")]
     paths = [str(corpus["path"].iloc[i]) for i in picks]
     locator = Locator(exploration, coords)
-    clips, errors = locator.predictor.load(paths)
+    loaded = locator.predictor.load(paths)
+    clips, errors = loaded.clips, loaded.errors
     assert errors == {}
     predicted = locator.predictor.predict_chunks([c.features for c in clips])
     outputs = predicted.outputs[exploration.network]
     for space, chunk in (("cluster", outputs.cluster_features), ("latent", outputs.latent)):
         embedding = chunk.reshape(len(picks), latent.n_chunks, -1).mean(1)
         np.testing.assert_allclose(embedding, latent.embeddings[space][picks], atol=1e-5, rtol=0)
-    table, errors = locator.locate_files(paths)
+    located = locator.locate_files(paths)
+    table, errors = located.table, located.errors
     assert errors == {}
     assert list(table["cluster"]) == list(latent.cluster[picks])
     for attribute in latent.predictions.columns:
         np.testing.assert_allclose(table[attribute], latent.predictions[attribute].iloc[picks], atol=1e-5, rtol=0)
     extent = coords.max(0) - coords.min(0)
     assert np.all(np.abs(table[["x", "y"]].to_numpy() - coords[picks]) <= 1e-3 * extent)
+
+
+def test_latent_caches_of_another_format_are_never_read(exploration, cache):
+    """The format version is part of the cache key: a latent space written before the one forward path
+    (folder without the version) is not mixed in; the current one is read back as it was written."""
+    from core.latent import LATENT_FORMAT_VERSION
+    assert exploration.folder.name.endswith(f"-v{LATENT_FORMAT_VERSION}")
+    old = exploration.folder.with_name(exploration.folder.name.rsplit("-v", 1)[0])  # the previous version's key
+    shutil.copytree(exploration.folder, old, dirs_exist_ok=True)
+    again = explore(exploration.run, cache_root=cache)
+    assert again.folder == exploration.folder
+    np.testing.assert_array_equal(again.latent.embeddings["cluster"], exploration.latent.embeddings["cluster"])

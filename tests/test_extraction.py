@@ -23,7 +23,8 @@ def _store(tmp_path):
 
 
 def test_extract_features_in_worker_processes_matches_direct_computation(speechlike_clips, tmp_path):
-    feats, stats = extract_features(_table(speechlike_clips), _store(tmp_path), **CFG, workers=2, batch_files=2)
+    result = extract_features(_table(speechlike_clips), _store(tmp_path), **CFG, workers=2, batch_files=2)
+    feats, stats = result.features, result.stats
     assert stats.n_extracted == 5 and stats.audio_seconds == pytest.approx(8.4, abs=0.01)
     assert list(feats.files) == [p.name for p in speechlike_clips]
     for i, path in enumerate(speechlike_clips):
@@ -40,16 +41,18 @@ def test_extract_features_workers_start_under_a_streamlit_like_main(speechlike_c
     main = types.ModuleType("__main__")
     main.__file__ = str(script)
     monkeypatch.setitem(sys.modules, "__main__", main)
-    feats, stats = extract_features(_table(speechlike_clips), _store(tmp_path), **CFG, workers=2, batch_files=2)
+    result = extract_features(_table(speechlike_clips), _store(tmp_path), **CFG, workers=2, batch_files=2)
+    feats, stats = result.features, result.stats
     assert stats.n_extracted == 5 and len(feats.files) == 5
 
 
 def test_extract_features_rerun_extracts_nothing_new(speechlike_clips, tmp_path):
     store = _store(tmp_path)
     extract_features(_table(speechlike_clips[:3]), store, **CFG, workers=1)
-    feats, stats = extract_features(_table(speechlike_clips), store, **CFG, workers=1)
+    result = extract_features(_table(speechlike_clips), store, **CFG, workers=1)
+    feats, stats = result.features, result.stats
     assert stats.n_extracted == 2 and len(feats.files) == 5
-    _, again = extract_features(_table(speechlike_clips), store, **CFG, workers=1)
+    again = extract_features(_table(speechlike_clips), store, **CFG, workers=1).stats
     assert again.n_extracted == 0
 
 
@@ -65,7 +68,8 @@ def test_extract_features_lists_every_bad_file_and_keeps_the_good_ones(speechlik
     assert "noise.wav" in str(err.value) and "gone.wav: file not found" in str(err.value)
     assert len(store.index()) == 5  # the readable files were stored before the error
     with pytest.warns(UserWarning, match="2 audio files cannot be used"):
-        feats, stats = extract_features(table, store, **CFG, workers=1, skip_unreadable=True)
+        result = extract_features(table, store, **CFG, workers=1, skip_unreadable=True)
+        feats, stats = result.features, result.stats
     assert len(feats.files) == 5 and stats.n_extracted == 0
 
 
@@ -76,7 +80,8 @@ def test_extract_features_short_policy(speechlike_clips, tmp_path, policy):
     args = dict(audio=CFG["audio"], features=CFG["features"], chunks=chunks, workers=1)
     if policy == "drop":
         with pytest.warns(UserWarning, match="dropping 1 clips shorter than one chunk"):
-            feats, _ = extract_features(_table(speechlike_clips), store, **args)
+            result = extract_features(_table(speechlike_clips), store, **args)
+            feats = result.features
         assert "clip_0.wav" not in feats.files and len(feats.files) == 4
     else:
         with pytest.raises(CorpusAudioError, match="clip_0.wav: shorter than one chunk"):
@@ -90,7 +95,8 @@ def test_feature_store_ignores_a_shard_without_its_index(speechlike_clips, tmp_p
     np.save(store.dir / "shard-orphan.npy", np.full((100, 128), np.nan, np.float32))
     (store.dir / ".shard-x.npy.tmp-1-abc").write_bytes(b"half written")
     assert len(store.index()) == 2
-    feats, stats = extract_features(_table(speechlike_clips), store, **CFG, workers=1)
+    result = extract_features(_table(speechlike_clips), store, **CFG, workers=1)
+    feats, stats = result.features, result.stats
     assert stats.n_extracted == 3 and np.isfinite(feats.frames).all()
 
 
@@ -100,5 +106,5 @@ def test_feature_store_touching_a_file_re_extracts_it(speechlike_clips, tmp_path
     extract_features(_table(speechlike_clips), store, **CFG, workers=1)
     st = os.stat(speechlike_clips[1])
     os.utime(speechlike_clips[1], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
-    _, stats = extract_features(_table(speechlike_clips), store, **CFG, workers=1)
+    stats = extract_features(_table(speechlike_clips), store, **CFG, workers=1).stats
     assert stats.n_extracted == 1

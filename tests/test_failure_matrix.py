@@ -60,8 +60,8 @@ def test_training_corpus_lists_every_bad_file_and_keeps_the_good_ones(matrix, tm
         extract_features(table, store, AudioConfig(), FeatureConfig(), ChunkConfig(), workers=1)
     assert {Path(p).name for p in err.value.problems} == set(bad)
     with pytest.warns(UserWarning, match="5 audio files cannot be used"):
-        features, _ = extract_features(table, store, AudioConfig(), FeatureConfig(), ChunkConfig(), workers=1,
-                                       skip_unreadable=True)
+        features = extract_features(table, store, AudioConfig(), FeatureConfig(), ChunkConfig(), workers=1,
+                                    skip_unreadable=True).features
     assert sorted(features.files) == good and np.isfinite(features.frames).all()
     hour = features.files.get_loc("one hour.wav")
     assert features.n_frames[hour] == 1 + 3600 * 16_000 // 256

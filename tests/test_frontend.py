@@ -30,11 +30,11 @@ def _warble(seconds: float, rate: int, channels: int = 1) -> np.ndarray:
 def test_streamed_file_gives_the_same_features_bit_for_bit(tmp_path, monkeypatch, name, rate, channels, subtype):
     path = str(tmp_path / name)
     sf.write(path, _warble(3.3, rate, channels), rate, subtype=subtype)
-    whole = load_features([path], *CONFIGS)[0][0]
-    chunks = load_features([path], *CONFIGS, as_chunks=True)[0][0]
+    whole = load_features([path], *CONFIGS).clips[0]
+    chunks = load_features([path], *CONFIGS, as_chunks=True).clips[0]
     monkeypatch.setattr(core.frontend, "STREAM_ABOVE_S", 1.0)  # the 3.3-s file is now streamed
-    streamed = load_features([path], *CONFIGS)[0][0]
-    streamed_chunks = load_features([path], *CONFIGS, as_chunks=True)[0][0]
+    streamed = load_features([path], *CONFIGS).clips[0]
+    streamed_chunks = load_features([path], *CONFIGS, as_chunks=True).clips[0]
     assert streamed.n_samples == whole.n_samples == len(load_audio(path))
     assert streamed.n_frames == whole.n_frames
     np.testing.assert_array_equal(streamed.features, whole.features)
@@ -78,10 +78,12 @@ def test_long_silent_and_nan_files(tmp_path, monkeypatch):
     broken = _warble(3.0, 16_000)[:, 0]
     broken[40_000] = np.nan
     sf.write(nan, broken, 16_000, subtype="FLOAT")
-    clips, errors = load_features([silent, nan], *CONFIGS)
+    loaded = load_features([silent, nan], *CONFIGS)
+    clips, errors = loaded.clips, loaded.errors
     assert [c.path for c in clips] == [silent] and not clips[0].features.any()  # zeros, never 0 / 0
     assert "NaN" in errors[nan]
-    clips, errors = load_features([silent], *CONFIGS, refuse_silent=True)
+    loaded = load_features([silent], *CONFIGS, refuse_silent=True)
+    clips, errors = loaded.clips, loaded.errors
     assert not clips and errors[silent] == "silent: every sample is zero"
     with pytest.raises(AudioLoadingError, match="NaN"):
         list(AudioStream(nan))

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from core.config import ModelConfig, paper, tiny
+from core.config import paper, tiny
 from core.dataset import ChunkSet, Normaliser
 from core.model import EmotionCNN
 from core.objective import joint_backward
@@ -27,8 +27,8 @@ def _gradients(model, chunk_set, micro_batch_chunks):
     batch = np.arange(len(chunk_set))[::-1].copy()  # any order
     labels = torch.from_numpy(np.arange(len(chunk_set)) % model.n_clusters)
     normaliser = Normaliser.from_statistics(np.zeros(128), np.ones(128), 3.0, torch.device("cpu"))
-    ce, ccc = joint_backward(model, chunk_set, batch, labels, normaliser, micro_batch_chunks)
-    return ce, ccc, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    loss = joint_backward(model, chunk_set, batch, labels, normaliser, micro_batch_chunks)
+    return loss.cross_entropy, loss.ccc_loss, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
 @pytest.mark.parametrize("micro_batch_chunks", [1, 5, 8])

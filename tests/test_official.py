@@ -44,14 +44,16 @@ def test_imported_run_holds_three_networks_with_published_sizes(official_run):
 
 
 def test_import_official_twice_returns_the_same_run(official_run, official_dir):
-    checkpoints, norm_dir = find_official_files(official_dir)
+    files = find_official_files(official_dir)
+    checkpoints, norm_dir = files.checkpoints, files.norm_dir
     store = RunStore(official_run.dir.parent)
     again = import_official(checkpoints, norm_dir, store)
     assert again.run_id == official_run.run_id and len(store.list()) == 1
 
 
 def test_import_official_reports_missing_and_wrong_files(official_dir, tmp_path):
-    checkpoints, norm_dir = find_official_files(official_dir)
+    files = find_official_files(official_dir)
+    checkpoints, norm_dir = files.checkpoints, files.norm_dir
     with pytest.raises(OfficialImportError, match="missing files: .*nowhere.pth.tar"):
         import_official(checkpoints | {"valence": tmp_path / "nowhere.pth.tar"}, norm_dir, RunStore(tmp_path / "runs"))
     swapped = checkpoints | {"arousal": checkpoints["valence"]}  # a 30-cluster head where 10 belong

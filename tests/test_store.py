@@ -80,7 +80,8 @@ def _extract(clips, root):
     """Extract `clips` into the feature store under `root`: (store, a copy of the packed frames, stats)."""
     table = pd.DataFrame({"path": [str(p) for p in clips]}, index=pd.Index([p.name for p in clips], name="file"))
     store = FeatureStore(root, *FEATURES)
-    feats, stats = extract_features(table, store, *FEATURES, workers=1)
+    result = extract_features(table, store, *FEATURES, workers=1)
+    feats, stats = result.features, result.stats
     return store, np.array(feats.frames), stats
 
 
@@ -258,3 +259,31 @@ def test_corrupted_projection_is_treated_as_absent(tmp_path, how):
     with pytest.warns(UserWarning, match="k.npy.*fitting this projection again"):
         assert load_projection(tmp_path, "k") is None
     assert not list((tmp_path / "projections").iterdir())
+
+
+def test_runs_stored_before_the_redesign_still_load(tmp_path):
+    """A run written by the previous version (info as a plain JSON dict, the old official-import keys, an
+    empty pre-checksum `COMPLETE`) loads, with its info typed (issue 10)."""
+    folder = tmp_path / "official-old"
+    folder.mkdir()
+    info = {"schema_version": 1, "run_id": "official-old", "created": "2026-11-01T10:00:00+00:00", "kind": "official",
+            "name": "official-old", "config": RunConfig().to_dict(), "primary_network": "arousal",
+            "source": {"arousal": "a_Act.pth.tar"}, "attribution": "by the authors", "published_test_ccc": {"arousal": 0.67},
+            "centroids": "none", "a_key_from_a_later_version": 1}
+    (folder / "config.json").write_text(json.dumps(info))
+    atomic_torch_save(folder / "model.pt", bundle_state(_bundle()))
+    (folder / "metrics.json").write_text(json.dumps({"test_ccc": {"test": {"arousal": 0.5}}, "best_epoch": 3}))
+    (folder / "history.jsonl").write_text('{"epoch": 0, "best": true}\n')
+    (folder / COMPLETE).write_bytes(b"")
+    run = RunStore(tmp_path).load("official-old")
+    assert run.info.kind == "official" and run.info.source == {"arousal": "a_Act.pth.tar"} and not run.info.trained
+    assert run.info.primary_network == "arousal" and run.config == RunConfig()
+    assert run.metrics().best_epoch == 3 and run.metrics().test_ccc["test"]["arousal"] == 0.5
+    assert list(run.history()["epoch"]) == [0] and run.corpus() is None and run.centroids() is None
+    assert RunInfo.from_dict(run.info.to_dict()) == run.info  # round trip through config.json's form
+
+
+def test_run_info_round_trips_through_its_dict():
+    info = RunInfo(kind="trained", name="x", config=RunConfig(name="x"), run_id="x-1", corpus_fingerprint="f",
+                   corpus_size={"train": 3})
+    assert RunInfo.from_dict(json.loads(json.dumps(info.to_dict()))) == info

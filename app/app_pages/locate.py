@@ -27,8 +27,9 @@ with tempfile.TemporaryDirectory() as folder:
         path.write_bytes(upload.getvalue())
         paths[str(path)] = name
     # files over two minutes are streamed (bounded memory); the run's audio.max_duration_s refuses longer ones
-    located, errors = locator.locate_files(list(paths), refuse_silent=True)
-for path, reason in errors.items():
+    result = locator.locate_files(list(paths), refuse_silent=True)
+located = result.table
+for path, reason in result.errors.items():
     st.error(f"{paths[path]}: {reason}")
 if located.empty:
     st.stop()

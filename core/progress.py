@@ -1,0 +1,52 @@
+"""Progress on a terminal for the CLI: one line per epoch and live stage bars (tqdm); nothing else uses it."""
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+
+class TrainPrinter:
+    """One line per epoch (losses, dev CCC, ETA) and a live stage bar on a terminal."""
+
+    def __init__(self):
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, p) -> None:
+        if p.stage == "resume":
+            print(f"resuming after epoch {p.done}/{p.epochs} (an earlier run of this config was interrupted)",
+                  file=sys.stderr, flush=True)
+        elif p.stage == "validate" and p.dev_ccc is not None:
+            ccc = " ".join(f"{a} {v:.3f}" for a, v in p.dev_ccc.items())
+            eta = f", ETA {p.eta_s / 60:.1f} min" if p.eta_s else ""
+            print(f"\repoch {p.epoch + 1}/{p.epochs}: dev CCC {ccc}{eta}" + " " * 20, file=sys.stderr, flush=True)
+        elif self.tty or p.done == p.total:
+            end = "\n" if (not self.tty and p.done == p.total) else ""
+            print(f"\r  epoch {p.epoch + 1}/{p.epochs} {p.stage}: {p.done}/{p.total}", end=end, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+def progress_bar(label: str):
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=label, unit="file", file=sys.stderr, disable=total == 0)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+    return update
+
+
+def stage_printer():
+    bars = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            bars[stage] = progress_bar(stage)
+        bars[stage](done, total)
+    return update
