@@ -23,12 +23,12 @@ CORE_LAYERS = [
     ["extraction"],  # audio -> feature store, in parallel
     ["train", "inference"],  # the DeepCluster loop; new audio through a stored run
     ["explore", "official", "ablation"],  # latent space of a run + map + locate; the published models; ablations
-    ["export"],  # tables of an exploration
+    ["export", "progress"],  # tables of an exploration; the CLI's terminal progress
     ["__init__", "__main__"],  # the public names; the CLI
 ]
 APP_LAYERS = [["__init__", "figures", "loaders"], ["widgets"], ["streamlit_app", "app_pages"]]
 BENCHMARK_LAYERS = [["machine", "browser", "inputs", "server"], ["results"], ["memory"],
-                    ["corpus", "latency", "projection", "training", "app"], ["__init__", "__main__"]]
+                    ["corpus", "embedding", "latency", "projection", "training", "app"], ["__init__", "__main__"]]
 
 
 def _modules(package: str) -> list[Path]:
