@@ -10,6 +10,7 @@ from pathlib import Path
 from core import keep_freed_memory
 from benchmarks.app import APP_FIRST, bench_app_cold_start
 from benchmarks.corpus import bench_demo_corpus, bench_feature_extraction
+from benchmarks.embedding import bench_embedding
 from benchmarks.latency import bench_locate, bench_predict_latency
 from benchmarks.memory import with_peak_rss
 from benchmarks.projection import bench_projection
@@ -28,6 +29,7 @@ def run_all(work: Path | None = None, training: bool = True, projection: bool = 
         results += with_peak_rss(bench_feature_extraction, manifest, work, 2)
         results += with_peak_rss(bench_predict_latency, work)
         results += with_peak_rss(bench_locate, work)
+        results += bench_embedding(work)  # two processes of its own: with and without the malloc options
         if app:  # measures its own server's memory, so not in a process of its own
             try:
                 results += bench_app_cold_start(work)
