@@ -5,6 +5,7 @@ Every subcommand is a row of `COMMANDS`: its name, help, arguments and the funct
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from core.ablation import ablation_variants, ccc_table, run_ablation
 from core.atomic import CorruptFileError
 from core.audio import AudioLoadingError
 from core.config import RunConfig, apply_overrides, preset, toml_overrides
+from core.distributed import DistributedError, close_world, init_world
 from core.explore import ExploreError, Locator, analyze_exploration, explore, project
 from core.export import export_exploration
 from core.extraction import CorpusAudioError, extract_features
@@ -32,7 +34,7 @@ from core.train import TrainingConfigError, train
 
 # what a user can cause and fix: a one-line message and exit code 2, never a traceback
 EXPECTED_ERRORS = (ManifestError, CorpusAudioError, OfficialImportError, RunNotFoundError, AudioLoadingError,
-                   TrainingConfigError, RunLockedError, ExploreError, CorruptFileError)
+                   TrainingConfigError, RunLockedError, ExploreError, CorruptFileError, DistributedError)
 
 
 @dataclass(frozen=True)
@@ -44,22 +46,30 @@ class Command:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; under torchrun every rank runs it, and rank 0 alone prints and writes."""
     keep_freed_memory()  # every command runs the CNN pass after pass: `core.runtime` says why
     args = build_parser().parse_args(argv)
     try:
+        args.world = init_world(backend=args.dist_backend)  # torchrun's environment, else this process alone
         return args.handler(args)
     except EXPECTED_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # one line, from rank 0 (or the only process)
+            print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: every finished epoch is saved; run the same command again to resume", file=sys.stderr)
         return 130
+    finally:
+        if getattr(args, "world", None) is not None:
+            close_world(args.world)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description=(
         "DeepEmoCluster Explorer: semi-supervised speech-emotion models (Lin, Sridhar & Busso, ICASSP 2021)."))
     parser.add_argument("--runs-dir", type=Path, default=None, help="run store (default: $SER_RUNS_DIR or data/runs)")
+    parser.add_argument("--dist-backend", choices=["auto", "gloo", "nccl"], default="auto",
+                        help="under torchrun: NCCL on GPUs, gloo on CPUs (default: auto)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         p = commands.add_parser(command.name, help=command.help)
@@ -199,7 +209,10 @@ def _extract(args) -> int:
     table = load_corpus(args.corpus, unlabelled=args.unlabelled, labels=cfg.labels)
     store = FeatureStore(default_cache_dir(), cfg.audio, cfg.features, cfg.chunks)
     result = extract_features(table, store, cfg.audio, cfg.features, cfg.chunks, workers=args.workers,
-                              skip_unreadable=args.skip_unreadable, progress=progress_bar("extracting"))
+                              skip_unreadable=args.skip_unreadable, world=args.world,
+                              progress=progress_bar("extracting") if args.world.is_main else None)
+    if not args.world.is_main:
+        return 0
     feats, stats = result.features, result.stats
     print(f"{len(feats.files)} utterances, {len(feats.frames)} frames; extracted {stats.n_extracted} new files "
           f"({stats.audio_seconds:.0f} s of audio) in {stats.seconds:.1f} s, real-time factor {stats.real_time_factor:.4f}")
@@ -221,10 +234,12 @@ def _train(args) -> int:
     corpus = load_corpus(args.corpus, unlabelled=args.unlabelled, labels=cfg.labels)
     printer = TrainPrinter()
     try:
-        result = train(cfg, corpus, RunStore(args.runs_dir), default_cache_dir(), force=args.force, progress=printer,
-                       workers=args.workers)
+        result = train(cfg, corpus, RunStore(args.runs_dir), default_cache_dir(), force=args.force, workers=args.workers,
+                       progress=printer if args.world.is_main else None, world=args.world)
     finally:
         printer.close()
+    if not args.world.is_main:
+        return 0
     verb = "trained" if result.trained else "loaded existing run"
     print(f"{verb} {result.run.run_id} ({result.run.dir})")
     _print_ccc(ccc_table({result.run.run_id: result.test_ccc}))
@@ -243,10 +258,12 @@ def _ablation(args) -> int:
         printer(progress)
     try:
         result = run_ablation(ablation_variants(base, with_frozen_regressor=args.with_frozen_regressor), corpus,
-                              RunStore(args.runs_dir), default_cache_dir(), progress=report, workers=args.workers)
+                              RunStore(args.runs_dir), default_cache_dir(), progress=report if args.world.is_main else None,
+                              workers=args.workers, world=args.world)
     finally:
         printer.close()
-    _print_ccc(result.test_ccc)
+    if args.world.is_main:
+        _print_ccc(result.test_ccc)
     return 0
 
 
@@ -270,13 +287,19 @@ def _print_ccc(table: pd.DataFrame) -> None:
 
 
 def _exploration(args):
+    """The exploration the command works on; under torchrun the ranks share its embedding pass, and only
+    rank 0 goes on with the result (the others get None)."""
     run = _load_run(args)
     corpus = load_corpus(args.corpus, unlabelled=args.unlabelled, labels=run.config.labels) if args.corpus else None
-    return explore(run, corpus, network=args.network, progress=stage_printer())
+    world = args.world
+    exploration = explore(run, corpus, network=args.network, world=world,
+                          progress=stage_printer() if world.is_main else None)
+    return exploration if world.is_main else None
 
 
 def _analyze(args) -> int:
-    exploration = _exploration(args)
+    if (exploration := _exploration(args)) is None:
+        return 0
     report = analyze_exploration(exploration, args.split, args.shuffles)
     latent = exploration.latent
     print(f"run {exploration.run.run_id}, network {exploration.network}: {len(latent.files)} utterances, "
@@ -298,7 +321,8 @@ def _analyze(args) -> int:
 
 
 def _locate(args) -> int:
-    exploration = _exploration(args)
+    if (exploration := _exploration(args)) is None:
+        return 0
     locator = Locator(exploration, project(exploration))
     located = locator.locate_files(expand_audio_paths(args.clips), n_neighbours=args.neighbours)
     table, errors = located.table, located.errors
@@ -312,7 +336,8 @@ def _locate(args) -> int:
 
 
 def _export(args) -> int:
-    exploration = _exploration(args)
+    if (exploration := _exploration(args)) is None:
+        return 0
     paths = export_exploration(exploration, analyze_exploration(exploration), project(exploration), args.out, args.format)
     for path in paths:
         print(path)

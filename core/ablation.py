@@ -10,6 +10,7 @@ from typing import Callable
 import pandas as pd
 
 from core.config import RunConfig
+from core.distributed import World
 from core.run_store import Run, RunStore
 from core.train import TrainProgress, train
 
@@ -36,8 +37,8 @@ def ablation_variants(base: RunConfig, *, with_frozen_regressor: bool = False) -
 
 
 def run_ablation(variants: list[AblationVariant], corpus: pd.DataFrame, runs: RunStore, cache_root: Path, *,
-                 progress: Callable[[str, TrainProgress], None] | None = None, workers: int | None = None
-                 ) -> AblationResult:
+                 progress: Callable[[str, TrainProgress], None] | None = None, workers: int | None = None,
+                 world: World | None = None) -> AblationResult:
     """Train (or load) every variant on `corpus`; their test CCC side by side.
 
     Args:
@@ -46,7 +47,8 @@ def run_ablation(variants: list[AblationVariant], corpus: pd.DataFrame, runs: Ru
     trained = {}
     for variant in variants:
         report = (lambda p, label=variant.label: progress(label, p)) if progress else None
-        trained[variant.label] = train(variant.config, corpus, runs, cache_root, progress=report, workers=workers)
+        trained[variant.label] = train(variant.config, corpus, runs, cache_root, progress=report, workers=workers,
+                                       world=world)
     return AblationResult({label: r.run for label, r in trained.items()}, ccc_table({k: r.test_ccc for k, r in trained.items()}))
 
 

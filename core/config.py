@@ -115,7 +115,7 @@ class TrainConfig:
     batch_utterances: int = 64  # a batch holds this many utterances' worth of chunks (64 x 11 = 704)
     # Activations of this many chunks at a time (~6 MB each); None = the whole batch in one forward pass.
     # None is the published behaviour (BatchNorm statistics over all 704 chunks, one running-statistics
-    # update per step: the paper presets), ~4 GB. 32 keeps a whole epoch under 1.5 GB (64 is ~10 %
+    # update per step: the paper presets), 11.3 GB peak on a CPU. 32 keeps a whole epoch under 1.5 GB (64 is ~10 %
     # faster at ~1.7 GB); gradients stay exact (the CCC uses the whole batch), but BatchNorm then sees
     # micro-batch statistics and its running statistics get one update per micro-batch.
     micro_batch_chunks: int | None = 32

@@ -18,13 +18,13 @@ from core.bundle import ModelBundle
 from core.clustering import nearest_centroid
 from core.config import UmapConfig, config_hash
 from core.dataset import Normaliser, make_chunk_set, utterance_mean
+from core.distributed import World
 from core.extraction import extract_features
 from core.feature_store import FeatureStore
 from core.forward import chunk_predictions, embed_networks
 from core.inference import Predictor
 from core.latent import LATENT_FORMAT_VERSION, LatentSpace, build_latent_space, cluster_shares
 from core.manifest import corpus_fingerprint, load_manifest
-from core.model import resolve_device
 from core.paths import default_cache_dir, default_demo_dir
 from core.projection import LatentProjector
 from core.run_store import Run
@@ -45,7 +45,8 @@ class Exploration:
 
 
 def explore(run: Run, corpus: pd.DataFrame | None = None, *, network: str | None = None,
-            cache_root: Path | None = None, progress: Callable[[str, int, int], None] | None = None) -> Exploration:
+            cache_root: Path | None = None, progress: Callable[[str, int, int], None] | None = None,
+            world: World | None = None) -> Exploration:
     """The latent space of `run` over `corpus` (default: the corpus it was trained on), cached.
 
     Args:
@@ -53,10 +54,13 @@ def explore(run: Run, corpus: pd.DataFrame | None = None, *, network: str | None
             default: the run's primary network (arousal for the published models).
         cache_root: feature-store root (default: data/cache).
         progress: optional callback(stage, done, total).
+        world: the processes of a torchrun job: they share the feature extraction and the embedding
+            pass; rank 0 writes the latent space.
 
     Raises:
         ExploreError: no corpus given for a run that has none, or an unknown network.
     """
+    world = world or World()
     if corpus is None:
         corpus = run.corpus()
         if corpus is None:
@@ -68,9 +72,11 @@ def explore(run: Run, corpus: pd.DataFrame | None = None, *, network: str | None
     # the format version is part of the key: a latent space computed another way is recomputed, never mixed in
     folder = run.analysis_dir(f"{network}-{corpus_fingerprint(corpus)[:12]}-v{LATENT_FORMAT_VERSION}")
     latent = load_latent(folder)
-    if latent is None:
-        latent = _compute_latent(run, bundle, network, corpus, cache_root or default_cache_dir(), progress)
-        save_latent(folder, latent)
+    if world.broadcast(latent is None):  # rank 0 decides: a latent space half-written by a crash is recomputed
+        latent = _compute_latent(run, bundle, network, corpus, cache_root or default_cache_dir(), progress, world)
+        if world.is_main:
+            save_latent(folder, latent)
+        world.barrier()
     return Exploration(run, network, corpus.loc[latent.files], latent, folder)
 
 
@@ -88,15 +94,15 @@ def corpus_to_explore(run: Run, demo_dir: Path | None = None) -> pd.DataFrame:
 
 
 def _compute_latent(run: Run, bundle: ModelBundle, network: str, corpus: pd.DataFrame, cache_root: Path,
-                    progress) -> LatentSpace:
+                    progress, world: World) -> LatentSpace:
     cfg, norm = bundle.config, bundle.normalisation
     report = progress or (lambda stage, done, total: None)
     store = FeatureStore(cache_root, cfg.audio, cfg.features, cfg.chunks)
     features = extract_features(corpus, store, cfg.audio, cfg.features, cfg.chunks,
-                                progress=lambda d, t: report("features", d, t)).features
+                                progress=lambda d, t: report("features", d, t), world=world).features
     chunk_set = make_chunk_set(features, features.files, cfg.chunks)
-    normaliser = Normaliser.from_statistics(norm.feature_mean, norm.feature_std, cfg.features.clip, resolve_device("auto"))
-    outputs = embed_networks(bundle.networks, chunk_set, normaliser,
+    normaliser = Normaliser.from_statistics(norm.feature_mean, norm.feature_std, cfg.features.clip, world.device)
+    outputs = embed_networks(bundle.networks, chunk_set, normaliser, world,
                              progress=lambda name, d, t: report(f"embedding ({name})", d, t))
     return build_latent_space(features.files, outputs[network], cfg.chunks.n_chunks,
                               run.centroids() if run.info.trained else None, bundle.networks[network].n_clusters,

@@ -22,6 +22,7 @@ import torch
 from core.config import AudioConfig, ChunkConfig, FeatureConfig
 from core.frontend import load_features
 from core.dataset import FeatureSet
+from core.distributed import World
 from core.feature_store import FeatureStore
 
 
@@ -60,15 +61,17 @@ class Extraction:
 def extract_features(table: pd.DataFrame, store: FeatureStore, audio: AudioConfig, features: FeatureConfig,
                      chunks: ChunkConfig, *, workers: int | None = None, batch_files: int = 16,
                      skip_unreadable: bool = False, progress: Callable[[int, int], None] | None = None,
-                     ) -> Extraction:
+                     world: World | None = None) -> Extraction:
     """Make sure every utterance of `table` has features in `store`, then return them packed.
 
     Args:
         table: utterance table (index `file`, column `path`).
         workers: processes; 1 extracts in this process. Default: this process for fewer than
-            `MIN_FILES_FOR_WORKERS` files to extract, else one per CPU core.
+            `MIN_FILES_FOR_WORKERS` files to extract, else one per CPU core (per rank: its share of the cores).
         skip_unreadable: warn and leave unreadable files out instead of raising.
-        progress: optional callback(done, total) over the files still to extract.
+        progress: optional callback(done, total) over the files still to extract (this rank's).
+        world: the processes of a torchrun job: each extracts its share of the files into shards of its
+            own; rank 0 alone builds the pack, which the others then open.
 
     Returns:
         the corpus's FeatureSet (rows dropped by `chunks.short_policy == "drop"` or `skip_unreadable`
@@ -78,12 +81,13 @@ def extract_features(table: pd.DataFrame, store: FeatureStore, audio: AudioConfi
         CorpusAudioError: unreadable files (all listed) or clips refused by `short_policy == "error"`,
             raised after everything readable has been stored, so a fixed rerun redoes nothing.
     """
-    t0 = time.perf_counter()
+    t0, world = time.perf_counter(), world or World()
     keys = {file: store.file_key(path) for file, path in table["path"].items() if os.path.isfile(path)}
     problems = {path: "file not found" for file, path in table["path"].items() if file not in keys}
     known = store.index()
     todo = [(file, table.at[file, "path"], key) for file, key in keys.items() if key not in known]
     todo.sort(key=lambda item: os.path.getsize(item[1]))  # batches of similar length: less STFT padding
+    todo = todo[world.rank:: world.size]  # interleaved: every rank gets short and long files alike
     jobs = [todo[i: i + batch_files] for i in range(0, len(todo), batch_files)]
     done, n_new, audio_seconds, pending, last_flush = 0, 0, 0.0, [], time.perf_counter()
     for results in _run_jobs(jobs, audio, features, chunks, workers):
@@ -100,6 +104,8 @@ def extract_features(table: pd.DataFrame, store: FeatureStore, audio: AudioConfi
             store.write_shard(pending)  # bounded memory, and a kill loses at most ~10 s of work
             pending, last_flush = [], time.perf_counter()
     store.write_shard(pending)
+    world.barrier()  # every rank's shards are written
+    problems = {path: reason for part in world.gather_objects(problems) for path, reason in part.items()}
 
     index = store.index()
     usable = [f for f in table.index if f in keys and keys[f] in index]
@@ -116,14 +122,23 @@ def extract_features(table: pd.DataFrame, store: FeatureStore, audio: AudioConfi
     if problems:
         warnings.warn(str(CorpusAudioError(problems)))
     stats = ExtractionStats(len(table), n_new, audio_seconds, time.perf_counter() - t0)
-    return Extraction(store.pack(pd.Index(usable, name="file"), [keys[f] for f in usable]), stats)
+    files, usable_keys = pd.Index(usable, name="file"), [keys[f] for f in usable]
+    # No two ranks ever build the same pack: rank 0 first; then the first rank of each other machine, which
+    # finds it on a shared filesystem and builds its own copy on a disk of its own; then everyone else.
+    turn = 0 if world.is_main else 1 if world.local_rank == 0 else 2
+    for t in range(3):
+        if t == turn:
+            packed = store.pack(files, usable_keys)
+        world.barrier()
+    return Extraction(packed, stats)
 
 
 def _run_jobs(jobs, audio, features, chunks, workers):
     if workers is None:
         # Spawned workers cost ~4 s to start (each imports torch): worth it only for large corpora.
         few = sum(map(len, jobs)) < MIN_FILES_FOR_WORKERS
-        workers = 1 if few else os.cpu_count() or 1
+        # under torchrun the ranks of a machine share its cores
+        workers = 1 if few else max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
             yield _extract_batch(job, audio, features, chunks)

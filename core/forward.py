@@ -16,6 +16,7 @@ import torch
 from core.bundle import Normalisation
 from core.config import AVD
 from core.dataset import ChunkSet, Normaliser, load_chunks, utterance_mean
+from core.distributed import World
 from core.model import EmotionCNN
 
 EMBED_BATCH_CHUNKS = 64  # chunks per forward pass: ~8 MB of activations each in the first layers
@@ -30,37 +31,43 @@ class ChunkOutputs:
 
 
 @torch.inference_mode()
-def embed_chunks(model: EmotionCNN, chunk_set: ChunkSet, normaliser: Normaliser,
+def embed_chunks(model: EmotionCNN, chunk_set: ChunkSet, normaliser: Normaliser, world: World | None = None,
                  batch_chunks: int = EMBED_BATCH_CHUNKS, progress: Callable[[int, int], None] | None = None
                  ) -> ChunkOutputs:
     """Eval-mode pass over every chunk of a chunk set (no dropout, BatchNorm running statistics).
 
+    With several ranks each embeds its share of the batches and every rank receives all outputs: the
+    batches are those of one process, so the outputs are the same.
+
     Args:
         model: on `normaliser.device`.
-        progress: optional callback(done_batches, total_batches).
+        world: the processes that share the pass (default: this one alone).
+        progress: optional callback(done_batches, total_batches) over this rank's batches.
     """
     model.eval()
+    world = world or World()
     outputs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    n_batches = math.ceil(len(chunk_set) / batch_chunks)
-    for b, start in enumerate(range(0, len(chunk_set), batch_chunks)):
+    mine = world.shard(math.ceil(len(chunk_set) / batch_chunks))
+    for b, start in enumerate(range(mine.start * batch_chunks, min(mine.stop * batch_chunks, len(chunk_set)), batch_chunks)):
         out = model(load_chunks(chunk_set, np.arange(start, min(start + batch_chunks, len(chunk_set))), normaliser))
         outputs.append(tuple(t.float().cpu().numpy() for t in (out.cluster_features, out.embedding, out.attributes)))
         if progress:
-            progress(b + 1, n_batches)
-    if not outputs:
-        width = (model.cfg.hidden_dim, model.cfg.latent_dim, len(model.cfg.attributes))
-        return ChunkOutputs(*(np.zeros((0, w), np.float32) for w in width))
-    return ChunkOutputs(*(np.concatenate(parts) for parts in zip(*outputs)))
+            progress(b + 1, len(mine))
+    if outputs:
+        local = [np.concatenate(parts) for parts in zip(*outputs)]
+    else:  # no chunks (or none for this rank)
+        local = [np.zeros((0, w), np.float32) for w in (model.cfg.hidden_dim, model.cfg.latent_dim, len(model.cfg.attributes))]
+    return ChunkOutputs(*(world.gather_rows(part) for part in local))
 
 
-def embed_networks(networks: dict[str, EmotionCNN], chunk_set: ChunkSet, normaliser: Normaliser,
+def embed_networks(networks: dict[str, EmotionCNN], chunk_set: ChunkSet, normaliser: Normaliser, world: World | None = None,
                    progress: Callable[[str, int, int], None] | None = None) -> dict[str, ChunkOutputs]:
     """`embed_chunks` of every network of a bundle (moved to the normaliser's device, channels-last).
 
     Args:
         progress: optional callback(network name, done_batches, total_batches).
     """
-    return {name: embed_chunks(net.to(normaliser.device, memory_format=torch.channels_last), chunk_set, normaliser,
+    return {name: embed_chunks(net.to(normaliser.device, memory_format=torch.channels_last), chunk_set, normaliser, world,
                                progress=(lambda d, t, name=name: progress(name, d, t)) if progress else None)
             for name, net in networks.items()}
 

@@ -38,16 +38,27 @@ class EmotionCNN(nn.Module):
                        nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
             in_channels, t, f = out_channels, (t - 1) // stride + 1, (f - 1) // stride + 1
         self.encoder = nn.Sequential(*layers)  # (B, 128, 2, 4) for a 62 x 128 input
-        self.latent = nn.Sequential(nn.Linear(in_channels * t * f, cfg.latent_dim), nn.ReLU(inplace=True),
-                                    nn.Dropout(cfg.dropout))
+        # Linear + ReLU, then dropout (its mask given by training or drawn here): the published block, whose
+        # state-dict keys (`latent.0.*`) are unchanged by keeping the dropout apart
+        self.latent = nn.Sequential(nn.Linear(in_channels * t * f, cfg.latent_dim), nn.ReLU(inplace=True))
+        self.dropout = nn.Dropout(cfg.dropout)
         self.cluster_hidden = nn.Linear(cfg.latent_dim, cfg.hidden_dim)
         self.cluster_head = nn.Linear(cfg.hidden_dim, cfg.n_clusters)
         self.regressor = nn.Sequential(nn.Linear(cfg.latent_dim, cfg.hidden_dim), nn.ReLU(inplace=True),
                                        nn.Linear(cfg.hidden_dim, len(cfg.attributes)))
         self.apply(_init_weights)
 
-    def forward(self, x: torch.Tensor) -> ModelOutput:
+    def forward(self, x: torch.Tensor, dropout_mask: torch.Tensor | None = None) -> ModelOutput:
+        """Args:
+            x: (B, 1, m, F) normalised chunks.
+            dropout_mask: (B, D) keep-mask of the latent block's dropout, already divided by the keep
+                probability (`dropout_mask`); None draws one from torch's generator. Ignored in eval mode.
+        """
         embedding = self.latent(self.encoder(x).flatten(1))  # (B, D)
+        if self.training and dropout_mask is not None:
+            embedding = embedding * dropout_mask
+        else:
+            embedding = self.dropout(embedding)
         cluster_features = self.cluster_hidden(embedding)  # (B, H), pre-ReLU
         cluster_logits = self.cluster_head(torch.relu(cluster_features))  # (B, K)
         return ModelOutput(embedding, cluster_features, cluster_logits, self.regressor(embedding))
@@ -61,6 +72,13 @@ class EmotionCNN(nn.Module):
     @property
     def n_clusters(self) -> int:
         return self.cluster_head.out_features
+
+
+def dropout_mask(n_rows: int, width: int, p: float, generator: torch.Generator) -> torch.Tensor:
+    """(n_rows, width) inverted-dropout keep-mask: 1 / (1 - p) with probability 1 - p, else 0 (float32, CPU)."""
+    if p == 0.0:
+        return torch.ones(n_rows, width)
+    return torch.bernoulli(torch.full((n_rows, width), 1.0 - p), generator=generator) / (1.0 - p)
 
 
 def resolve_device(device: str = "auto") -> torch.device:

@@ -1,7 +1,13 @@
-"""The joint stage's semi-supervised objective (SPEC 2.4 step 2): CE(pseudo-label) + (1 - CCC) over a batch.
+"""The training objectives of one global batch (SPEC 2.4): cross-entropy on the pseudo-labels (both stages)
+and + (1 - CCC) over the whole batch (the joint stage), on one process or many (SPEC 2.8).
 
-The CCC couples every chunk of a batch, so a batch that does not fit in one forward pass needs care:
-`joint_backward` accumulates the exact batch-level gradient over micro-batches.
+A batch is cut into pieces: micro-batches of `train.micro_batch_chunks` chunks, or the whole batch
+(None). With several ranks each takes a contiguous run of whole pieces, so its pieces are the one-process
+run's micro-batches, and the loss is weighted by the global batch's size. The CCC couples every chunk of
+the batch: its gradient w.r.t. the predictions is computed over all ranks' predictions (gathered), then
+each piece is back-propagated with that gradient, so the result is the exact batch-level gradient.
+Dropout masks belong to global chunk positions (drawn once per batch from the shared seed), so a chunk
+gets the same mask whichever rank and micro-batch it lands in.
 """
 from __future__ import annotations
 
@@ -10,17 +16,32 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from core.dataset import ChunkSet, Normaliser, load_chunks
+from core.distributed import BatchNormReplay, World
 from core.metrics import ccc_loss
 from core.model import EmotionCNN
 
 
 @dataclass(frozen=True)
 class JointLoss:
-    """The joint loss of one batch (its gradient is accumulated in the parameters)."""
+    """The loss of one global batch (its gradient is accumulated in the parameters)."""
     cross_entropy: float  # mean over the batch's chunks
     ccc_loss: float  # mean over attributes of 1 - CCC over the whole batch
+
+
+@dataclass(frozen=True)
+class BatchStep:
+    """What computing one batch on this rank needs; the same for every batch of a stage."""
+    model: EmotionCNN  # the network (graph-free passes)
+    trainer: nn.Module  # the network as trained: DDP-wrapped on several ranks, else `model` itself
+    chunk_set: ChunkSet
+    labels: torch.Tensor  # (n_chunks,) pseudo-labels on the device
+    normaliser: Normaliser
+    micro_batch_chunks: int | None  # None: the whole batch in one piece
+    world: World
+    batchnorm: BatchNormReplay
 
 
 def split_batch(index: np.ndarray, size: int | None) -> list[np.ndarray]:
@@ -29,52 +50,114 @@ def split_batch(index: np.ndarray, size: int | None) -> list[np.ndarray]:
     return [index[i: i + size] for i in range(0, len(index), size)]
 
 
-def joint_backward(model: EmotionCNN, chunk_set: ChunkSet, batch: np.ndarray, labels: torch.Tensor,
-                   normaliser: Normaliser, micro_batch_chunks: int | None) -> JointLoss:
-    """Accumulate the gradient of CE + (1 - CCC) over one batch of chunks, and return the loss.
-
-    The CCC couples every chunk of the batch. In one forward pass (`micro_batch_chunks` None: the
-    published BatchNorm behaviour, statistics over the whole batch) it is differentiated directly. With
-    micro-batches its gradient w.r.t. the predictions comes from a first, graph-free pass with the same
-    dropout masks and BatchNorm state as the second, so the gradient is that of the batch-level CCC.
-
-    Args:
-        batch: (B,) chunk indices; labels: (n_chunks,) pseudo-labels on the device.
-    """
-    targets = chunk_set.chunk_targets(batch).to(normaliser.device)  # (B, A): chunks inherit their utterance's labels
-    micros = split_batch(batch, micro_batch_chunks)
-    if len(micros) == 1:
-        out = model(load_chunks(chunk_set, batch, normaliser))
-        ce = F.cross_entropy(out.cluster_logits, labels[batch])
-        ccc_term = ccc_loss(out.attributes, targets)
-        (ce + ccc_term).backward()
-        return JointLoss(ce.item(), ccc_term.item())
-    ccc_grad, ccc_value = _batch_ccc_gradient(model, chunk_set, micros, targets, normaliser)
-    ce_total, offset = 0.0, 0
-    for micro in micros:
-        out = model(load_chunks(chunk_set, micro, normaliser))
-        ce = F.cross_entropy(out.cluster_logits, labels[micro], reduction="sum") / len(batch)
-        surrogate = (out.attributes * ccc_grad[offset: offset + len(micro)]).sum()  # its gradient: the exact one
-        (ce + surrogate).backward()
-        ce_total, offset = ce_total + ce.item(), offset + len(micro)
-    return JointLoss(ce_total, ccc_value)
+def local_pieces(batch: np.ndarray, micro_batch_chunks: int | None, world: World) -> list[tuple[int, np.ndarray]]:
+    """This rank's pieces of a global batch, as (offset in the batch, chunk indices), in batch order."""
+    if micro_batch_chunks is None:  # the whole batch: an even share of its chunks
+        share = world.shard(len(batch))
+        return [(share.start, batch[share.start: share.stop])] if len(share) else []
+    pieces = [(i, batch[i: i + micro_batch_chunks]) for i in range(0, len(batch), micro_batch_chunks)]
+    return [pieces[k] for k in world.shard(len(pieces))]
 
 
-def _batch_ccc_gradient(model, chunk_set, micros, targets, normaliser) -> tuple[torch.Tensor, float]:
-    """d(1 - CCC)/d(predictions) for the whole batch, (B, A), and the loss; RNG and BatchNorm state untouched."""
-    cuda = normaliser.device.type == "cuda"
-    rng_state = torch.cuda.get_rng_state(normaliser.device) if cuda else torch.get_rng_state()
-    buffers = {name: b.clone() for name, b in model.named_buffers()}
+def cluster_backward(step: BatchStep, batch: np.ndarray, masks: torch.Tensor | None) -> float:
+    """Accumulate the gradient of the batch's cross-entropy (the unlabelled stage); returns its mean."""
+    ce_total = 0.0
+    with step.batchnorm.recording():
+        for (offset, index), weight, out in _gradient_pass(step, batch, masks):
+            ce = F.cross_entropy(out.cluster_logits, step.labels[index], reduction="sum") / len(batch)
+            _backward(step, ce * weight)
+            ce_total += ce.item() * weight
+    return float(step.world.sum_each(np.array([ce_total]))[0])
+
+
+def joint_backward(step: BatchStep, batch: np.ndarray, masks: torch.Tensor | None) -> JointLoss:
+    """Accumulate the gradient of CE + (1 - CCC) over the batch (the joint stage), and return the loss."""
+    pieces = local_pieces(batch, step.micro_batch_chunks, step.world)
+    ce_total, done, first = 0.0, 0, None
+    with step.batchnorm.recording():
+        if _n_pieces(batch, step.micro_batch_chunks) <= step.world.size:  # at most one piece per rank, on every
+            first = _forward_last(step, batch, pieces, masks)             # rank: its graph gives the predictions
+            predictions = first.attributes.detach() if pieces else first.attributes[:0].detach()
+        else:  # the batch-level CCC needs every prediction before any backward: a graph-free pass
+            with step.batchnorm.paused():
+                predictions = _graph_free_predictions(step, pieces, masks)
+        ccc_value, ccc_grad = _batch_ccc_gradient(step, batch, predictions)  # (B_local, A): this rank's rows
+        for (offset, index), weight, out in _gradient_pass(step, batch, masks, first):
+            ce = F.cross_entropy(out.cluster_logits, step.labels[index], reduction="sum") / len(batch)
+            grad = ccc_grad[done: done + len(index)] if weight else torch.zeros_like(out.attributes)
+            surrogate = (out.attributes * grad).sum()  # its gradient w.r.t. the parameters: the exact one
+            _backward(step, (ce + surrogate) * weight)
+            ce_total, done = ce_total + ce.item() * weight, done + len(index)
+    return JointLoss(float(step.world.sum_each(np.array([ce_total]))[0]), ccc_value)
+
+
+def _n_pieces(batch: np.ndarray, micro_batch_chunks: int | None) -> int:
+    return 1 if micro_batch_chunks is None else -(-len(batch) // micro_batch_chunks)
+
+
+def _gradient_pass(step: BatchStep, batch: np.ndarray, masks, first=None):
+    """Yield ((offset, index), weight, outputs with graph) over this rank's pieces for the caller to
+    back-propagate. Only the last piece goes through DDP, whose backward then averages the gradients
+    accumulated over all pieces (the others run on the bare network: DDP's `no_sync`, and every rank makes
+    one DDP call per batch). `first`: the last piece's outputs, when the caller has them already."""
+    pieces = local_pieces(batch, step.micro_batch_chunks, step.world)
+    for k, piece in enumerate(pieces[:-1]):
+        yield piece, 1, _forward(step.model, step, *piece, masks)
+    out = first if first is not None else _forward_last(step, batch, pieces, masks)
+    yield (pieces[-1] if pieces else _idle_piece(step, batch)), (1 if pieces else 0), out
+
+
+def _forward_last(step: BatchStep, batch: np.ndarray, pieces, masks):
+    """The last piece through DDP. A rank without a piece (a short last batch) still takes part, at weight 0:
+    with one chunk whose BatchNorm update is not recorded (the replay then overwrites it), or with none
+    where BatchNorm spans the ranks (`GlobalBatchNorm2d` counts its zero chunks)."""
+    if pieces:
+        return _forward(step.trainer, step, *pieces[-1], masks)
+    with step.batchnorm.paused():
+        return _forward(step.trainer, step, *_idle_piece(step, batch), masks)
+
+
+def _idle_piece(step: BatchStep, batch: np.ndarray) -> tuple[int, np.ndarray]:
+    return 0, batch[: 0 if step.micro_batch_chunks is None else 1]
+
+
+def _forward(network: nn.Module, step: BatchStep, offset: int, index: np.ndarray, masks):
+    mask = masks[offset: offset + len(index)].to(step.normaliser.device) if masks is not None else None
+    return network(load_chunks(step.chunk_set, index, step.normaliser), mask)
+
+
+def _backward(step: BatchStep, loss: torch.Tensor) -> None:
+    # DDP averages gradients over ranks; each rank's loss is its share of the global batch's, so scale back
+    (loss * step.world.size).backward()
+
+
+def _graph_free_predictions(step: BatchStep, pieces, masks) -> torch.Tensor:
+    """(B_local, A) predictions of this rank's pieces, with the dropout masks and BatchNorm state of the
+    gradient pass that follows (running statistics restored)."""
+    saved = _buffers(step.model)
     with torch.no_grad():
-        predictions = torch.cat([model(load_chunks(chunk_set, m, normaliser)).attributes for m in micros])
-    if cuda:  # same dropout masks in pass two ...
-        torch.cuda.set_rng_state(rng_state, normaliser.device)
-    else:
-        torch.set_rng_state(rng_state)
+        out = [_forward(step.model, step, *piece, masks).attributes for piece in pieces]
+    _restore_buffers(step.model, saved)
+    width = len(step.model.cfg.attributes)
+    return torch.cat(out) if out else torch.zeros((0, width), device=step.normaliser.device)
+
+
+def _batch_ccc_gradient(step: BatchStep, batch: np.ndarray, local: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """1 - CCC over the global batch (all ranks' predictions gathered) and its gradient for this rank's rows."""
+    everything = torch.from_numpy(step.world.gather_rows(local.float().cpu().numpy())).to(local.device)  # (B, A)
+    everything.requires_grad_(True)
+    loss = ccc_loss(everything, step.chunk_set.chunk_targets(batch).to(local.device))
+    (grad,) = torch.autograd.grad(loss, everything)
+    pieces = local_pieces(batch, step.micro_batch_chunks, step.world)
+    start = pieces[0][0] if pieces else 0
+    return loss.item(), grad[start: start + len(local)]
+
+
+def _buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: b.clone() for name, b in model.named_buffers()}
+
+
+def _restore_buffers(model: nn.Module, saved: dict[str, torch.Tensor]) -> None:
     with torch.no_grad():
-        for name, b in model.named_buffers():  # ... and the same BatchNorm running statistics to start from
-            b.copy_(buffers[name])
-    predictions.requires_grad_(True)
-    loss = ccc_loss(predictions, targets)
-    (grad,) = torch.autograd.grad(loss, predictions)
-    return grad, loss.item()
+        for name, b in model.named_buffers():
+            b.copy_(saved[name])

@@ -59,7 +59,13 @@ class LatentProjector:
         distances, neighbours = self.neighbours(X)
         weights = 1.0 / np.maximum(distances, 1e-6)
         weights /= weights.sum(1, keepdims=True)
-        return np.einsum("nk,nkc->nc", weights, self._reference_coords[neighbours]).astype(np.float32)
+        coords = np.einsum("nk,nkc->nc", weights, self._reference_coords[neighbours]).astype(np.float32)
+        # a row (all but) equal to a reference point lands on it: a corpus clip located as an upload, whose
+        # embedding matches its corpus point to float rounding, is drawn where that point is
+        if distances.shape[1] > 1:
+            same = distances[:, 0] <= 1e-3 * distances[:, 1]
+            coords[same] = self._reference_coords[neighbours[same, 0]]
+        return coords
 
     def neighbours(self, X: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Distances and indices (into the reference rows) of the k nearest reference points."""

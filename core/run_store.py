@@ -198,6 +198,10 @@ class RunStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def reader(self, info: RunInfo) -> "RunWriter":
+        """The run being trained, read-only and unlocked: what the other ranks of a torchrun job resume from."""
+        return RunWriter(self.root / info.run_id, info, read_only=True)
+
     def save_complete(self, info: RunInfo, bundle: ModelBundle) -> Run:
         """Write a finished run (an imported model) in one step: a temporary folder renamed into place."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -237,12 +241,13 @@ class RunWriter:
     nothing. A file the journal does not name was written before checksums existed and is trusted.
     """
 
-    def __init__(self, folder: Path, info: RunInfo):
-        self.dir, self.info = folder, info
+    def __init__(self, folder: Path, info: RunInfo, read_only: bool = False):
+        self.dir, self.info, self.read_only = folder, info, read_only
         self._journal: dict[str, list[dict[str, Any]]] | None = None  # run-relative name -> accepted digests
 
     def write_bytes(self, name: str, data: bytes) -> None:
         """Atomically write the run file `name` (relative to the run folder), journaling its digest."""
+        assert not self.read_only, "a reader of a run being trained never writes (ranks other than 0)"
         journal, digest = self._accepted(), bytes_digest(data)
         self._save_journal({**journal, name: [*journal.get(name, []), digest]})  # a crash now: either version passes
         write_with_digest(self.dir / name, data, digest)
@@ -323,7 +328,7 @@ class RunWriter:
         return verify_file(self.dir / name, self._accepted().get(name), _RESUME_HINT)
 
     def _accepted(self) -> dict[str, list[dict[str, Any]]]:
-        if self._journal is None:
+        if self._journal is None or self.read_only:  # a reader sees what the writer journaled since
             path = self.dir / JOURNAL
             self._journal = read_checked_json(path, _RESUME_HINT) if path.exists() else {}
         return self._journal

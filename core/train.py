@@ -5,6 +5,7 @@ features through `core.extraction`, every eval-mode pass through `core.forward`.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
@@ -12,31 +13,29 @@ import time
 from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
-from core.bundle import ModelBundle, Normalisation
+from core.bundle import ModelBundle
 from core.clustering import PseudoLabeler
 from core.config import RunConfig, config_hash
-from core.dataset import ChunkSet, Normaliser, balanced_indices, feature_statistics, load_chunks, make_chunk_set, \
-    utterance_mean
-from core.extraction import extract_features
-from core.feature_store import FeatureStore
+from core.dataset import ChunkSet, Normaliser, balanced_indices, utterance_mean
+from core.distributed import BatchNormReplay, World, data_parallel, synchronise_batchnorm
 from core.forward import embed_chunks
 from core.manifest import corpus_fingerprint
 from core.metrics import attribute_ccc, cluster_stability
-from core.model import EmotionCNN, resolve_device
-from core.run_store import Checkpoint, Run, RunInfo, RunMetrics, RunStore, RunWriter
-from core.objective import joint_backward, split_batch
+from core.model import EmotionCNN, dropout_mask, resolve_device
+from core.objective import BatchStep, cluster_backward, joint_backward, split_batch
+from core.run_store import Checkpoint, Run, RunInfo, RunLockedError, RunMetrics, RunStore, RunWriter
 from core.train_checks import TrainingConfigError, check_trainable
+from core.training_data import TrainingData, prepare_training_data
 
-TEST_SPLITS = ("test", "test2", "test3")
 _LABELLED_SEED_OFFSET = 7919  # the labelled stage's K-means seed differs from the unlabelled stage's
 _FINAL_SEED_OFFSET = 104729  # and the K-means that gives the kept model its centroids from both
+_STAGE_SEEDS = {"train unlabelled": 1, "train joint": 2}  # dropout masks differ between the stages
 
 __all__ = ["EpochStats", "TrainProgress", "TrainResult", "TrainingConfigError", "evaluate", "run_id_for", "train"]
 
@@ -75,7 +74,8 @@ class TrainResult:
 
 
 def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path, *, force: bool = False,
-          progress: Callable[[TrainProgress], None] | None = None, workers: int | None = None) -> TrainResult:
+          progress: Callable[[TrainProgress], None] | None = None, workers: int | None = None,
+          world: World | None = None) -> TrainResult:
     """Train (or load, or resume) the run of `cfg` on `corpus`.
 
     Args:
@@ -83,27 +83,32 @@ def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path
         runs: the run store; the run id is derived from the config and the corpus fingerprint.
         cache_root: feature-store root (features are extracted once per corpus and feature config).
         force: retrain even if the run exists.
+        world: the processes of a torchrun job (`core.distributed`); rank 0 alone writes the run.
 
     Raises:
         TrainingConfigError: before any work, when the corpus and config cannot be trained together.
         RunLockedError: another process is training the same run.
     """
-    check_trainable(cfg, corpus)
+    if world is None or world.size == 1:  # a process of its own trains on the device its config names
+        world = World(device=resolve_device(cfg.train.device))
     info = run_info(cfg, corpus)
+    world.check_same(info.run_id, "the config and corpus (their run id)")
+    check_trainable(cfg, corpus, world.size)
     if not force and (existing := runs.find(info.run_id)):  # same config + corpus -> reuse the run
         return _result(existing, trained=False)
     report = progress or (lambda p: None)
-    with runs.writer(info) as writer:
-        if force:
-            writer.reset()
-        writer.save_corpus(corpus)  # analysis later needs the very table the run was trained on
-        data = _prepare_data(cfg, corpus, cache_root, workers, report)
-        seed_everything(cfg.seed)  # torch weight init and dropout; numpy randomness uses explicit Generators
+    with _opened(runs, info, corpus, force, world) as writer:
+        data = prepare_training_data(cfg, corpus, cache_root, workers, world=world,
+                                     progress=lambda d, t: report(TrainProgress("features", 0, cfg.train.epochs, d, t)))
+        seed_everything(cfg.seed)  # torch weight init and heads; dropout masks and sampling use explicit seeds
         model = _new_model(cfg).to(data.normaliser.device, memory_format=torch.channels_last)
+        if cfg.train.micro_batch_chunks is None:  # BatchNorm over the whole batch, on every rank's chunks
+            synchronise_batchnorm(model, world)
         optimisers = _optimisers(model, cfg)
         state = _restore(writer, model, optimisers, cfg, report)  # resumes after the last completed epoch
         for epoch in range(state.epoch, cfg.train.epochs):
-            ep = _Epoch(epoch, model, optimisers, data.normaliser, cfg, np.random.default_rng([cfg.seed, epoch]), report)
+            ep = _Epoch(epoch, model, optimisers, data.normaliser, cfg, np.random.default_rng([cfg.seed, epoch]), report,
+                        world)
             cluster_loss, unlabelled_sizes = float("nan"), []
             if data.unlabelled is not None:  # step 1: self-supervised stage on unlabelled chunks
                 vectors = _embed(ep, data.unlabelled, "embed unlabelled")  # (N*C, 256) pre-ReLU cluster branch
@@ -120,7 +125,7 @@ def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path
                                cluster_stability(state.previous_pseudo, pseudo.labels_), pseudo.cluster_sizes().tolist(),
                                unlabelled_sizes, ep.seconds, data.n_trained_chunks)
             state = _finish_epoch(writer, ep, data, state, stats, pseudo)
-        return _complete(writer, data, cfg)
+        return _complete(writer, runs, data, cfg, world)
 
 
 def run_id_for(cfg: RunConfig, corpus: pd.DataFrame) -> str:
@@ -141,25 +146,29 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def evaluate(model: EmotionCNN, chunk_set: ChunkSet, normaliser: Normaliser, attributes: tuple[str, ...]
-             ) -> dict[str, float]:
+def evaluate(model: EmotionCNN, chunk_set: ChunkSet, normaliser: Normaliser, attributes: tuple[str, ...],
+             world: World | None = None) -> dict[str, float]:
     """Utterance-level CCC per attribute (`core.metrics.attribute_ccc`): each utterance's chunk mean vs its label."""
-    out = embed_chunks(model, chunk_set, normaliser)
+    out = embed_chunks(model, chunk_set, normaliser, world)
     return attribute_ccc(chunk_set.targets, utterance_mean(out.attributes, chunk_set.n_chunks), attributes)
 
 
-@dataclass
-class _Data:
-    train: ChunkSet
-    dev: ChunkSet
-    tests: dict[str, ChunkSet]
-    unlabelled: ChunkSet | None
-    normalisation: Normalisation
-    normaliser: Normaliser  # the training split's feature statistics on the training device
-
-    @property
-    def n_trained_chunks(self) -> int:  # chunks through forward + backward per epoch
-        return len(self.train) + (len(self.unlabelled) if self.unlabelled is not None else 0)
+@contextlib.contextmanager
+def _opened(runs: RunStore, info: RunInfo, corpus: pd.DataFrame, force: bool, world: World) -> Iterator[RunWriter]:
+    """The run, locked and written by rank 0; read by the other ranks once rank 0 has prepared it."""
+    with contextlib.ExitStack() as stack:
+        writer, error = None, None
+        if world.is_main:
+            try:
+                writer = stack.enter_context(runs.writer(info))
+                if force:
+                    writer.reset()
+                writer.save_corpus(corpus)  # analysis later needs the very table the run was trained on
+            except RunLockedError as err:
+                error = err
+        if (error := world.broadcast(error)) is not None:  # every rank stops, not only rank 0
+            raise error
+        yield writer or runs.reader(info)
 
 
 @dataclass
@@ -172,6 +181,7 @@ class _Epoch:
     cfg: RunConfig
     rng: np.random.Generator  # this epoch's sampling: seeded by (seed, epoch), so a resume draws the same
     report: Callable[[TrainProgress], None]
+    world: World
     seconds: dict[str, float] = field(default_factory=dict)
     _open: tuple[str, float] | None = None  # the stage being timed: (timer, start)
 
@@ -203,34 +213,6 @@ def _new_model(cfg: RunConfig) -> EmotionCNN:
     return EmotionCNN(cfg.model, cfg.chunks.chunk_frames, cfg.features.n_mels)
 
 
-def _prepare_data(cfg: RunConfig, corpus: pd.DataFrame, cache_root: Path, workers, report) -> _Data:
-    store = FeatureStore(cache_root, cfg.audio, cfg.features, cfg.chunks)
-    features = extract_features(corpus, store, cfg.audio, cfg.features, cfg.chunks, workers=workers,
-                                progress=lambda d, t: report(TrainProgress("features", 0, cfg.train.epochs, d, t))).features
-    usable = corpus.loc[corpus.index.isin(features.files)]
-    attributes = list(cfg.model.attributes)
-    train_rows = usable[usable["split"] == "train"]
-    label_mean, label_std = train_rows[attributes].mean(), train_rows[attributes].std(ddof=0).replace(0, 1)
-    statistics = feature_statistics(features, train_rows.index)  # training split only
-    feature_mean, feature_std = statistics.mean, statistics.std
-
-    def chunk_set(rows: pd.DataFrame, labelled: bool = True) -> ChunkSet:
-        targets = ((rows[attributes] - label_mean) / label_std).to_numpy(np.float32) if labelled else None
-        return make_chunk_set(features, rows.index, cfg.chunks, targets)
-
-    unlabelled = None
-    if cfg.train.use_unlabelled:
-        pool = usable[usable["split"] == "unlabelled"]
-        if len(pool) > cfg.train.max_unlabelled:  # published: a random 40 k of the unlabelled pool
-            keep = np.random.default_rng(cfg.seed).choice(len(pool), cfg.train.max_unlabelled, replace=False)
-            pool = pool.iloc[np.sort(keep)]
-        unlabelled = chunk_set(pool, labelled=False)
-    normaliser = Normaliser.from_statistics(feature_mean, feature_std, cfg.features.clip, resolve_device(cfg.train.device))
-    return _Data(chunk_set(train_rows), chunk_set(usable[usable["split"] == "dev"]),
-                 {s: chunk_set(usable[usable["split"] == s]) for s in TEST_SPLITS if (usable["split"] == s).any()},
-                 unlabelled, Normalisation(feature_mean, feature_std, label_mean.to_dict(), label_std.to_dict()), normaliser)
-
-
 def _optimisers(model: EmotionCNN, cfg: RunConfig) -> dict[str, torch.optim.Optimizer]:
     # As published: SGD and Adam over every parameter but the per-epoch head, both stepped on the joint loss.
     body = [p for name, p in model.named_parameters() if not name.startswith("cluster_head.")]
@@ -238,8 +220,9 @@ def _optimisers(model: EmotionCNN, cfg: RunConfig) -> dict[str, torch.optim.Opti
 
 
 def _embed(ep: _Epoch, chunk_set: ChunkSet, stage: str) -> np.ndarray:
-    """(N*C, H) cluster-branch vectors before the ReLU, in eval mode: the space K-means clusters."""
-    return embed_chunks(ep.model, chunk_set, ep.normaliser, progress=ep.stage(stage, "embed")).cluster_features
+    """(N*C, H) cluster-branch vectors before the ReLU, in eval mode: the space K-means clusters (every
+    rank embeds its share, every rank gets all: K-means then gives the same pseudo-labels everywhere)."""
+    return embed_chunks(ep.model, chunk_set, ep.normaliser, ep.world, progress=ep.stage(stage, "embed")).cluster_features
 
 
 def _kmeans(ep: _Epoch, vectors: np.ndarray, seed: int) -> PseudoLabeler:
@@ -261,53 +244,50 @@ def _balanced_batches(ep: _Epoch, pseudo: np.ndarray, n: int) -> list[np.ndarray
 
 def _fit_clusters(ep: _Epoch, chunk_set: ChunkSet, pseudo: np.ndarray) -> float:
     """Step 1: cross-entropy on the pseudo-labels, the regression branch frozen; mean loss over batches."""
-    report, model, cfg = ep.stage("train unlabelled", "train"), ep.model, ep.cfg
-    head = torch.optim.SGD(model.cluster_head.parameters(), lr=cfg.train.lr_head)
-    _set_trainable(model.regressor, False)
-    model.train()
-    labels, losses = torch.from_numpy(pseudo).to(ep.normaliser.device), []
-    batches = _balanced_batches(ep, pseudo, len(chunk_set))
-    for b, batch in enumerate(batches):
-        for opt in (ep.optimisers["sgd"], head):
-            opt.zero_grad(set_to_none=True)
-        total = 0.0
-        for micro in split_batch(batch, cfg.train.micro_batch_chunks):  # exact: CE is a mean over the batch
-            out = model(load_chunks(chunk_set, micro, ep.normaliser))
-            loss = F.cross_entropy(out.cluster_logits, labels[micro], reduction="sum") / len(batch)
-            loss.backward()
-            total += loss.item()
-        ep.optimisers["sgd"].step()
-        head.step()
-        losses.append(total)
-        report(b + 1, len(batches))
-    _set_trainable(model.regressor, not cfg.train.freeze_regressor)
+    _set_trainable(ep.model.regressor, False)
+    losses = _fit(ep, chunk_set, pseudo, "train unlabelled", [ep.optimisers["sgd"]], cluster_backward)
+    _set_trainable(ep.model.regressor, not ep.cfg.train.freeze_regressor)
     return float(np.mean(losses))
 
 
 def _fit_joint(ep: _Epoch, chunk_set: ChunkSet, pseudo: np.ndarray) -> tuple[float, float]:
     """Step 2: loss = CE + (1 - CCC) over each batch; mean CE and mean 1 - CCC over batches."""
-    report, model, cfg = ep.stage("train joint", "train"), ep.model, ep.cfg
+    _set_trainable(ep.model.regressor, not ep.cfg.train.freeze_regressor)
+    # published order: SGD, Adam and the head all step on the same gradients
+    losses = _fit(ep, chunk_set, pseudo, "train joint", [ep.optimisers["sgd"], ep.optimisers["adam"]], joint_backward)
+    return float(np.mean([l.cross_entropy for l in losses])), float(np.mean([l.ccc_loss for l in losses]))
+
+
+def _fit(ep: _Epoch, chunk_set: ChunkSet, pseudo: np.ndarray, stage: str, optimisers: list, backward) -> list:
+    """One stage's pass: uniform-per-cluster batches (one global list from the shared seed), a gradient per
+    batch (`core.objective`), then the optimisers and the fresh head's SGD; returns each batch's loss."""
+    report, model, cfg = ep.stage(stage, "train"), ep.model, ep.cfg
     head = torch.optim.SGD(model.cluster_head.parameters(), lr=cfg.train.lr_head)
-    _set_trainable(model.regressor, not cfg.train.freeze_regressor)
     model.train()
-    labels, ces, cccs = torch.from_numpy(pseudo).to(ep.normaliser.device), [], []
-    batches = _balanced_batches(ep, pseudo, len(chunk_set))
+    step = BatchStep(model, data_parallel(model, ep.world), chunk_set, torch.from_numpy(pseudo).to(ep.normaliser.device),
+                     ep.normaliser, cfg.train.micro_batch_chunks, ep.world, BatchNormReplay(model, ep.world))
+    batches = split_batch(balanced_indices(pseudo, len(chunk_set), ep.rng), cfg.train.batch_utterances * cfg.chunks.n_chunks)
+    losses = []
     for b, batch in enumerate(batches):
-        for opt in (ep.optimisers["sgd"], ep.optimisers["adam"], head):
+        for opt in (*optimisers, head):
             opt.zero_grad(set_to_none=True)
-        loss = joint_backward(model, chunk_set, batch, labels, ep.normaliser, cfg.train.micro_batch_chunks)
-        ep.optimisers["sgd"].step()  # published order: SGD, Adam and the head all step on the same gradients
-        ep.optimisers["adam"].step()
-        head.step()
-        ces.append(loss.cross_entropy)
-        cccs.append(loss.ccc_loss)
+        losses.append(backward(step, batch, _dropout_masks(ep, stage, b, len(batch))))
+        for opt in (*optimisers, head):
+            opt.step()
         report(b + 1, len(batches))
-    return float(np.mean(ces)), float(np.mean(cccs))
+    return losses
+
+
+def _dropout_masks(ep: _Epoch, stage: str, batch: int, n_chunks: int) -> torch.Tensor:
+    """(B, D) dropout masks of one batch, by global chunk position, from (seed, epoch, stage, batch): the
+    same whichever rank or micro-batch a chunk lands in."""
+    seed = np.random.default_rng([ep.cfg.seed, ep.index, _STAGE_SEEDS[stage], batch]).integers(2 ** 62)
+    return dropout_mask(n_chunks, ep.cfg.model.latent_dim, ep.cfg.model.dropout, torch.Generator().manual_seed(int(seed)))
 
 
 def _validate(ep: _Epoch, dev: ChunkSet) -> dict[str, float]:
     ep.stage("validate", "validate")
-    dev_ccc = evaluate(ep.model, dev, ep.normaliser, ep.cfg.model.attributes)
+    dev_ccc = evaluate(ep.model, dev, ep.normaliser, ep.cfg.model.attributes, ep.world)
     ep._close()
     return dev_ccc
 
@@ -317,7 +297,7 @@ def _set_trainable(module: torch.nn.Module, trainable: bool) -> None:
         p.requires_grad_(trainable)
 
 
-def _bundle(model: EmotionCNN, data: _Data, cfg: RunConfig) -> ModelBundle:
+def _bundle(model: EmotionCNN, data: TrainingData, cfg: RunConfig) -> ModelBundle:
     """A CPU copy of the model as the run's bundle; draws nothing from torch's generator (a resume must not differ)."""
     copy = deepcopy(model).to("cpu", memory_format=torch.contiguous_format).eval()
     return ModelBundle({"joint" if len(cfg.model.attributes) > 1 else cfg.model.attributes[0]: copy},
@@ -332,7 +312,7 @@ def _rng_states(device: torch.device) -> dict[str, torch.Tensor]:
     return states
 
 
-def _finish_epoch(writer: RunWriter, ep: _Epoch, data: _Data, state: _State, stats: EpochStats,
+def _finish_epoch(writer: RunWriter, ep: _Epoch, data: TrainingData, state: _State, stats: EpochStats,
                   pseudo: PseudoLabeler) -> _State:
     """Record the epoch (best bundle if dev CCC improved, history, assignments, checkpoint) and report it."""
     values = [v for v in stats.dev_ccc.values() if np.isfinite(v)]
@@ -342,6 +322,8 @@ def _finish_epoch(writer: RunWriter, ep: _Epoch, data: _Data, state: _State, sta
                               previous_pseudo=pseudo.labels_,
                               history=[*state.history, {**dataclasses.asdict(stats), "dev_ccc_mean": score, "best": best}],
                               assignments=[*state.assignments, pseudo.labels_.astype(np.int16)])
+    if not ep.world.is_main:  # rank 0 alone writes; every rank holds the same state
+        return new
     best_bundle = _bundle(ep.model, data, ep.cfg) if best else None
     writer.finish_epoch(Checkpoint(
         epoch=new.epoch, best_score=new.best_score, model=ep.model.state_dict(),
@@ -373,23 +355,25 @@ def _restore(writer: RunWriter, model: EmotionCNN, optimisers: dict, cfg: RunCon
                   checkpoint.history.to_dict("records"), list(checkpoint.assignments), first_epoch=checkpoint.epoch)
 
 
-def _complete(writer: RunWriter, data: _Data, cfg: RunConfig) -> TrainResult:
+def _complete(writer: RunWriter, runs: RunStore, data: TrainingData, cfg: RunConfig, world: World) -> TrainResult:
     """Evaluate the best checkpoint on the test splits, give it its own centroids, then mark the run complete.
 
     The best epoch's K-means ran before that epoch's joint stage moved the network, so its centroids
     need not match the kept model's space: one seeded K-means over the training chunks in the kept
     model's clustering space gives the clusters of the map (SPEC 2.4).
     """
-    bundle = writer.load_best()
+    bundle = world.broadcast(writer.load_best() if world.is_main else None)  # rank 0 checks the file
     (network,) = bundle.networks.values()
     network.to(data.normaliser.device, memory_format=torch.channels_last)
-    test_ccc = {split: evaluate(network, chunks, data.normaliser, cfg.model.attributes)
+    test_ccc = {split: evaluate(network, chunks, data.normaliser, cfg.model.attributes, world)
                 for split, chunks in data.tests.items()}
-    vectors = embed_chunks(network, data.train, data.normaliser).cluster_features
-    centroids = _labeler(cfg, cfg.seed + _FINAL_SEED_OFFSET).fit(vectors).cluster_centers_
-    history = writer.history()
-    metrics = RunMetrics(test_ccc, int(history.loc[history["best"], "epoch"].iloc[-1]))
-    return _result(writer.complete(bundle, centroids, metrics), trained=True)
+    vectors = embed_chunks(network, data.train, data.normaliser, world).cluster_features
+    if world.is_main:
+        centroids = _labeler(cfg, cfg.seed + _FINAL_SEED_OFFSET).fit(vectors).cluster_centers_
+        history = writer.history()
+        writer.complete(bundle, centroids, RunMetrics(test_ccc, int(history.loc[history["best"], "epoch"].iloc[-1])))
+    world.barrier()
+    return _result(runs.load(writer.info.run_id), trained=True)
 
 
 def _result(run: Run, trained: bool) -> TrainResult:

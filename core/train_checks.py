@@ -10,7 +10,7 @@ class TrainingConfigError(ValueError):
     """A configuration or corpus that cannot be trained, found before any work starts."""
 
 
-def check_trainable(cfg: RunConfig, corpus: pd.DataFrame) -> None:
+def check_trainable(cfg: RunConfig, corpus: pd.DataFrame, world_size: int = 1) -> None:
     """Refuse, with every problem named, a corpus and config that cannot be trained together."""
     problems = []
     splits = corpus["split"]
@@ -40,5 +40,8 @@ def check_trainable(cfg: RunConfig, corpus: pd.DataFrame) -> None:
         elif n_unlabelled * cfg.chunks.n_chunks <= cfg.model.n_clusters:
             problems.append(f"model.n_clusters={cfg.model.n_clusters} needs more unlabelled chunks than clusters, "
                             f"found {n_unlabelled * cfg.chunks.n_chunks}")
+    if world_size > len(train_rows) > 0:
+        problems.append(f"{world_size} processes but only {len(train_rows)} labelled train clips: "
+                        "start fewer processes (torchrun --nproc_per_node)")
     if problems:
         raise TrainingConfigError("cannot train this corpus with this config:\n  " + "\n  ".join(problems))

@@ -7,7 +7,8 @@ import torch
 from core.config import paper, tiny
 from core.dataset import ChunkSet, Normaliser
 from core.model import EmotionCNN
-from core.objective import joint_backward
+from core.distributed import BatchNormReplay, World
+from core.objective import BatchStep, joint_backward
 
 
 TINY = tiny().model  # a narrow network: the maths is the same, the test takes a second
@@ -27,7 +28,8 @@ def _gradients(model, chunk_set, micro_batch_chunks):
     batch = np.arange(len(chunk_set))[::-1].copy()  # any order
     labels = torch.from_numpy(np.arange(len(chunk_set)) % model.n_clusters)
     normaliser = Normaliser.from_statistics(np.zeros(128), np.ones(128), 3.0, torch.device("cpu"))
-    loss = joint_backward(model, chunk_set, batch, labels, normaliser, micro_batch_chunks)
+    step = BatchStep(model, model, chunk_set, labels, normaliser, micro_batch_chunks, World(), BatchNormReplay(model, World()))
+    loss = joint_backward(step, batch, None)
     return loss.cross_entropy, loss.ccc_loss, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 

@@ -9,8 +9,10 @@ from core.config import apply_overrides, tiny
 from core.manifest import load_manifest
 from core.atomic import CorruptFileError
 from core.run_store import RunLockedError, RunStore
-from core.train import (TrainingConfigError, _embed, _Epoch, _fit_clusters, _kmeans, _new_model, _optimisers, _prepare_data,
-                        run_id_for, run_info, train)
+from core.train import (TrainingConfigError, _embed, _Epoch, _fit_clusters, _kmeans, _new_model, _optimisers, run_id_for,
+                        run_info, train)
+from core.distributed import World
+from core.training_data import prepare_training_data
 from tests.helpers import corrupt
 
 
@@ -62,10 +64,10 @@ def test_train_existing_run_is_loaded_not_retrained(trained_run, tiny_corpus, ca
 
 def test_unlabelled_stage_updates_encoder_and_cluster_branch_not_regressor(tiny_corpus, cache):
     cfg = tiny()
-    data = _prepare_data(cfg, tiny_corpus, cache, 1, lambda p: None)
+    data = prepare_training_data(cfg, tiny_corpus, cache, 1)
     torch.manual_seed(0)
     model = _new_model(cfg).to(memory_format=torch.channels_last)
-    ep = _Epoch(0, model, _optimisers(model, cfg), data.normaliser, cfg, np.random.default_rng(0), lambda p: None)
+    ep = _Epoch(0, model, _optimisers(model, cfg), data.normaliser, cfg, np.random.default_rng(0), lambda p: None, World())
     pseudo = _kmeans(ep, _embed(ep, data.unlabelled, "embed unlabelled"), seed=0)
     model.reset_cluster_head(cfg.model.n_clusters)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -177,7 +179,7 @@ def test_stored_centroids_are_k_means_in_the_kept_models_space(trained_run, tiny
     from core.train import _FINAL_SEED_OFFSET, _labeler
     from core.forward import embed_chunks
     cfg, run = tiny(), trained_run.run
-    data = _prepare_data(cfg, tiny_corpus, cache, 1, lambda p: None)
+    data = prepare_training_data(cfg, tiny_corpus, cache, 1)
     (network,) = run.load_bundle().networks.values()
     vectors = embed_chunks(network.to(memory_format=torch.channels_last), data.train, data.normaliser).cluster_features
     stored = run.centroids()

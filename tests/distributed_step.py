@@ -1,0 +1,51 @@
+"""One joint-stage batch on a torchrun world (or on one process): writes the gradient every rank ends with.
+
+Run by tests/test_distributed.py: `torchrun --nproc_per_node=N tests/distributed_step.py OUT MICRO` and, for
+the reference, `python tests/distributed_step.py OUT MICRO`. MICRO is `train.micro_batch_chunks` or "none".
+"""
+import sys
+
+import numpy as np
+import pandas as pd
+import torch
+
+from core.config import tiny
+from core.dataset import ChunkSet, Normaliser
+from core.distributed import BatchNormReplay, close_world, data_parallel, init_world, synchronise_batchnorm
+from core.model import EmotionCNN, dropout_mask
+from core.objective import BatchStep, joint_backward
+
+
+def chunk_set(n_utterances: int = 12, n_chunks: int = 2) -> ChunkSet:
+    rng = np.random.default_rng(0)
+    chunks = [rng.standard_normal((n_chunks, 62, 128)).astype(np.float32) for _ in range(n_utterances)]
+    base = ChunkSet.from_chunks(chunks)
+    targets = rng.standard_normal((n_utterances, 3)).astype(np.float32)
+    return ChunkSet(base.frames, base.starts, base.utterance, pd.RangeIndex(n_utterances), targets, n_chunks, 62)
+
+
+def main(out: str, micro: str) -> None:
+    world = init_world(device="cpu", backend="gloo")
+    micro_batch_chunks = None if micro == "none" else int(micro)
+    cfg = tiny().model
+    torch.manual_seed(0)
+    model = EmotionCNN(cfg).train().to(memory_format=torch.channels_last)
+    if micro_batch_chunks is None:
+        synchronise_batchnorm(model, world)
+    chunks = chunk_set()
+    batch = np.random.default_rng(1).permutation(len(chunks))[:22]  # 22 of 24 chunks: uneven slices
+    labels = torch.from_numpy(np.arange(len(chunks)) % cfg.n_clusters)
+    normaliser = Normaliser.from_statistics(np.zeros(128), np.ones(128), 3.0, world.device)
+    step = BatchStep(model, data_parallel(model, world), chunks, labels, normaliser, micro_batch_chunks, world,
+                     BatchNormReplay(model, world))
+    masks = dropout_mask(len(batch), cfg.latent_dim, cfg.dropout, torch.Generator().manual_seed(2))
+    loss = joint_backward(step, batch, masks)
+    if world.is_main:
+        grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+        buffers = {name: b for name, b in model.named_buffers()}
+        torch.save({"grads": grads, "buffers": buffers, "loss": [loss.cross_entropy, loss.ccc_loss]}, out)
+    close_world(world)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
