@@ -15,14 +15,21 @@ from benchmarks.latency import bench_locate, bench_predict_latency
 from benchmarks.memory import with_peak_rss
 from benchmarks.projection import bench_projection
 from benchmarks.results import NO_TARGET, BenchResult, as_json, format_table
+from benchmarks.scale import run_scale
 from benchmarks.training import bench_demo_training, bench_training
 
 
 def run_all(work: Path | None = None, training: bool = True, projection: bool = True,
-            app: bool = True) -> list[BenchResult]:
-    """Every benchmark, each in a process of its own (but the app's, which measures its server's tree)."""
+            app: bool = True, scale: tuple[int, ...] | None = None) -> list[BenchResult]:
+    """Every benchmark, each in a process of its own (but the app's, which measures its server's tree).
+
+    `scale`: also the scale rows over synthetic stores of these many utterances (`benchmarks.scale`); with
+    training, projection and app all off, only those.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(work or tmp)
+        if scale and not (training or projection or app):
+            return run_scale(work, scale)
         results = with_peak_rss(bench_demo_corpus, work)
         manifest = work / "demo" / "manifest.csv"
         results += with_peak_rss(bench_feature_extraction, manifest, work, 1)
@@ -41,6 +48,8 @@ def run_all(work: Path | None = None, training: bool = True, projection: bool = 
         if training:
             results += with_peak_rss(bench_demo_training, manifest, work)
             results += with_peak_rss(bench_training, work)
+        if scale:
+            results += run_scale(work, scale)
     return results
 
 
@@ -54,8 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-projection", action="store_true", help="skip the UMAP benchmarks (~4 minutes)")
     parser.add_argument("--no-app", action="store_true",
                         help="skip the app cold-start benchmark in a browser (~2 minutes)")
+    parser.add_argument("--scale", action="store_true",
+                        help="add the scale rows toward MSP-Podcast size: synthetic stores, embedding, K-means on "
+                             "1.65 M vectors, the data path (~27 GB of disk at most, ~20 minutes); with every --no-* flag, only those")
+    parser.add_argument("--scale-sizes", default="15000,60000",
+                        help="utterances of the synthetic stores, comma-separated (default 15000,60000: ~3.4 and ~13.5 GB each)")
+    parser.add_argument("--work", type=Path, help="where the temporary working folder goes (default: the system's temporary folder)")
     args = parser.parse_args(argv)
-    results = run_all(training=not args.no_training, projection=not args.no_projection, app=not args.no_app)
+    scale = tuple(int(n) for n in args.scale_sizes.split(",")) if args.scale else None
+    with tempfile.TemporaryDirectory(dir=args.work) as work:  # deleted at the end, under --work if given
+        results = run_all(Path(work), training=not args.no_training, projection=not args.no_projection,
+                          app=not args.no_app, scale=scale)
     print(format_table(results))
     if args.out:
         args.out.write_text(json.dumps(as_json(results), indent=1))

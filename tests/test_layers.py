@@ -28,8 +28,8 @@ CORE_LAYERS = [
     ["__init__", "__main__"],  # the public names; the CLI
 ]
 APP_LAYERS = [["__init__", "figures", "loaders"], ["widgets"], ["streamlit_app", "app_pages"]]
-BENCHMARK_LAYERS = [["machine", "browser", "inputs", "server"], ["results"], ["memory"],
-                    ["corpus", "embedding", "latency", "projection", "training", "app"], ["__init__", "__main__"]]
+BENCHMARK_LAYERS = [["machine", "browser", "inputs", "server", "synthetic_store"], ["results"], ["memory"],
+                    ["corpus", "embedding", "latency", "projection", "training", "app", "scale"], ["__init__", "__main__"]]
 
 
 def _modules(package: str) -> list[Path]:
