@@ -101,7 +101,7 @@ def _gradient_pass(step: BatchStep, batch: np.ndarray, masks, first=None):
     accumulated over all pieces (the others run on the bare network: DDP's `no_sync`, and every rank makes
     one DDP call per batch). `first`: the last piece's outputs, when the caller has them already."""
     pieces = local_pieces(batch, step.micro_batch_chunks, step.world)
-    for k, piece in enumerate(pieces[:-1]):
+    for piece in pieces[:-1]:
         yield piece, 1, _forward(step.model, step, *piece, masks)
     out = first if first is not None else _forward_last(step, batch, pieces, masks)
     yield (pieces[-1] if pieces else _idle_piece(step, batch)), (1 if pieces else 0), out
