@@ -174,3 +174,31 @@ def test_latent_caches_of_another_format_are_never_read(exploration, cache):
     again = explore(exploration.run, cache_root=cache)
     assert again.folder == exploration.folder
     np.testing.assert_array_equal(again.latent.embeddings["cluster"], exploration.latent.embeddings["cluster"])
+
+
+def test_prototypes_are_the_members_nearest_each_centroid(exploration):
+    from core.explore import prototypes
+    latent = exploration.latent
+    table = prototypes(exploration, k=2)
+    for cluster, rows in table.groupby("cluster"):
+        members = np.flatnonzero(latent.cluster == cluster)
+        distance = np.linalg.norm(latent.embeddings["cluster"][members] - latent.centroids[cluster], axis=1)
+        assert list(rows["file"]) == list(latent.files[members[np.argsort(distance)[:2]]])
+        assert list(rows["rank"]) == list(range(1, len(rows) + 1)) and rows["distance"].is_monotonic_increasing
+
+
+def test_compare_selection_against_all_points():
+    from core.analysis import compare_selection
+    table = pd.DataFrame({"arousal": [1.0, 2.0, 3.0, np.nan]}, index=list("abcd"))
+    out = compare_selection(table, pd.Index(["a", "b", "d"]), ["arousal"])
+    assert out.loc["arousal", "selection mean"] == 1.5 and out.loc["arousal", "all mean"] == 2.0
+    assert out.loc["arousal", "difference"] == -0.5 and out.loc["arousal", "n selected"] == 2
+
+
+def test_corpus_to_explore_is_the_runs_own_or_the_demo_corpus(exploration, official_run, tmp_path):
+    from core.explore import corpus_to_explore
+    pd.testing.assert_frame_equal(corpus_to_explore(exploration.run), exploration.run.corpus())
+    from core.synthetic import make_demo_corpus
+    make_demo_corpus(tmp_path / "demo", n_train=4, n_dev=2, n_test=2, n_unlabelled=2)
+    demo = corpus_to_explore(official_run, tmp_path / "demo")  # an imported model has no corpus of its own
+    assert len(demo) == 10 and set(demo["split"]) == {"train", "dev", "test", "unlabelled"}
