@@ -185,6 +185,7 @@ def bench_embedding_torchrun(folder: Path, n_chunks: int, n_procs: int = 2, time
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return BenchResult(name, None, "chunks/s", NO_TARGET, f"failed (rc {done.returncode}): {last}")
     r = json.loads(out.read_text())
+    name = f"embedding pass over {r['chunks']:,} chunks, {n_procs} processes (torchrun, gloo)"  # the store may hold fewer
     return BenchResult(name, r["rate"], "chunks/s", NO_TARGET,
                        f"{r['seconds']:.1f} s for the pass (measured, rank 0, between barriers); {r['threads']} torch "
                        f"thread(s) per rank; whole torchrun job {wall:.0f} s incl. start-up and opening the store",
@@ -198,10 +199,10 @@ def _torchrun_rank(folder: str, n_chunks: str, out: str) -> None:
     import torch
     keep_freed_memory()
     world = init_world(device="cpu", backend="gloo")
-    rate, _, seconds = _embedding_rate(Path(folder), int(n_chunks), world)
+    rate, chunks, seconds = _embedding_rate(Path(folder), int(n_chunks), world)
     peaks = world.gather_objects(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     if world.is_main:
-        Path(out).write_text(json.dumps({"rate": rate, "seconds": seconds, "threads": torch.get_num_threads(),
+        Path(out).write_text(json.dumps({"rate": rate, "chunks": chunks, "seconds": seconds, "threads": torch.get_num_threads(),
                                          "peak_rss_mb": sum(peaks)}))
     close_world(world)
 
