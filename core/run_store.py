@@ -116,7 +116,10 @@ class Run:
 
     def metrics(self) -> RunMetrics | None:
         path = self.file("metrics.json")
-        return RunMetrics(**json.loads(path.read_text())) if path.exists() else None
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text())  # keys a later version may add are left out
+        return RunMetrics(data.get("test_ccc", {}), int(data.get("best_epoch", -1)))
 
     def corpus(self) -> pd.DataFrame | None:
         """The utterance table the run was trained on (None for imported models)."""
