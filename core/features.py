@@ -222,19 +222,3 @@ def cut_chunks(features: torch.Tensor | np.ndarray, starts: np.ndarray, cfg: Chu
     if isinstance(features, torch.Tensor):
         return features[torch.from_numpy(index).to(features.device)]
     return features[index]
-
-
-def utterance_chunks(features: np.ndarray, mean: torch.Tensor, std: torch.Tensor, chunks: ChunkConfig = ChunkConfig(),
-                     clip: float = 3.0) -> torch.Tensor:
-    """The published input pipeline for one utterance: pad if short, normalise, cut C chunks.
-
-    Args:
-        features: (T, F) mel features.
-        mean, std: (F,) training statistics (float64 keeps parity with the published float64 terms).
-
-    Returns:
-        (C, m, F) float32 tensor.
-    """
-    padded = torch.from_numpy(np.ascontiguousarray(pad_short(features, chunks)))
-    z = normalise(padded.to(mean.dtype), mean, std, clip)
-    return cut_chunks(z, chunk_starts(len(padded), chunks), chunks).to(torch.float32)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from core.config import ChunkConfig, FeatureConfig
-from core.features import chunk_starts, cut_chunks, mel_spectrogram, mel_spectrograms, normalise, pad_short, utterance_chunks
+from core.features import chunk_starts, cut_chunks, mel_spectrogram, mel_spectrograms, normalise, pad_short
 
 PARITY_CLIPS = ["espeak_00", "human_alsa_Front_Center", "human_codec2_speech_orig_16k"]
 
@@ -97,7 +97,12 @@ def test_normalise_clips_and_removes_nan():
     assert z[0, 1] == 3 and z[1, 0] == -3 and z[0, 2] == 0
 
 
-def test_utterance_chunks_short_clip_is_padded_not_crashed():
-    mean, std = torch.zeros(128, dtype=torch.float64), torch.ones(128, dtype=torch.float64)
-    chunks = utterance_chunks(np.ones((5, 128), np.float32), mean, std)
-    assert chunks.shape == (11, 62, 128) and chunks.dtype == torch.float32
+def test_short_clip_is_padded_and_chunked_into_model_input_not_crashed():
+    """A 5-frame clip through the one input path: pad to a chunk, cut C chunks, `Normaliser` (issue 10)."""
+    from core.dataset import ChunkSet, Normaliser
+    padded = pad_short(np.ones((5, 128), np.float32))
+    chunks = cut_chunks(padded, chunk_starts(len(padded)))
+    normaliser = Normaliser.from_statistics(np.zeros(128), np.ones(128), 3.0, torch.device("cpu"))
+    x = normaliser(torch.from_numpy(ChunkSet.from_chunks([chunks]).frames).view(-1, 62, 128))
+    assert chunks.shape == (11, 62, 128) and x.shape == (11, 1, 62, 128) and x.dtype == torch.float32
+    assert torch.equal(x[:, 0, 5:], torch.zeros(11, 57, 128)) and torch.equal(x[:, 0, :5], torch.ones(11, 5, 128))
