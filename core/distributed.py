@@ -156,13 +156,17 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm over the chunks of every rank: per-channel sums all-reduced (differentiably), so N ranks
     normalise a global batch as one process does. Works with gloo on CPU, where `nn.SyncBatchNorm` does not."""
 
+    process_group = None  # set by `synchronise_batchnorm`; None: the default group
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce
         channels = x.shape[1]
         local = torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), x.new_full((1,), x.numel() / channels)])
-        total = all_reduce(local)  # (2C + 1,) sums over every rank's chunks; its backward sums the gradients too
+        # (2C + 1,) sums over every rank's chunks; its backward sums the gradients too. A group of its own:
+        # these run inside the autograd graph, beside DDP's gradient all-reduces on the default group
+        total = all_reduce(local, group=self.process_group)
         n = total[-1]
         mean = total[:channels] / n
         var = total[channels: 2 * channels] / n - mean * mean  # biased, as BatchNorm normalises
@@ -178,13 +182,15 @@ def synchronise_batchnorm(model: nn.Module, world: World) -> nn.Module:
     """Make every BatchNorm of `model` normalise over all ranks (in place; returns it)."""
     if world.size == 1:
         return model
+    group = dist.new_group()  # every rank calls this, in the same order: at model creation
     if world.device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model, process_group=group)
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.BatchNorm2d:
                 replacement = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum).to(child.weight.device)
                 replacement.load_state_dict(child.state_dict())
+                replacement.process_group = group
                 setattr(parent, name, replacement)
     return model
 

@@ -10,7 +10,6 @@ import dataclasses
 import math
 import random
 import time
-from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -299,7 +298,11 @@ def _set_trainable(module: torch.nn.Module, trainable: bool) -> None:
 
 def _bundle(model: EmotionCNN, data: TrainingData, cfg: RunConfig) -> ModelBundle:
     """A CPU copy of the model as the run's bundle; draws nothing from torch's generator (a resume must not differ)."""
-    copy = deepcopy(model).to("cpu", memory_format=torch.contiguous_format).eval()
+    with torch.random.fork_rng(devices=[]):  # the copy's initialisation is overwritten: leave the generator as it was
+        copy = _new_model(cfg)
+        copy.reset_cluster_head(model.n_clusters)
+    copy.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    copy.eval()
     return ModelBundle({"joint" if len(cfg.model.attributes) > 1 else cfg.model.attributes[0]: copy},
                        data.normalisation, cfg)
 

@@ -77,8 +77,9 @@ def test_distributed_first_step_gradient_equals_one_process(tmp_path, ranks, mic
     script = str(REPO / "tests" / "distributed_step.py")
     env = {**_env(tmp_path), "PYTHONPATH": str(REPO)}
     subprocess.run([sys.executable, script, str(tmp_path / "one.pt"), micro], env=env, check=True, timeout=120)
-    subprocess.run([str(TORCHRUN), "--standalone", f"--nproc_per_node={ranks}", script, str(tmp_path / "many.pt"), micro],
-                   env=env, check=True, timeout=180, capture_output=True)
+    job = subprocess.run([str(TORCHRUN), "--standalone", f"--nproc_per_node={ranks}", script, str(tmp_path / "many.pt"),
+                          micro], env=env, timeout=180, capture_output=True, text=True)
+    assert job.returncode == 0, job.stderr[-4000:]
     one, many = (torch.load(tmp_path / f"{n}.pt", weights_only=True) for n in ("one", "many"))
     np.testing.assert_allclose(many["loss"], one["loss"], atol=1e-6)
     scale = max(g.abs().max().item() for g in one["grads"].values())
