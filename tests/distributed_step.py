@@ -6,22 +6,14 @@ the reference, `python tests/distributed_step.py OUT MICRO`. MICRO is `train.mic
 import sys
 
 import numpy as np
-import pandas as pd
 import torch
 
 from core.config import tiny
-from core.dataset import ChunkSet, Normaliser
+from core.dataset import Normaliser
 from core.distributed import BatchNormReplay, close_world, data_parallel, init_world, synchronise_batchnorm
 from core.model import EmotionCNN, dropout_mask
 from core.objective import BatchStep, joint_backward
-
-
-def chunk_set(n_utterances: int = 12, n_chunks: int = 2) -> ChunkSet:
-    rng = np.random.default_rng(0)
-    chunks = [rng.standard_normal((n_chunks, 62, 128)).astype(np.float32) for _ in range(n_utterances)]
-    base = ChunkSet.from_chunks(chunks)
-    targets = rng.standard_normal((n_utterances, 3)).astype(np.float32)
-    return ChunkSet(base.frames, base.starts, base.utterance, pd.RangeIndex(n_utterances), targets, n_chunks, 62)
+from tests.helpers import random_chunk_set
 
 
 def main(out: str, micro: str) -> None:
@@ -32,7 +24,7 @@ def main(out: str, micro: str) -> None:
     model = EmotionCNN(cfg).train().to(memory_format=torch.channels_last)
     if micro_batch_chunks is None:
         synchronise_batchnorm(model, world)
-    chunks = chunk_set()
+    chunks = random_chunk_set(12, 2)
     batch = np.random.default_rng(1).permutation(len(chunks))[:22]  # 22 of 24 chunks: uneven slices
     labels = torch.from_numpy(np.arange(len(chunks)) % cfg.n_clusters)
     normaliser = Normaliser.from_statistics(np.zeros(128), np.ones(128), 3.0, world.device)

@@ -31,3 +31,14 @@ def corrupt(path: Path, how: str) -> Path:
     path.write_bytes(bytes(data))
     atomic._digests.clear()
     return path
+
+
+def random_chunk_set(n_utterances: int, n_chunks: int, seed: int = 0):
+    """A labelled `ChunkSet` of random (62 x 128) chunks with random z-scored A/V/D targets."""
+    import pandas as pd
+    from core.dataset import ChunkSet
+    rng = np.random.default_rng(seed)
+    chunks = [rng.standard_normal((n_chunks, 62, 128)).astype(np.float32) for _ in range(n_utterances)]
+    base = ChunkSet.from_chunks(chunks)
+    targets = rng.standard_normal((n_utterances, 3)).astype(np.float32)
+    return ChunkSet(base.frames, base.starts, base.utterance, pd.RangeIndex(n_utterances), targets, n_chunks, 62)

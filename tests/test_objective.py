@@ -1,6 +1,5 @@
 """The joint objective over micro-batches and over the whole batch (issue 10, item 8)."""
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -9,18 +8,16 @@ from core.dataset import ChunkSet, Normaliser
 from core.model import EmotionCNN
 from core.distributed import BatchNormReplay, World
 from core.objective import BatchStep, joint_backward
+from tests.helpers import random_chunk_set
 
 
 TINY = tiny().model  # a narrow network: the maths is the same, the test takes a second
 
 
 def _chunk_set(n_utterances: int = 6, n_chunks: int = 4) -> ChunkSet:
-    rng = np.random.default_rng(0)
-    chunks = [rng.standard_normal((n_chunks, 62, 128)).astype(np.float32) for _ in range(n_utterances)]
-    base = ChunkSet.from_chunks(chunks)
-    targets = rng.standard_normal((n_utterances, 3)).astype(np.float32)
-    targets[0, 1] = np.nan  # a missing label: left out of that attribute's CCC
-    return ChunkSet(base.frames, base.starts, base.utterance, pd.RangeIndex(n_utterances), targets, n_chunks, 62)
+    chunk_set = random_chunk_set(n_utterances, n_chunks)
+    chunk_set.targets[0, 1] = np.nan  # a missing label: left out of that attribute's CCC
+    return chunk_set
 
 
 def _gradients(model, chunk_set, micro_batch_chunks):
