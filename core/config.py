@@ -109,6 +109,10 @@ class ClusterConfig:
                f"backend must be one of ['auto', 'sklearn', 'faiss'], got {self.backend!r}")
 
 
+PRECISIONS = ("fp32", "bf16")
+LATER_FIELDS = {"train": {"precision": "fp32"}}  # section -> field -> the default that leaves run ids as they were
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     epochs: int = 50
@@ -128,8 +132,12 @@ class TrainConfig:
     # (SPEC 2.4); True reproduces that (paper preset), False trains it in the joint stage.
     freeze_regressor: bool = False
     device: str = "auto"  # "auto" = CUDA when available, else CPU
+    # "fp32" as published, or "bf16": the training passes (forward + backward, the K-means embedding passes)
+    # under bfloat16 autocast; validation, test, the centroids and all inference stay in float32.
+    precision: str = "fp32"
 
     def __post_init__(self):
+        _check(self.precision in PRECISIONS, f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         _check(self.batch_utterances >= 2, f"batch_utterances must be >= 2 (CCC needs a spread), got {self.batch_utterances}")
         _check(self.micro_batch_chunks is None or self.micro_batch_chunks >= 1,
@@ -176,6 +184,16 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """What names a run (its id): the config, less the fields added after runs were stored while they keep
+        their default (`LATER_FIELDS`), so those runs keep their ids."""
+        data = self.to_dict()
+        for section, fields in LATER_FIELDS.items():
+            for name, value in fields.items():
+                if data[section][name] == value:
+                    del data[section][name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":

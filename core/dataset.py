@@ -102,9 +102,17 @@ def make_chunk_set(features: FeatureSet, files: pd.Index, chunks: ChunkConfig,
 
 def load_chunks(chunk_set: ChunkSet, index: np.ndarray, normaliser: Normaliser) -> torch.Tensor:
     """Gather and normalise chunks for the CNN: (B, 1, m, F) float32, channels-last, on the normaliser's device."""
-    frames = chunk_set.starts[index][:, None] + np.arange(chunk_set.chunk_frames)  # (B, m)
-    x = torch.from_numpy(np.asarray(chunk_set.frames[frames.reshape(-1)])).view(len(index), chunk_set.chunk_frames, -1)
-    return normaliser(x)
+    return normaliser(torch.from_numpy(gather_frames(chunk_set, index)))
+
+
+def gather_frames(chunk_set: ChunkSet, index: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(B, m, F) float32 un-normalised frames of chunks `index`: one gather from the memory map (into `out`)."""
+    frames = (chunk_set.starts[index][:, None] + np.arange(chunk_set.chunk_frames)).reshape(-1)  # (B*m,)
+    n_mels = chunk_set.frames.shape[1]
+    if out is None:
+        out = np.empty((len(index), chunk_set.chunk_frames, n_mels), np.float32)
+    np.take(chunk_set.frames, frames, axis=0, out=out.reshape(len(frames), n_mels))  # releases the GIL
+    return out
 
 
 def utterance_mean(chunk_values: np.ndarray, n_chunks: int) -> np.ndarray:

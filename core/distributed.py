@@ -162,6 +162,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce
+        dtype, x = x.dtype, x.float()  # statistics in float32 under bf16 autocast too
         channels = x.shape[1]
         local = torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), x.new_full((1,), x.numel() / channels)])
         # (2C + 1,) sums over every rank's chunks; its backward sums the gradients too. A group of its own:
@@ -175,7 +176,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
             self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
             self.running_var.mul_(1 - self.momentum).add_(self.momentum * var * n / (n - 1))
         scale = self.weight * torch.rsqrt(var + self.eps)
-        return x * scale[None, :, None, None] + (self.bias - mean * scale)[None, :, None, None]
+        return (x * scale[None, :, None, None] + (self.bias - mean * scale)[None, :, None, None]).to(dtype)
 
 
 def synchronise_batchnorm(model: nn.Module, world: World) -> nn.Module:

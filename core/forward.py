@@ -15,8 +15,9 @@ import torch
 
 from core.bundle import Normalisation
 from core.config import AVD
-from core.dataset import ChunkSet, Normaliser, load_chunks, utterance_mean
+from core.dataset import ChunkSet, Normaliser, utterance_mean
 from core.distributed import World
+from core.loader import prefetched_inputs
 from core.model import EmotionCNN
 
 EMBED_BATCH_CHUNKS = 64  # chunks per forward pass: ~8 MB of activations each in the first layers
@@ -48,8 +49,10 @@ def embed_chunks(model: EmotionCNN, chunk_set: ChunkSet, normaliser: Normaliser,
     world = world or World()
     outputs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     mine = world.shard(math.ceil(len(chunk_set) / batch_chunks))
-    for b, start in enumerate(range(mine.start * batch_chunks, min(mine.stop * batch_chunks, len(chunk_set)), batch_chunks)):
-        out = model(load_chunks(chunk_set, np.arange(start, min(start + batch_chunks, len(chunk_set))), normaliser))
+    batches = [np.arange(start, min(start + batch_chunks, len(chunk_set)))
+               for start in range(mine.start * batch_chunks, min(mine.stop * batch_chunks, len(chunk_set)), batch_chunks)]
+    for b, inputs in enumerate(prefetched_inputs(chunk_set, batches, normaliser)):
+        out = model(inputs)
         outputs.append(tuple(t.float().cpu().numpy() for t in (out.cluster_features, out.embedding, out.attributes)))
         if progress:
             progress(b + 1, len(mine))

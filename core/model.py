@@ -88,6 +88,12 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """The forward passes' precision (`train.precision`): "fp32", or "bf16" autocast (convolutions and
+    linear layers in bfloat16, BatchNorm statistics, losses and the optimiser in float32)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def _init_weights(m: nn.Module) -> None:
     # Published init (DeepCluster's VGG): He-style normal for convs over k*k*out_channels.
     if isinstance(m, nn.Conv2d):

@@ -7,11 +7,13 @@ run's micro-batches, and the loss is weighted by the global batch's size. The CC
 the batch: its gradient w.r.t. the predictions is computed over all ranks' predictions (gathered), then
 each piece is back-propagated with that gradient, so the result is the exact batch-level gradient.
 Dropout masks belong to global chunk positions (drawn once per batch from the shared seed), so a chunk
-gets the same mask whichever rank and micro-batch it lands in.
+gets the same mask whichever rank and micro-batch it lands in. A rank's chunks of a batch are gathered once
+(`local_batches`, ahead of the network by `core.loader`), and every pass over the batch slices them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -20,8 +22,9 @@ from torch import nn
 
 from core.dataset import ChunkSet, Normaliser, load_chunks
 from core.distributed import BatchNormReplay, World
+from core.loader import prefetched_inputs
 from core.metrics import ccc_loss
-from core.model import EmotionCNN
+from core.model import EmotionCNN, autocast
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,24 @@ class BatchStep:
     micro_batch_chunks: int | None  # None: the whole batch in one piece
     world: World
     batchnorm: BatchNormReplay
+    precision: str = "fp32"  # "bf16": forward passes under autocast (`train.precision`)
+
+
+@dataclass(frozen=True)
+class LocalBatch:
+    """One global batch as this rank sees it."""
+    index: np.ndarray  # (B,) the global batch's chunk indices
+    pieces: list[tuple[int, np.ndarray]]  # this rank's pieces: (offset in the batch, chunk indices)
+    inputs: torch.Tensor  # model input of this rank's pieces, concatenated in order, on the device
+
+
+def local_batches(step: BatchStep, batches: Iterable[np.ndarray]) -> Iterator[LocalBatch]:
+    """Each global batch with this rank's model inputs, gathered ahead of the network (`core.loader`)."""
+    batches = list(batches)
+    pieces = [local_pieces(batch, step.micro_batch_chunks, step.world) for batch in batches]
+    own = (np.concatenate([index for _, index in p]) if p else np.zeros(0, np.int64) for p in pieces)
+    for batch, p, inputs in zip(batches, pieces, prefetched_inputs(step.chunk_set, own, step.normaliser)):
+        yield LocalBatch(batch, p, inputs)
 
 
 def split_batch(index: np.ndarray, size: int | None) -> list[np.ndarray]:
@@ -59,33 +80,32 @@ def local_pieces(batch: np.ndarray, micro_batch_chunks: int | None, world: World
     return [pieces[k] for k in world.shard(len(pieces))]
 
 
-def cluster_backward(step: BatchStep, batch: np.ndarray, masks: torch.Tensor | None) -> float:
+def cluster_backward(step: BatchStep, batch: LocalBatch, masks: torch.Tensor | None) -> float:
     """Accumulate the gradient of the batch's cross-entropy (the unlabelled stage); returns its mean."""
-    ce_total = 0.0
+    ce_total, n = 0.0, len(batch.index)
     with step.batchnorm.recording():
         for (offset, index), weight, out in _gradient_pass(step, batch, masks):
-            ce = F.cross_entropy(out.cluster_logits, step.labels[index], reduction="sum") / len(batch)
+            ce = F.cross_entropy(out.cluster_logits.float(), step.labels[index], reduction="sum") / n
             _backward(step, ce * weight)
             ce_total += ce.item() * weight
     return float(step.world.sum_each(np.array([ce_total]))[0])
 
 
-def joint_backward(step: BatchStep, batch: np.ndarray, masks: torch.Tensor | None) -> JointLoss:
+def joint_backward(step: BatchStep, batch: LocalBatch, masks: torch.Tensor | None) -> JointLoss:
     """Accumulate the gradient of CE + (1 - CCC) over the batch (the joint stage), and return the loss."""
-    pieces = local_pieces(batch, step.micro_batch_chunks, step.world)
-    ce_total, done, first = 0.0, 0, None
+    ce_total, done, first, n = 0.0, 0, None, len(batch.index)
     with step.batchnorm.recording():
-        if _n_pieces(batch, step.micro_batch_chunks) <= step.world.size:  # at most one piece per rank, on every
-            first = _forward_last(step, batch, pieces, masks)             # rank: its graph gives the predictions
-            predictions = first.attributes.detach() if pieces else first.attributes[:0].detach()
+        if _n_pieces(batch.index, step.micro_batch_chunks) <= step.world.size:  # at most one piece per rank, on
+            first = _forward_last(step, batch, masks)              # every rank: its graph gives the predictions
+            predictions = first.attributes.detach() if batch.pieces else first.attributes[:0].detach()
         else:  # the batch-level CCC needs every prediction before any backward: a graph-free pass
             with step.batchnorm.paused():
-                predictions = _graph_free_predictions(step, pieces, masks)
+                predictions = _graph_free_predictions(step, batch, masks)
         ccc_value, ccc_grad = _batch_ccc_gradient(step, batch, predictions)  # (B_local, A): this rank's rows
         for (offset, index), weight, out in _gradient_pass(step, batch, masks, first):
-            ce = F.cross_entropy(out.cluster_logits, step.labels[index], reduction="sum") / len(batch)
-            grad = ccc_grad[done: done + len(index)] if weight else torch.zeros_like(out.attributes)
-            surrogate = (out.attributes * grad).sum()  # its gradient w.r.t. the parameters: the exact one
+            ce = F.cross_entropy(out.cluster_logits.float(), step.labels[index], reduction="sum") / n
+            grad = ccc_grad[done: done + len(index)] if weight else torch.zeros_like(out.attributes, dtype=torch.float32)
+            surrogate = (out.attributes.float() * grad).sum()  # its gradient w.r.t. the parameters: the exact one
             _backward(step, (ce + surrogate) * weight)
             ce_total, done = ce_total + ce.item() * weight, done + len(index)
     return JointLoss(float(step.world.sum_each(np.array([ce_total]))[0]), ccc_value)
@@ -95,35 +115,42 @@ def _n_pieces(batch: np.ndarray, micro_batch_chunks: int | None) -> int:
     return 1 if micro_batch_chunks is None else -(-len(batch) // micro_batch_chunks)
 
 
-def _gradient_pass(step: BatchStep, batch: np.ndarray, masks, first=None):
+def _gradient_pass(step: BatchStep, batch: LocalBatch, masks, first=None):
     """Yield ((offset, index), weight, outputs with graph) over this rank's pieces for the caller to
     back-propagate. Only the last piece goes through DDP, whose backward then averages the gradients
     accumulated over all pieces (the others run on the bare network: DDP's `no_sync`, and every rank makes
     one DDP call per batch). `first`: the last piece's outputs, when the caller has them already."""
-    pieces = local_pieces(batch, step.micro_batch_chunks, step.world)
-    for piece in pieces[:-1]:
-        yield piece, 1, _forward(step.model, step, *piece, masks)
-    out = first if first is not None else _forward_last(step, batch, pieces, masks)
-    yield (pieces[-1] if pieces else _idle_piece(step, batch)), (1 if pieces else 0), out
+    for piece in batch.pieces[:-1]:
+        yield piece, 1, _forward(step.model, step, batch, piece, masks)
+    out = first if first is not None else _forward_last(step, batch, masks)
+    yield (batch.pieces[-1] if batch.pieces else _idle_piece(step, batch)), (1 if batch.pieces else 0), out
 
 
-def _forward_last(step: BatchStep, batch: np.ndarray, pieces, masks):
+def _forward_last(step: BatchStep, batch: LocalBatch, masks):
     """The last piece through DDP. A rank without a piece (a short last batch) still takes part, at weight 0:
     with one chunk whose BatchNorm update is not recorded (the replay then overwrites it), or with none
     where BatchNorm spans the ranks (`GlobalBatchNorm2d` counts its zero chunks)."""
-    if pieces:
-        return _forward(step.trainer, step, *pieces[-1], masks)
+    if batch.pieces:
+        return _forward(step.trainer, step, batch, batch.pieces[-1], masks)
     with step.batchnorm.paused():
-        return _forward(step.trainer, step, *_idle_piece(step, batch), masks)
+        return _forward(step.trainer, step, batch, _idle_piece(step, batch), masks)
 
 
-def _idle_piece(step: BatchStep, batch: np.ndarray) -> tuple[int, np.ndarray]:
-    return 0, batch[: 0 if step.micro_batch_chunks is None else 1]
+def _idle_piece(step: BatchStep, batch: LocalBatch) -> tuple[int, np.ndarray]:
+    return 0, batch.index[: 0 if step.micro_batch_chunks is None else 1]
 
 
-def _forward(network: nn.Module, step: BatchStep, offset: int, index: np.ndarray, masks):
+def _forward(network: nn.Module, step: BatchStep, batch: LocalBatch, piece: tuple[int, np.ndarray], masks):
+    """The outputs of one piece: its slice of the rank's gathered inputs (the idle piece is loaded apart)."""
+    offset, index = piece
+    if batch.pieces:
+        start = offset - batch.pieces[0][0]  # the rank's pieces are contiguous in the batch
+        inputs = batch.inputs[start: start + len(index)]
+    else:
+        inputs = load_chunks(step.chunk_set, index, step.normaliser)
     mask = masks[offset: offset + len(index)].to(step.normaliser.device) if masks is not None else None
-    return network(load_chunks(step.chunk_set, index, step.normaliser), mask)
+    with autocast(step.normaliser.device, step.precision):
+        return network(inputs, mask)
 
 
 def _backward(step: BatchStep, loss: torch.Tensor) -> None:
@@ -131,25 +158,24 @@ def _backward(step: BatchStep, loss: torch.Tensor) -> None:
     (loss * step.world.size).backward()
 
 
-def _graph_free_predictions(step: BatchStep, pieces, masks) -> torch.Tensor:
+def _graph_free_predictions(step: BatchStep, batch: LocalBatch, masks) -> torch.Tensor:
     """(B_local, A) predictions of this rank's pieces, with the dropout masks and BatchNorm state of the
     gradient pass that follows (running statistics restored)."""
     saved = _buffers(step.model)
     with torch.no_grad():
-        out = [_forward(step.model, step, *piece, masks).attributes for piece in pieces]
+        out = [_forward(step.model, step, batch, piece, masks).attributes.float() for piece in batch.pieces]
     _restore_buffers(step.model, saved)
     width = len(step.model.cfg.attributes)
     return torch.cat(out) if out else torch.zeros((0, width), device=step.normaliser.device)
 
 
-def _batch_ccc_gradient(step: BatchStep, batch: np.ndarray, local: torch.Tensor) -> tuple[float, torch.Tensor]:
+def _batch_ccc_gradient(step: BatchStep, batch: LocalBatch, local: torch.Tensor) -> tuple[float, torch.Tensor]:
     """1 - CCC over the global batch (all ranks' predictions gathered) and its gradient for this rank's rows."""
     everything = torch.from_numpy(step.world.gather_rows(local.float().cpu().numpy())).to(local.device)  # (B, A)
     everything.requires_grad_(True)
-    loss = ccc_loss(everything, step.chunk_set.chunk_targets(batch).to(local.device))
+    loss = ccc_loss(everything, step.chunk_set.chunk_targets(batch.index).to(local.device))
     (grad,) = torch.autograd.grad(loss, everything)
-    pieces = local_pieces(batch, step.micro_batch_chunks, step.world)
-    start = pieces[0][0] if pieces else 0
+    start = batch.pieces[0][0] if batch.pieces else 0
     return loss.item(), grad[start: start + len(local)]
 
 

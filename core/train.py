@@ -26,8 +26,8 @@ from core.distributed import BatchNormReplay, World, data_parallel, synchronise_
 from core.forward import embed_chunks
 from core.manifest import corpus_fingerprint
 from core.metrics import attribute_ccc, cluster_stability
-from core.model import EmotionCNN, dropout_mask, resolve_device
-from core.objective import BatchStep, cluster_backward, joint_backward, split_batch
+from core.model import EmotionCNN, autocast, dropout_mask, resolve_device
+from core.objective import BatchStep, cluster_backward, joint_backward, local_batches, split_batch
 from core.run_store import Checkpoint, Run, RunInfo, RunLockedError, RunMetrics, RunStore, RunWriter
 from core.train_checks import TrainingConfigError, check_trainable
 from core.training_data import TrainingData, prepare_training_data
@@ -129,7 +129,7 @@ def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path
 
 def run_id_for(cfg: RunConfig, corpus: pd.DataFrame) -> str:
     """`<name>-<hash8>` of the full config and the corpus fingerprint: same inputs, same run."""
-    return f"{cfg.name}-{config_hash({'config': cfg.to_dict(), 'corpus': corpus_fingerprint(corpus)})[:8]}"
+    return f"{cfg.name}-{config_hash({'config': cfg.identity(), 'corpus': corpus_fingerprint(corpus)})[:8]}"
 
 
 def run_info(cfg: RunConfig, corpus: pd.DataFrame) -> RunInfo:
@@ -221,7 +221,8 @@ def _optimisers(model: EmotionCNN, cfg: RunConfig) -> dict[str, torch.optim.Opti
 def _embed(ep: _Epoch, chunk_set: ChunkSet, stage: str) -> np.ndarray:
     """(N*C, H) cluster-branch vectors before the ReLU, in eval mode: the space K-means clusters (every
     rank embeds its share, every rank gets all: K-means then gives the same pseudo-labels everywhere)."""
-    return embed_chunks(ep.model, chunk_set, ep.normaliser, ep.world, progress=ep.stage(stage, "embed")).cluster_features
+    with autocast(ep.normaliser.device, ep.cfg.train.precision):
+        return embed_chunks(ep.model, chunk_set, ep.normaliser, ep.world, progress=ep.stage(stage, "embed")).cluster_features
 
 
 def _kmeans(ep: _Epoch, vectors: np.ndarray, seed: int) -> PseudoLabeler:
@@ -233,12 +234,6 @@ def _labeler(cfg: RunConfig, seed: int) -> PseudoLabeler:
     return PseudoLabeler(cfg.model.n_clusters, n_iterations=cfg.cluster.n_iterations,
                          pca_dim=cfg.cluster.pca_dim if cfg.cluster.pca_whiten else None,
                          backend=cfg.cluster.backend, random_state=seed)
-
-
-def _balanced_batches(ep: _Epoch, pseudo: np.ndarray, n: int) -> list[np.ndarray]:
-    """Uniform-per-cluster sampling (DeepCluster), cut into batches of `batch_utterances` x C chunks."""
-    order = balanced_indices(pseudo, n, ep.rng)
-    return split_batch(order, ep.cfg.train.batch_utterances * ep.cfg.chunks.n_chunks)
 
 
 def _fit_clusters(ep: _Epoch, chunk_set: ChunkSet, pseudo: np.ndarray) -> float:
@@ -264,13 +259,14 @@ def _fit(ep: _Epoch, chunk_set: ChunkSet, pseudo: np.ndarray, stage: str, optimi
     head = torch.optim.SGD(model.cluster_head.parameters(), lr=cfg.train.lr_head)
     model.train()
     step = BatchStep(model, data_parallel(model, ep.world), chunk_set, torch.from_numpy(pseudo).to(ep.normaliser.device),
-                     ep.normaliser, cfg.train.micro_batch_chunks, ep.world, BatchNormReplay(model, ep.world))
+                     ep.normaliser, cfg.train.micro_batch_chunks, ep.world, BatchNormReplay(model, ep.world),
+                     cfg.train.precision)
     batches = split_batch(balanced_indices(pseudo, len(chunk_set), ep.rng), cfg.train.batch_utterances * cfg.chunks.n_chunks)
     losses = []
-    for b, batch in enumerate(batches):
+    for b, batch in enumerate(local_batches(step, batches)):  # this rank's inputs gathered ahead (`core.loader`)
         for opt in (*optimisers, head):
             opt.zero_grad(set_to_none=True)
-        losses.append(backward(step, batch, _dropout_masks(ep, stage, b, len(batch))))
+        losses.append(backward(step, batch, _dropout_masks(ep, stage, b, len(batch.index))))
         for opt in (*optimisers, head):
             opt.step()
         report(b + 1, len(batches))

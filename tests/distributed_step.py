@@ -12,7 +12,7 @@ from core.config import tiny
 from core.dataset import Normaliser
 from core.distributed import BatchNormReplay, close_world, data_parallel, init_world, synchronise_batchnorm
 from core.model import EmotionCNN, dropout_mask
-from core.objective import BatchStep, joint_backward
+from core.objective import BatchStep, joint_backward, local_batches
 from tests.helpers import random_chunk_set
 
 
@@ -31,7 +31,8 @@ def main(out: str, micro: str) -> None:
     step = BatchStep(model, data_parallel(model, world), chunks, labels, normaliser, micro_batch_chunks, world,
                      BatchNormReplay(model, world))
     masks = dropout_mask(len(batch), cfg.latent_dim, cfg.dropout, torch.Generator().manual_seed(2))
-    loss = joint_backward(step, batch, masks)
+    (local,) = local_batches(step, [batch])
+    loss = joint_backward(step, local, masks)
     if world.is_main:
         grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
         buffers = {name: b for name, b in model.named_buffers()}

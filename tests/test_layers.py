@@ -16,7 +16,8 @@ CORE_LAYERS = [
     ["audio", "features", "metrics", "analysis", "projection"],  # pure: decoding, mel maths, CCC, statistics, UMAP
     ["frontend", "manifest"],  # files -> features; corpora -> utterance tables
     ["dataset", "model", "clustering", "synthetic"],  # chunks and model input; the CNN; K-means; the demo corpus
-    ["bundle", "distributed", "train_checks"],  # networks + normalisation; many processes; what can be trained
+    ["bundle", "distributed", "train_checks", "loader"],  # networks + normalisation; many processes; what can be
+                                                          # trained; inputs gathered ahead
     ["forward", "objective"],  # the one forward path; the losses of one batch
     ["latent"],  # a corpus's latent space
     ["feature_store", "run_store", "analysis_store"],  # storage: imports the data types above, never the reverse

@@ -7,7 +7,7 @@ from core.config import paper, tiny
 from core.dataset import ChunkSet, Normaliser
 from core.model import EmotionCNN
 from core.distributed import BatchNormReplay, World
-from core.objective import BatchStep, joint_backward
+from core.objective import BatchStep, joint_backward, local_batches
 from tests.helpers import random_chunk_set
 
 
@@ -26,7 +26,8 @@ def _gradients(model, chunk_set, micro_batch_chunks):
     labels = torch.from_numpy(np.arange(len(chunk_set)) % model.n_clusters)
     normaliser = Normaliser.from_statistics(np.zeros(128), np.ones(128), 3.0, torch.device("cpu"))
     step = BatchStep(model, model, chunk_set, labels, normaliser, micro_batch_chunks, World(), BatchNormReplay(model, World()))
-    loss = joint_backward(step, batch, None)
+    (local,) = local_batches(step, [batch])
+    loss = joint_backward(step, local, None)
     return loss.cross_entropy, loss.ccc_loss, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 

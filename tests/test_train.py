@@ -93,6 +93,21 @@ def test_freeze_regressor_keeps_its_initial_weights(tiny_corpus, cache, tmp_path
     assert regressor[0].weight.std().item() == pytest.approx(0.01, rel=0.2)
 
 
+def test_bf16_training_is_a_run_of_its_own_with_a_float32_bundle(trained_run, tiny_corpus, cache, tmp_path):
+    cfg = apply_overrides(tiny(), ["train.precision=bf16"])
+    result = train(cfg, tiny_corpus, RunStore(tmp_path), cache)
+    assert result.run.run_id != trained_run.run.run_id and result.run.config.train.precision == "bf16"
+    history = result.history
+    assert len(history) == cfg.train.epochs and np.isfinite(history[["cluster_loss", "joint_ce", "joint_ccc_loss"]]).all().all()
+    network = next(iter(result.run.load_bundle().networks.values()))
+    assert all(p.dtype == torch.float32 for p in network.parameters())
+    assert all(np.isfinite(v) for split in result.test_ccc.values() for v in split.values())
+    # bf16 takes effect (the losses are not the fp32 run's bits) and differs by rounding only
+    fp32 = trained_run.history
+    assert not np.array_equal(history["joint_ce"], fp32["joint_ce"])
+    assert np.allclose(history[["cluster_loss", "joint_ce"]], fp32[["cluster_loss", "joint_ce"]], atol=0.01)
+
+
 def test_same_seed_gives_identical_metrics_and_resume_equals_uninterrupted(tiny_corpus, cache, tmp_path):
     torch.use_deterministic_algorithms(True)
     try:
