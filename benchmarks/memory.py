@@ -80,10 +80,37 @@ class TreePeakRss:
         return tree
 
 
+class PrivatePeak:
+    """Samples this process's private memory (RssAnon: heap, tensors, arrays; not the pages of memory-mapped
+    files, which are page cache the kernel takes back) every `interval_s` until `stop()`. Linux only."""
+
+    def __init__(self, interval_s: float = 0.02):
+        self.interval_s, self.peak_kb = interval_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> float | None:
+        """Stop sampling; the peak in MB (None where /proc could not be read)."""
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb / 1024 if self.peak_kb else None
+
+    def _poll(self) -> None:
+        while True:
+            self.peak_kb = max(self.peak_kb, _status_kb("self", "RssAnon:") or 0)
+            if self._stop.wait(self.interval_s):
+                return
+
+
 def _vm_hwm_kb(pid: int) -> int | None:
+    return _status_kb(pid, "VmHWM:")
+
+
+def _status_kb(pid: int | str, field: str) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1])
     except OSError:
         pass

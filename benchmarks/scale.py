@@ -21,6 +21,7 @@ import numpy as np
 
 from benchmarks.memory import with_peak_rss
 from benchmarks.results import NO_TARGET, BenchResult
+from benchmarks.scale_training import bench_training_memory
 from benchmarks.synthetic_store import build_synthetic_corpus, corpus_paths, disk_bytes, open_store
 
 EPOCH_LABELLED_CHUNKS = 1_650_000  # 150 000 utterances x 11 chunks
@@ -48,8 +49,9 @@ def run_scale(work: Path, sizes: tuple[int, ...] = (15_000, 60_000), embed_chunk
             if n == sizes[-1]:  # the largest store: throughput over its chunks
                 results += with_peak_rss(bench_embedding_slice, folder, embed_chunks)
                 results.append(bench_embedding_torchrun(folder, embed_chunks))
-                results += with_peak_rss(bench_data_path, folder, False)
-                results += with_peak_rss(bench_data_path, folder, True)
+                results += with_peak_rss(bench_data_path_prefetched, folder, False)
+                results += with_peak_rss(bench_data_path_prefetched, folder, True)
+            results += with_peak_rss(bench_training_memory, folder)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     results += epoch_extrapolation(results)
@@ -222,39 +224,57 @@ def epoch_extrapolation(results: list[BenchResult]) -> list[BenchResult]:
     return rows
 
 
-def bench_data_path(folder: Path, cold: bool, n_batches: int = 60, budget_s: float = 90.0) -> BenchResult:
-    """`load_chunks` of random 704-chunk batches from the memory-mapped pack, no network: warm or cold page cache."""
+def bench_data_path_prefetched(folder: Path, cold: bool, n_batches: int = 60, budget_s: float = 90.0) -> list[BenchResult]:
+    """Random 704-chunk batches through `prefetched_inputs` (2 gather threads) and, as the baseline in the same
+    process and page-cache state, through `load_chunks` one after another; no network."""
     import torch
     from core.dataset import load_chunks
+    from core.loader import GATHER_WORKERS, prefetched_inputs
     features, chunk_set, normaliser = _opened(folder, None)
-    which = "cold (page cache dropped)" if cold else "warm (pack read once first)"
-    name = f"data path alone: load_chunks of random {BATCH_CHUNKS}-chunk batches, {len(chunk_set):,} chunks, {which}"
+    which = "cold (page cache dropped)" if cold else "warm (pack in page cache)"
     target = f">= {GPU_CHUNKS_PER_S:,} chunks/s (one GPU's training step, assumed)"
-    if cold:
-        try:
-            os.sync()
-            Path("/proc/sys/vm/drop_caches").write_text("3\n")
-        except OSError as err:
-            return BenchResult(name, None, "chunks/s", target, f"skipped: cannot drop the page cache here ({err})")
-    else:
-        buffer = bytearray(1 << 26)
-        with open(features.frames.filename, "rb") as fh:  # read(), not the mapping: the page cache, not this RSS
-            while fh.readinto(buffer):
-                pass
     rng = np.random.default_rng(0)
-    t0, done = time.perf_counter(), 0
-    for _ in range(n_batches):
-        load_chunks(chunk_set, rng.integers(0, len(chunk_set), BATCH_CHUNKS), normaliser)
-        done += BATCH_CHUNKS
-        if time.perf_counter() - t0 > budget_s:
-            break
-    rate = done / (time.perf_counter() - t0)
-    return BenchResult(name, rate, "chunks/s", target,
-                       f"{done // BATCH_CHUNKS} batches in {done / rate:.1f} s; {rate / GPU_CHUNKS_PER_S:.2f} x the "
-                       f"assumed {GPU_CHUNKS_PER_S:,} chunks/s, {rate / GPU_CEILING_CHUNKS_PER_S:.2f} x the "
-                       f"{GPU_CEILING_CHUNKS_PER_S:,} ceiling (40 % of 400 TFLOP/s); pack "
-                       f"{features.frames.nbytes / 1e9:.2f} GB; 1 process, {torch.get_num_threads()} torch threads",
-                       met=rate >= GPU_CHUNKS_PER_S)
+    batches = [rng.integers(0, len(chunk_set), BATCH_CHUNKS) for _ in range(2 * n_batches)]
+    rows = []
+    for label, run in ((f"{GATHER_WORKERS} background gather threads (core.loader)",
+                        lambda part: prefetched_inputs(chunk_set, part, normaliser)),
+                       ("baseline: load_chunks in the loop",
+                        lambda part: (load_chunks(chunk_set, index, normaliser) for index in part))):
+        part = batches[:n_batches] if not rows else batches[n_batches:]  # fresh chunks for each: no reuse of cache
+        if cold and not _drop_page_cache():
+            return [BenchResult(f"data path alone, {label}, {which}", None, "chunks/s", target,
+                                "skipped: cannot drop the page cache here")]
+        if not cold:
+            _read_through(features.frames.filename)
+        t0, done = time.perf_counter(), 0
+        for inputs in run(part):
+            done += len(inputs)
+            if time.perf_counter() - t0 > budget_s:
+                break
+        rate = done / (time.perf_counter() - t0)
+        rows.append(BenchResult(f"data path alone, random {BATCH_CHUNKS}-chunk batches, {label}, {which}", rate,
+                                "chunks/s", target,
+                                f"{done // BATCH_CHUNKS} batches of {len(chunk_set):,} chunks; {rate / GPU_CHUNKS_PER_S:.2f} x "
+                                f"the assumed {GPU_CHUNKS_PER_S:,} chunks/s, {rate / GPU_CEILING_CHUNKS_PER_S:.2f} x the "
+                                f"{GPU_CEILING_CHUNKS_PER_S:,} ceiling; gather + normalise + layout on the CPU "
+                                f"({torch.get_num_threads()} torch threads)", met=rate >= GPU_CHUNKS_PER_S))
+    return rows
+
+
+def _drop_page_cache() -> bool:
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def _read_through(path: str) -> None:
+    buffer = bytearray(1 << 26)
+    with open(path, "rb") as fh:  # read(), not the mapping: into the page cache, not this process's RSS
+        while fh.readinto(buffer):
+            pass
 
 
 def clustered_vectors(n: int, dim: int = 256, n_modes: int = 30, spread: float = 0.5, seed: int = 0) -> np.ndarray:

@@ -148,7 +148,7 @@ def seed_everything(seed: int) -> None:
 def evaluate(model: EmotionCNN, chunk_set: ChunkSet, normaliser: Normaliser, attributes: tuple[str, ...],
              world: World | None = None) -> dict[str, float]:
     """Utterance-level CCC per attribute (`core.metrics.attribute_ccc`): each utterance's chunk mean vs its label."""
-    out = embed_chunks(model, chunk_set, normaliser, world)
+    out = embed_chunks(model, chunk_set, normaliser, world, outputs=("attributes",))
     return attribute_ccc(chunk_set.targets, utterance_mean(out.attributes, chunk_set.n_chunks), attributes)
 
 
@@ -222,7 +222,8 @@ def _embed(ep: _Epoch, chunk_set: ChunkSet, stage: str) -> np.ndarray:
     """(N*C, H) cluster-branch vectors before the ReLU, in eval mode: the space K-means clusters (every
     rank embeds its share, every rank gets all: K-means then gives the same pseudo-labels everywhere)."""
     with autocast(ep.normaliser.device, ep.cfg.train.precision):
-        return embed_chunks(ep.model, chunk_set, ep.normaliser, ep.world, progress=ep.stage(stage, "embed")).cluster_features
+        return embed_chunks(ep.model, chunk_set, ep.normaliser, ep.world, progress=ep.stage(stage, "embed"),
+                            outputs=("cluster_features",)).cluster_features
 
 
 def _kmeans(ep: _Epoch, vectors: np.ndarray, seed: int) -> PseudoLabeler:
@@ -366,7 +367,7 @@ def _complete(writer: RunWriter, runs: RunStore, data: TrainingData, cfg: RunCon
     network.to(data.normaliser.device, memory_format=torch.channels_last)
     test_ccc = {split: evaluate(network, chunks, data.normaliser, cfg.model.attributes, world)
                 for split, chunks in data.tests.items()}
-    vectors = embed_chunks(network, data.train, data.normaliser, world).cluster_features
+    vectors = embed_chunks(network, data.train, data.normaliser, world, outputs=("cluster_features",)).cluster_features
     if world.is_main:
         centroids = _labeler(cfg, cfg.seed + _FINAL_SEED_OFFSET).fit(vectors).cluster_centers_
         history = writer.history()

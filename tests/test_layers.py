@@ -30,7 +30,8 @@ CORE_LAYERS = [
 ]
 APP_LAYERS = [["__init__", "figures", "loaders"], ["widgets"], ["streamlit_app", "app_pages"]]
 BENCHMARK_LAYERS = [["machine", "browser", "inputs", "server", "synthetic_store"], ["results"], ["memory"],
-                    ["corpus", "embedding", "latency", "projection", "training", "app", "scale"], ["__init__", "__main__"]]
+                    ["corpus", "embedding", "latency", "projection", "training", "app", "scale_training"], ["scale"],
+                    ["__init__", "__main__"]]
 
 
 def _modules(package: str) -> list[Path]:

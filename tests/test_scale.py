@@ -1,7 +1,8 @@
 """The scale benchmark's synthetic corpus is one the library accepts as already extracted, and its rows measure."""
 import numpy as np
 
-from benchmarks.scale import bench_data_path, bench_kmeans, bench_pack_build, epoch_extrapolation
+from benchmarks.scale import bench_data_path_prefetched, bench_kmeans, bench_pack_build, epoch_extrapolation
+from benchmarks.scale_training import bench_training_memory
 from benchmarks.results import BenchResult
 from benchmarks.synthetic_store import build_synthetic_corpus, corpus_paths, disk_bytes, open_store
 from core.config import AudioConfig, ChunkConfig, FeatureConfig
@@ -33,8 +34,12 @@ def test_scale_rows_return_positive_figures(tmp_path):
     manifest, _ = corpus_paths(tmp_path)
     pack, disk = bench_pack_build(tmp_path)
     assert pack.value > 0 and "n_extracted = 0" in pack.detail and disk.value > 0 and disk.unit == "GB"
-    data = bench_data_path(tmp_path, cold=False, n_batches=2)
-    assert data.value > 0 and data.unit == "chunks/s" and data.met is not None
+    prefetched, baseline = bench_data_path_prefetched(tmp_path, cold=False, n_batches=2)
+    for data in (prefetched, baseline):
+        assert data.value > 0 and data.unit == "chunks/s" and data.met is not None
+    assert "background gather threads" in prefetched.name and "baseline" in baseline.name
+    (memory,) = bench_training_memory(tmp_path, train_batches=1)
+    assert memory.unit == "MB" and 0 < memory.value and memory.met is True and "embedded in full" in memory.detail
     kmeans = bench_kmeans(2_000, 10, "sklearn")
     assert kmeans.value > 0 and kmeans.met is True
     (row,) = epoch_extrapolation([BenchResult("embedding pass over 1,000 chunks, 1 process", 500.0, "chunks/s", "-")])
