@@ -126,6 +126,35 @@ def file_digest(path: Path) -> dict[str, Any]:
     return digest
 
 
+def file_digests(paths: list[Path]) -> dict[str, tuple[tuple[int, int, int, int], dict[str, Any]]]:
+    """The digests of `paths` with the file states they were taken of, to hand to the other processes of a
+    job (`adopt_digests`); each file hashed at most once per process. A file that has gone is left out."""
+    out = {}
+    for path in paths:
+        try:
+            file_digest(path)
+        except FileNotFoundError:
+            continue
+        out[os.path.abspath(path)] = _digests[os.path.abspath(path)]
+    return out
+
+
+def known_digests() -> dict[str, tuple[tuple[int, int, int, int], dict[str, Any]]]:
+    """Every digest this process holds (written or hashed), with the file states they were taken of."""
+    return dict(_digests)
+
+
+def adopt_digests(found: dict[str, tuple[tuple[int, int, int, int], dict[str, Any]]]) -> None:
+    """Trust digests another process of this job took, for the files still in the state it hashed (the same
+    inode, size, mtime and ctime): a torchrun job then reads each file once, not once per rank."""
+    for name, (key, digest) in found.items():
+        try:
+            if _stat_key(os.stat(name)) == tuple(key):
+                _digests[name] = (tuple(key), digest)
+        except OSError:
+            continue
+
+
 def verify_file(path: Path, accepted: dict[str, Any] | list[dict[str, Any]] | None, hint: str = "") -> Path:
     """`path`, after checking it against its recorded digest (or any of several).
 

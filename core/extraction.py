@@ -19,6 +19,7 @@ from typing import Callable
 import pandas as pd
 import torch
 
+from core.atomic import adopt_digests, file_digests, known_digests
 from core.config import AudioConfig, ChunkConfig, FeatureConfig
 from core.frontend import load_features
 from core.dataset import FeatureSet
@@ -84,6 +85,7 @@ def extract_features(table: pd.DataFrame, store: FeatureStore, audio: AudioConfi
     t0, world = time.perf_counter(), world or World()
     keys = {file: store.file_key(path) for file, path in table["path"].items() if os.path.isfile(path)}
     problems = {path: "file not found" for file, path in table["path"].items() if file not in keys}
+    _hash_together(store.shard_paths(), world)  # each rank hashes its share of the shards for all of them
     known = store.index()
     todo = [(file, table.at[file, "path"], key) for file, key in keys.items() if key not in known]
     todo.sort(key=lambda item: os.path.getsize(item[1]))  # batches of similar length: less STFT padding
@@ -107,6 +109,7 @@ def extract_features(table: pd.DataFrame, store: FeatureStore, audio: AudioConfi
     world.barrier()  # every rank's shards are written
     problems = {path: reason for part in world.gather_objects(problems) for path, reason in part.items()}
 
+    _hash_together(store.shard_paths(), world)  # the ranks' new shards (each knows its own already)
     index = store.index()
     usable = [f for f in table.index if f in keys and keys[f] in index]
     short = [f for f in usable if index[keys[f]][3] < chunks.chunk_frames]
@@ -130,7 +133,20 @@ def extract_features(table: pd.DataFrame, store: FeatureStore, audio: AudioConfi
         if t == turn:
             packed = store.pack(files, usable_keys)
         world.barrier()
+        if t == 0:  # the ranks sharing rank 0's pack trust its check instead of reading it again
+            _hash_together([], world)
     return Extraction(packed, stats)
+
+
+def _hash_together(paths: list, world: World) -> None:
+    """Every file's SHA-256 taken once in the job: rank r hashes paths r, r + size, ... (unless it already
+    knows them) and every rank adopts all digests (`core.atomic.adopt_digests`: only for files in the very
+    state that was hashed). With no paths, the ranks share what they know already."""
+    if world.size == 1:
+        return
+    file_digests(paths[world.rank:: world.size])
+    for found in world.gather_objects(known_digests()):
+        adopt_digests(found)
 
 
 def _run_jobs(jobs, audio, features, chunks, workers):

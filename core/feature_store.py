@@ -86,8 +86,8 @@ class FeatureStore:
         Raises:
             KeyError: a key has no extracted features.
         """
-        corpus = hashlib.sha1("\n".join(keys).encode()).hexdigest()[:16]
-        data, meta = self.dir / "packs" / f"{corpus}.npy", self.dir / "packs" / f"{corpus}.json"
+        data = self.pack_path(keys)
+        meta = data.with_suffix(".json")
         m = None
         if meta.exists():
             try:
@@ -99,6 +99,15 @@ class FeatureStore:
             m = read_checked_json(meta)
         return FeatureSet(files=files, frames=np.load(data, mmap_mode="r"), offsets=np.asarray(m["offsets"]),
                           stored_frames=np.asarray(m["stored_frames"]), n_frames=np.asarray(m["n_frames"]))
+
+    def pack_path(self, keys: list[str]) -> Path:
+        """The pack file of these feature keys, in this order."""
+        corpus = hashlib.sha1("\n".join(keys).encode()).hexdigest()[:16]
+        return self.dir / "packs" / f"{corpus}.npy"
+
+    def shard_paths(self) -> list[Path]:
+        """The data files of every completed shard."""
+        return [meta.with_suffix(".npy") for meta in sorted(self.dir.glob("shard-*.json"))]
 
     def _build_pack(self, keys: list[str], data: Path, meta: Path) -> None:
         index = self.index()

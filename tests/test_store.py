@@ -93,6 +93,23 @@ def test_file_digest_is_the_sha256_and_size_written(tmp_path):
         "size": 3, "sha256": hashlib.sha256(b"abc").hexdigest()}
 
 
+def test_digests_adopted_from_another_process_hold_only_for_the_state_it_hashed(tmp_path):
+    """A torchrun job hashes each file once (`core.extraction`): digests handed over by another rank are
+    trusted while the file is the one it read, and never once the file has changed since."""
+    for name in ("a.bin", "b.bin"):
+        atomic_write_bytes(tmp_path / name, name.encode() * 100)
+    handed = atomic.file_digests([tmp_path / "a.bin", tmp_path / "b.bin", tmp_path / "gone.bin"])
+    assert set(handed) == {str(tmp_path / "a.bin"), str(tmp_path / "b.bin")}
+    atomic._digests.clear()  # this process: nothing hashed yet
+    with open(tmp_path / "b.bin", "r+b") as fh:  # b changes after the other rank hashed it, size kept
+        fh.write(b"X")
+    atomic.adopt_digests(handed)
+    assert set(atomic.known_digests()) == {str(tmp_path / "a.bin")}
+    atomic.verify_file(tmp_path / "a.bin", handed[str(tmp_path / "a.bin")][1])
+    with pytest.raises(CorruptFileError, match="changed since it was written"):
+        atomic.verify_file(tmp_path / "b.bin", handed[str(tmp_path / "b.bin")][1])
+
+
 @pytest.mark.parametrize("how", ["flip", "truncate"])
 def test_corrupted_feature_shard_is_extracted_again(speechlike_clips, tmp_path, how):
     store, reference, _ = _extract(speechlike_clips, tmp_path)
