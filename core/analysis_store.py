@@ -16,6 +16,7 @@ import pandas as pd
 from core.atomic import (COMPLETE, CorruptFileError, atomic_save_npy, atomic_write_bytes, atomic_write_json, discard,
                          verify_marker, write_marker)
 from core.latent import LatentSpace
+from core.novelty import Novelty
 
 
 def save_latent(folder: Path, latent: LatentSpace) -> None:
@@ -74,3 +75,27 @@ def load_projection(folder: Path, key: str) -> np.ndarray | None:
         discard(err, "fitting this projection again", meta, data)
         return None
     return np.load(data) if data.exists() else None
+
+
+def save_novelty(folder: Path, novelty: Novelty) -> None:
+    data = folder / "novelty" / "distances.npy"
+    atomic_save_npy(data, novelty.distances)
+    write_marker(data.with_suffix(".json"), [data], {"threshold": novelty.threshold, "percentile": novelty.percentile,
+                                                    "n_corpus": novelty.n_corpus})
+
+
+def load_novelty(folder: Path, percentile: float) -> Novelty | None:
+    """The stored corpus reference distances for this percentile, or None when absent or corrupted (then with
+    a warning, and deleted so the caller computes them again)."""
+    data = folder / "novelty" / "distances.npy"
+    meta = data.with_suffix(".json")
+    if not meta.exists():
+        return None
+    try:
+        m = verify_marker(meta)
+    except CorruptFileError as err:
+        discard(err, "computing the corpus's nearest-neighbour distances again", meta, data)
+        return None
+    if m.get("percentile") != percentile:
+        return None
+    return Novelty(float(m["threshold"]), float(m["percentile"]), np.load(data), int(m["n_corpus"]))

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core.analysis import DependenceReport, analyze
-from core.analysis_store import load_latent, load_projection, save_latent, save_projection
+from core.analysis_store import load_latent, load_novelty, load_projection, save_latent, save_novelty, save_projection
 from core.bundle import ModelBundle
 from core.clustering import nearest_centroid
 from core.config import UmapConfig, config_hash
@@ -25,6 +25,7 @@ from core.forward import chunk_predictions, embed_networks
 from core.inference import Predictor
 from core.latent import LATENT_FORMAT_VERSION, LatentSpace, build_latent_space, cluster_shares
 from core.manifest import corpus_fingerprint, load_manifest
+from core.novelty import PERCENTILE, Novelty, corpus_novelty, nearest_corpus_distance
 from core.paths import default_cache_dir, default_demo_dir
 from core.projection import LatentProjector
 from core.run_store import Run
@@ -121,6 +122,17 @@ def project(exploration: Exploration, cfg: UmapConfig = UmapConfig()) -> np.ndar
     return coords
 
 
+def novelty(exploration: Exploration, percentile: float = PERCENTILE) -> Novelty:
+    """The corpus's own nearest-neighbour distances in the clustering space (`core.novelty`), computed once
+    per (run, network, corpus) and cached beside its latent space."""
+    found = load_novelty(exploration.folder, percentile)
+    if found is None:
+        found = corpus_novelty(exploration.latent.embeddings["cluster"], percentile,
+                               seed=exploration.run.config.seed)
+        save_novelty(exploration.folder, found)
+    return found
+
+
 def analyze_exploration(exploration: Exploration, splits: list[str] | None = None, n_shuffles: int = 20
                         ) -> DependenceReport:
     """SPEC 7 for the utterances of `splits` (default: all): true labels where present, and predictions."""
@@ -170,15 +182,18 @@ def utterance_table(exploration: Exploration, coords: np.ndarray | None = None) 
 
 @dataclass(frozen=True)
 class LocateResult:
-    table: pd.DataFrame  # index `file`: attributes, cluster, x, y(, z), neighbours, neighbour_distances
+    table: pd.DataFrame  # index `file`: attributes, cluster, x, y(, z), neighbours, neighbour_distances,
+                         # nearest_distance, out_of_distribution
     errors: dict[str, str]  # path -> why it could not be read
+    novelty: Novelty | None = None  # the corpus reference the out-of-distribution flag compares with
 
 
 class Locator:
     """Place new clips in an explored latent space: predictions, cluster, map position, neighbours.
 
     Position: the distance-weighted mean of the k nearest corpus utterances' map coordinates in the
-    map's embedding space (`core.projection`): fast and always inside the map.
+    map's embedding space (`core.projection`): fast and always inside the map. Out of distribution: the
+    distance to the nearest corpus utterance in the clustering space, against the corpus's own (`core.novelty`).
     """
 
     def __init__(self, exploration: Exploration, coords: np.ndarray, cfg: UmapConfig = UmapConfig(),
@@ -218,4 +233,8 @@ class Locator:
             table[axis] = coords[:, i]
         table["neighbours"] = [[str(files[j]) for j in row] for row in neighbours]
         table["neighbour_distances"] = [row.round(4).tolist() for row in distances]
-        return LocateResult(table, errors)
+        reference = novelty(self.exploration)
+        cluster_space = embedding if self.cfg.space == "cluster" else utterance_mean(outputs.cluster_features, c)
+        table["nearest_distance"], _ = nearest_corpus_distance(latent.embeddings["cluster"], cluster_space)
+        table["out_of_distribution"] = reference.is_out(table["nearest_distance"].to_numpy())
+        return LocateResult(table, errors, reference)

@@ -109,6 +109,11 @@ def test_locate_round_trip_and_in_extent(exploration, coords, tmp_path):
     lo, hi = coords.min(0), coords.max(0)
     assert ((table[["x", "y"]].to_numpy() >= lo - 1e-5) & (table[["x", "y"]].to_numpy() <= hi + 1e-5)).all()
     assert table["cluster"].between(0, 2).all()
+    # out of distribution: corpus clips are at distance ~0 from their own point; the flag follows the threshold
+    assert located.novelty is not None and located.novelty.n_corpus == len(coords)
+    assert (table.loc[own, "nearest_distance"] < 1e-4).all() and not table.loc[own, "out_of_distribution"].any()
+    assert table.at[str(new), "out_of_distribution"] == (table.at[str(new), "nearest_distance"] > located.novelty.threshold)
+    assert (exploration.folder / "novelty" / "distances.json").exists()  # cached beside the latent space
 
 
 def test_analyze_exploration_reports_both_sources(exploration):

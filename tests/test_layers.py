@@ -13,7 +13,8 @@ MAX_LINES = 400  # STYLE rule 4: one concept per module
 
 CORE_LAYERS = [
     ["config", "runtime", "paths", "atomic"],  # settings, process options, default folders, atomic writes + checksums
-    ["audio", "features", "metrics", "analysis", "projection"],  # pure: decoding, mel maths, CCC, statistics, UMAP
+    ["audio", "features", "metrics", "analysis", "projection", "agreement", "cluster_words", "novelty"],  # pure:
+    # decoding, mel maths, CCC, statistics, UMAP, two clusterings compared, clusters in words, out of distribution
     ["frontend", "manifest"],  # files -> features; corpora -> utterance tables
     ["dataset", "model", "clustering", "synthetic"],  # chunks and model input; the CNN; K-means; the demo corpus
     ["bundle", "distributed", "train_checks", "loader"],  # networks + normalisation; many processes; what can be
