@@ -180,6 +180,21 @@ def utterance_table(exploration: Exploration, coords: np.ndarray | None = None) 
     return table
 
 
+def distinct_names(names: list[str]) -> list[str]:
+    """The names in order, a repeated one told apart by a count: ["a.wav", "a.wav (2)", ...], never
+    colliding with another name of the list."""
+    taken, out = set(names), []
+    used: set[str] = set()
+    for name in names:
+        candidate, k = name, 1
+        while candidate in used or (candidate != name and candidate in taken):
+            k += 1
+            candidate = f"{name} ({k})"
+        used.add(candidate)
+        out.append(candidate)
+    return out
+
+
 @dataclass(frozen=True)
 class LocateResult:
     table: pd.DataFrame  # index `file`: attributes, cluster, x, y(, z), neighbours, neighbour_distances,

@@ -90,10 +90,18 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
     clip = write_wav(tmp_path / "my clip.wav", sine(2.5, frequency_hz=180))
     bad = tmp_path / "notes.wav"
     bad.write_text("not audio at all")
-    page.locator("[data-testid='stFileUploader'] input[type=file]").set_input_files([str(clip), str(bad)])
+    other = write_wav(tmp_path / "elsewhere.wav", sine(2.0, frequency_hz=400))
+    uploads = [{"name": "my clip.wav", "mimeType": "audio/wav", "buffer": p.read_bytes()} for p in (clip, other)]
+    uploads.append({"name": "notes.wav", "mimeType": "audio/wav", "buffer": bad.read_bytes()})
+    page.locator("[data-testid='stFileUploader'] input[type=file]").set_input_files(uploads)  # two of one name
     page.get_by_text("notes.wav: not a recognised audio file").wait_for(timeout=120_000)  # the bad one: an error
-    page.get_by_text("located clips").first.wait_for(timeout=60_000)  # the good one: a marker on the map
-    page.get_by_role("button", name="Download the table (CSV)").wait_for()
+    page.get_by_text("located clips").first.wait_for(timeout=60_000)  # the good ones: markers on the map
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download the table (CSV)").click()
+    located = pd.read_csv(download.value.path())
+    assert sorted(located["file"]) == ["my clip.wav", "my clip.wav (2)"]  # told apart, not a traceback
+    assert located["out_of_distribution"].dtype == bool and (located["nearest_distance"] > 0).all()
+    page.locator("[data-testid='stAudio']").first.wait_for(timeout=30_000)  # the upload itself is playable
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser-locate.png"), full_page=True)
 

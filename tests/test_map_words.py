@@ -5,6 +5,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from core.agreement import NoCommonUtterances, best_matches, cluster_agreement
+from core.explore import distinct_names
 from core.cluster_words import cluster_centres, cluster_descriptions
 from core.novelty import corpus_novelty, nearest_corpus_distance
 
@@ -87,3 +88,9 @@ def test_novelty_samples_large_corpora_seeded_and_refuses_a_single_utterance():
     assert sampled.threshold == pytest.approx(corpus_novelty(X).threshold, rel=0.2)
     with pytest.raises(ValueError, match="at least 2"):
         corpus_novelty(X[:1])
+
+
+def test_uploads_with_the_same_name_are_told_apart():
+    assert distinct_names(["a.wav", "b.wav", "a.wav", "a.wav"]) == ["a.wav", "b.wav", "a.wav (2)", "a.wav (3)"]
+    names = distinct_names(["a.wav", "a.wav", "a.wav (2)"])  # a file really named "a.wav (2)" keeps its name
+    assert names == ["a.wav", "a.wav (3)", "a.wav (2)"] and len(set(names)) == 3
