@@ -19,11 +19,15 @@ from core.latent import LatentSpace
 from core.novelty import Novelty
 
 
+OPTIONAL = ("chunk_predictions", "chunk_start_frames")  # `LatentSpace` arrays a latent space may lack
+
+
 def save_latent(folder: Path, latent: LatentSpace) -> None:
     """Write a `LatentSpace`; `COMPLETE` last, with every file's digest, so a half-written
     or since-corrupted one is recomputed."""
     (folder / COMPLETE).unlink(missing_ok=True)
-    arrays = {name: getattr(latent, name) for name in ("chunk_cluster", "cluster", "cluster_share", "centroids")}
+    arrays = {name: getattr(latent, name) for name in ("chunk_cluster", "cluster", "cluster_share", "centroids",
+                                                       *OPTIONAL) if getattr(latent, name) is not None}
     for space, values in latent.chunk_embeddings.items():
         arrays |= {f"chunk_{space}": values, f"utterance_{space}": latent.embeddings[space]}
     for name, values in arrays.items():
@@ -54,7 +58,8 @@ def load_latent(folder: Path) -> LatentSpace | None:
         chunk_embeddings={s: np.load(folder / f"chunk_{s}.npy", mmap_mode="r") for s in meta["spaces"]},
         embeddings={s: np.load(folder / f"utterance_{s}.npy") for s in meta["spaces"]},
         **{name: np.load(folder / f"{name}.npy") for name in ("chunk_cluster", "cluster", "cluster_share", "centroids")},
-        centroid_source=meta["centroid_source"], predictions=predictions)
+        centroid_source=meta["centroid_source"], predictions=predictions,
+        **{name: np.load(folder / f"{name}.npy") for name in OPTIONAL if (folder / f"{name}.npy").exists()})
 
 
 def save_projection(folder: Path, key: str, coords: np.ndarray, params: dict[str, Any]) -> None:

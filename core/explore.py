@@ -107,7 +107,8 @@ def _compute_latent(run: Run, bundle: ModelBundle, network: str, corpus: pd.Data
                              progress=lambda name, d, t: report(f"embedding ({name})", d, t))
     return build_latent_space(features.files, outputs[network], cfg.chunks.n_chunks,
                               run.centroids() if run.info.trained else None, bundle.networks[network].n_clusters,
-                              chunk_predictions(bundle.networks, outputs), norm, seed=cfg.seed)
+                              chunk_predictions(bundle.networks, outputs), norm, seed=cfg.seed,
+                              chunk_start_frames=chunk_set.starts - features.offsets[chunk_set.utterance])
 
 
 def project(exploration: Exploration, cfg: UmapConfig = UmapConfig()) -> np.ndarray:
@@ -201,6 +202,7 @@ class LocateResult:
                          # nearest_distance, out_of_distribution
     errors: dict[str, str]  # path -> why it could not be read
     novelty: Novelty | None = None  # the corpus reference the out-of-distribution flag compares with
+    chunks: pd.DataFrame | None = None  # one row per (file, chunk): cluster, attributes, x, y(, z)
 
 
 class Locator:
@@ -248,8 +250,27 @@ class Locator:
             table[axis] = coords[:, i]
         table["neighbours"] = [[str(files[j]) for j in row] for row in neighbours]
         table["neighbour_distances"] = [row.round(4).tolist() for row in distances]
+        chunk_table = self._chunk_table(ok, predicted.chunks, outputs, c)
         reference = novelty(self.exploration)
         cluster_space = embedding if self.cfg.space == "cluster" else utterance_mean(outputs.cluster_features, c)
         table["nearest_distance"], _ = nearest_corpus_distance(latent.embeddings["cluster"], cluster_space)
         table["out_of_distribution"] = reference.is_out(table["nearest_distance"].to_numpy())
-        return LocateResult(table, errors, reference)
+        return LocateResult(table, errors, reference, chunk_table)
+
+    def chunk_positions(self, file) -> np.ndarray:
+        """(C, n_components) map positions of a corpus utterance's chunks, placed as uploads are (k-NN in the
+        map's space from the chunk embeddings)."""
+        latent = self.exploration.latent
+        return self.projector.transform(np.asarray(latent.chunk_embeddings[self.cfg.space][latent.chunk_rows(file)],
+                                                   np.float32))
+
+    def _chunk_table(self, files: list[str], chunks: np.ndarray, outputs, c: int) -> pd.DataFrame:
+        """One row per (file, chunk) of located clips: cluster, predicted attributes and map position."""
+        vectors = {"cluster": outputs.cluster_features, "latent": outputs.latent}[self.cfg.space]
+        coords = self.projector.transform(vectors)
+        index = pd.MultiIndex.from_product([files, range(c)], names=["file", "chunk"])
+        table = pd.DataFrame(chunks.reshape(len(files) * c, -1), columns=self.predictor.attributes, index=index)
+        table.insert(0, "cluster", nearest_centroid(outputs.cluster_features, self.exploration.latent.centroids))
+        for i, axis in enumerate("xyz"[: coords.shape[1]]):
+            table[axis] = coords[:, i]
+        return table

@@ -17,8 +17,8 @@ from core.forward import ChunkOutputs, utterance_predictions
 
 # Part of every cached latent space's key: a change to how embeddings, clusters or predictions are
 # computed bumps it, so caches written before are recomputed, never mixed in. 2: one forward path
-# (float64 normalisation everywhere, issue 10).
-LATENT_FORMAT_VERSION = 2
+# (float64 normalisation everywhere, issue 10). 3: chunk predictions and chunk positions kept (the clip inspector).
+LATENT_FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -34,16 +34,24 @@ class LatentSpace:
     centroids: np.ndarray  # (K, H) cluster-space centroids
     centroid_source: str  # "training" (the run's own K-means) or "k-means on this corpus" (imported models)
     predictions: pd.DataFrame  # index `file`; de-normalised attribute predictions (chunk mean)
+    chunk_predictions: np.ndarray | None = None  # (N*C, A) float32 de-normalised, columns as `predictions`
+    chunk_start_frames: np.ndarray | None = None  # (N*C,) int32 first frame of each chunk within its utterance
+
+    def chunk_rows(self, file) -> slice:
+        """The rows of utterance `file`'s chunks in the chunk arrays."""
+        i = self.files.get_loc(file)
+        return slice(i * self.n_chunks, (i + 1) * self.n_chunks)
 
 
 def build_latent_space(files: pd.Index, outputs: ChunkOutputs, n_chunks: int, centroids: np.ndarray | None,
                        n_clusters: int, chunk_predictions: dict[str, np.ndarray], normalisation: Normalisation,
-                       seed: int = 0) -> LatentSpace:
+                       seed: int = 0, chunk_start_frames: np.ndarray | None = None) -> LatentSpace:
     """Aggregate chunk outputs to utterances and assign clusters.
 
     Args:
         outputs: chunk outputs of the network whose space is explored.
         chunk_predictions: attribute -> (N*C,) z-normalised chunk predictions (from every network).
+        chunk_start_frames: (N*C,) first frame of each chunk within its utterance.
 
     Clusters are the nearest of `centroids` (the run's final K-means) in the cluster space. Imported
     published models ship no centroids: then K-means with `n_clusters` (their head's size) runs over
@@ -63,7 +71,29 @@ def build_latent_space(files: pd.Index, outputs: ChunkOutputs, n_chunks: int, ce
         chunk_embeddings={s: v.astype(np.float16) for s, v in chunk.items()},
         embeddings={s: utterance_mean(v, n_chunks) for s, v in chunk.items()},
         chunk_cluster=chunk_cluster, cluster=share.argmax(1), cluster_share=share,
-        centroids=np.asarray(centroids, np.float32), centroid_source=source, predictions=predictions)
+        centroids=np.asarray(centroids, np.float32), centroid_source=source, predictions=predictions,
+        chunk_predictions=np.stack([normalisation.denormalise(a, z) for a, z in chunk_predictions.items()], 1
+                                   ).astype(np.float32) if chunk_predictions else None,
+        chunk_start_frames=None if chunk_start_frames is None else np.asarray(chunk_start_frames, np.int32))
+
+
+def chunk_timeline(latent: LatentSpace, file, frame_seconds: float, chunk_frames: int) -> pd.DataFrame:
+    """One row per chunk of utterance `file`: `chunk`, `start_s`, `end_s`, `cluster` and its predicted
+    attributes (de-normalised), in the order the network saw them (SPEC 2.2: chunks may overlap).
+
+    Args:
+        frame_seconds: seconds per feature frame (hop_length / sample_rate).
+    """
+    rows = latent.chunk_rows(file)
+    table = pd.DataFrame({"chunk": np.arange(latent.n_chunks)})
+    if latent.chunk_start_frames is not None:
+        start = latent.chunk_start_frames[rows].astype(float) * frame_seconds
+        table["start_s"], table["end_s"] = start, start + chunk_frames * frame_seconds
+    table["cluster"] = latent.chunk_cluster[rows]
+    if latent.chunk_predictions is not None:
+        for j, attribute in enumerate(latent.predictions.columns):
+            table[attribute] = latent.chunk_predictions[rows, j]
+    return table
 
 
 def cluster_shares(chunk_cluster: np.ndarray, n_chunks: int, n_clusters: int) -> np.ndarray:

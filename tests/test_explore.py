@@ -169,6 +169,33 @@ def test_locate_a_corpus_clip_lands_on_its_own_corpus_point(exploration, coords)
     assert np.all(np.abs(table[["x", "y"]].to_numpy() - coords[picks]) <= 1e-3 * extent)
 
 
+def test_chunk_timeline_of_a_corpus_clip_and_of_the_same_clip_located(exploration, coords):
+    """The clip inspector's timeline (issue 12): each chunk's span, cluster and predictions, the same for a
+    corpus clip read from its latent space and for that clip located as an upload; chunks placed on the map."""
+    from core.latent import chunk_timeline
+    corpus, latent, cfg = exploration.corpus, exploration.latent, exploration.run.config
+    frame_s = cfg.features.hop_length / cfg.audio.sampling_rate
+    file = corpus.index[int(np.flatnonzero(corpus["split"].to_numpy() == "train")[0])]
+    timeline = chunk_timeline(latent, file, frame_s, cfg.chunks.chunk_frames)
+    assert list(timeline["chunk"]) == list(range(latent.n_chunks))
+    assert (timeline["start_s"] >= 0).all() and np.allclose(timeline["end_s"] - timeline["start_s"],
+                                                            cfg.chunks.chunk_frames * frame_s)
+    assert timeline["start_s"].is_monotonic_increasing and timeline["start_s"].iloc[0] == 0
+    assert list(timeline["cluster"]) == list(latent.chunk_cluster[latent.chunk_rows(file)])
+    for attribute in latent.predictions.columns:  # the utterance's prediction is its chunks' mean
+        assert timeline[attribute].mean() == pytest.approx(latent.predictions.at[file, attribute], abs=1e-5)
+    locator = Locator(exploration, coords)
+    located = locator.locate_files([corpus.at[file, "path"]])
+    chunks = located.chunks.loc[str(corpus.at[file, "path"])]
+    assert list(chunks["cluster"]) == list(timeline["cluster"])
+    for attribute in latent.predictions.columns:
+        np.testing.assert_allclose(chunks[attribute], timeline[attribute], atol=1e-4)
+    positions = locator.chunk_positions(file)
+    extent = coords.max(0) - coords.min(0)
+    assert positions.shape == (latent.n_chunks, 2)
+    assert np.all(np.abs(positions - chunks[["x", "y"]].to_numpy()) <= 1e-2 * extent)  # float16 chunk store
+
+
 def test_latent_caches_of_another_format_are_never_read(exploration, cache):
     """The format version is part of the cache key: a latent space written before the one forward path
     (folder without the version) is not mixed in; the current one is read back as it was written."""
