@@ -12,8 +12,10 @@ def downsample(table: pd.DataFrame, max_points: int = MAX_POINTS, seed: int = 0)
     return table if len(table) <= max_points else table.sample(max_points, random_state=seed)
 
 
-def latent_map(table: pd.DataFrame, colour: str, markers: pd.DataFrame | None = None) -> go.Figure:
-    """Scattergl map of utterances coloured by `colour`; optional `markers` (x, y, label) drawn on top."""
+def latent_map(table: pd.DataFrame, colour: str, markers: pd.DataFrame | None = None,
+               labels: pd.DataFrame | None = None) -> go.Figure:
+    """Scattergl map of utterances coloured by `colour`; optional `markers` (x, y, label) drawn on top and
+    cluster `labels` (x, y, label: `core.cluster_words`) written at the clusters' centres."""
     categorical = colour in ("cluster", "split")
     data = table.assign(**{colour: table[colour].astype(str)}) if categorical else table
     fig = px.scatter(data, x="x", y="y", color=colour, render_mode="webgl", hover_name=data.index,
@@ -25,9 +27,37 @@ def latent_map(table: pd.DataFrame, colour: str, markers: pd.DataFrame | None = 
         fig.add_trace(go.Scattergl(x=markers["x"], y=markers["y"], mode="markers+text", text=markers["label"],
                                    textposition="top center", name="located clips",
                                    marker={"symbol": "star", "size": 18, "color": "black", "line": {"width": 1, "color": "white"}}))
-    fig.update_layout(height=620, dragmode="lasso", legend={"itemsizing": "constant"}, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+    for row in (labels.dropna().itertuples() if labels is not None else ()):
+        fig.add_annotation(x=row.x, y=row.y, text=row.label, showarrow=False, font={"size": 11, "color": "black"},
+                           bgcolor="rgba(255,255,255,0.75)", borderpad=2)
+    fig.update_layout(height=620, dragmode="zoom",  # a click inspects a point; box and lasso from the toolbar
+                      legend={"itemsizing": "constant"}, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       xaxis={"title": "UMAP 1"}, yaxis={"title": "UMAP 2"})
     return fig
+
+
+def chunk_timeline(timeline: pd.DataFrame, attributes: list[str]) -> go.Figure:
+    """Each chunk's predicted attributes over the clip's time (a step per chunk span), its cluster as text."""
+    fig = go.Figure()
+    for attribute in attributes:
+        fig.add_trace(go.Scatter(x=(timeline["start_s"] + timeline["end_s"]) / 2, y=timeline[attribute], name=attribute,
+                                 mode="lines+markers", text=[f"chunk {c}, cluster {k}" for c, k in
+                                                              zip(timeline["chunk"], timeline["cluster"])]))
+    for row in timeline.itertuples():
+        fig.add_annotation(x=(row.start_s + row.end_s) / 2, y=1.02, yref="paper", text=str(row.cluster),
+                           showarrow=False, font={"size": 10})
+    return fig.update_layout(height=260, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                             xaxis={"title": "time in the clip (s); cluster of each chunk above"},
+                             yaxis={"title": "predicted value"})
+
+
+def spectrogram(mel, frame_seconds: float) -> go.Figure:
+    """The clip's log-mel spectrogram (frames x mel bins), time in seconds."""
+    import numpy as np
+    image = np.log(np.asarray(mel, float).T + 1e-6)
+    fig = px.imshow(image, origin="lower", aspect="auto", color_continuous_scale="Magma",
+                    x=np.arange(image.shape[1]) * frame_seconds, labels={"x": "time (s)", "y": "mel bin", "color": "log power"})
+    return fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 10, "b": 10})
 
 
 def attribute_boxes(table: pd.DataFrame, attributes: list[str], by: str = "cluster") -> go.Figure:

@@ -17,9 +17,12 @@ import streamlit as st
 
 from core.ablation import ablation_partner as core_ablation_partner
 from core.analysis import DependenceReport
+from core.audio import AudioLoadingError
+from core.cluster_words import cluster_centres, cluster_descriptions
 from core.config import UmapConfig, preset
 from core.explore import (Exploration, Locator, analyze_exploration, corpus_to_explore, explore, project, prototypes,
                           utterance_table)
+from core.frontend import load_features
 from core.manifest import load_corpus, load_manifest
 from core.paths import default_cache_dir, default_runs_dir
 from core.run_store import Run, RunStore
@@ -141,3 +144,24 @@ def load_prototypes(run_id: str, network: str | None, k: int = 1) -> pd.DataFram
 @st.cache_data(show_spinner=False, max_entries=4)
 def load_utterances(run_id: str, network: str | None) -> pd.DataFrame:
     return utterance_table(load_exploration(run_id, network), load_map(run_id, network))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def load_cluster_labels(run_id: str, network: str | None) -> pd.DataFrame:
+    """Each cluster's words and where to write them on the map (`core.cluster_words`), from the predictions
+    (every utterance has one, labelled or not)."""
+    exploration, coords = load_exploration(run_id, network), load_map(run_id, network)
+    latent = exploration.latent
+    words = cluster_descriptions(latent.cluster, latent.predictions, len(latent.centroids))
+    centres = cluster_centres(coords, latent.cluster, len(latent.centroids))
+    return words.assign(x=centres[:, 0], y=centres[:, 1])
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def load_spectrogram(path: str, run_id: str) -> np.ndarray:
+    """(frames, mel bins) un-normalised mel power of one clip, as the network's frontend computes it."""
+    cfg = RunStore(default_runs_dir()).load(run_id).config
+    loaded = load_features([path], cfg.audio, cfg.features, cfg.chunks)
+    if not loaded.clips:
+        raise AudioLoadingError(path, next(iter(loaded.errors.values()), "could not be read"))
+    return loaded.clips[0].features

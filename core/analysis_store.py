@@ -29,7 +29,8 @@ def save_latent(folder: Path, latent: LatentSpace) -> None:
     arrays = {name: getattr(latent, name) for name in ("chunk_cluster", "cluster", "cluster_share", "centroids",
                                                        *OPTIONAL) if getattr(latent, name) is not None}
     for space, values in latent.chunk_embeddings.items():
-        arrays |= {f"chunk_{space}": values, f"utterance_{space}": latent.embeddings[space]}
+        # "chunk_cluster" names the chunks' clusters: the embeddings of the "cluster" space go under another name
+        arrays |= {f"chunk_embedding_{space}": values, f"utterance_{space}": latent.embeddings[space]}
     for name, values in arrays.items():
         atomic_save_npy(folder / f"{name}.npy", values)
     buffer = io.BytesIO()
@@ -55,7 +56,7 @@ def load_latent(folder: Path) -> LatentSpace | None:
     predictions = pd.read_parquet(folder / "predictions.parquet")
     return LatentSpace(
         files=predictions.index, n_chunks=meta["n_chunks"],
-        chunk_embeddings={s: np.load(folder / f"chunk_{s}.npy", mmap_mode="r") for s in meta["spaces"]},
+        chunk_embeddings={s: np.load(folder / f"chunk_embedding_{s}.npy", mmap_mode="r") for s in meta["spaces"]},
         embeddings={s: np.load(folder / f"utterance_{s}.npy") for s in meta["spaces"]},
         **{name: np.load(folder / f"{name}.npy") for name in ("chunk_cluster", "cluster", "cluster_share", "centroids")},
         centroid_source=meta["centroid_source"], predictions=predictions,

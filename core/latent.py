@@ -17,7 +17,8 @@ from core.forward import ChunkOutputs, utterance_predictions
 
 # Part of every cached latent space's key: a change to how embeddings, clusters or predictions are
 # computed bumps it, so caches written before are recomputed, never mixed in. 2: one forward path
-# (float64 normalisation everywhere, issue 10). 3: chunk predictions and chunk positions kept (the clip inspector).
+# (float64 normalisation everywhere, issue 10). 3: chunk predictions and chunk positions kept (the clip inspector),
+# and the chunks' clusters no longer overwritten on disk by the cluster space's chunk embeddings (same file name).
 LATENT_FORMAT_VERSION = 3
 
 

@@ -41,6 +41,25 @@ def test_latent_map_colour_by_attribute(app_store):
     assert "utterances in the K-means" in at.caption[0].value
 
 
+@pytest.mark.parametrize("store", ["app_store", "official_app_store"])
+def test_clip_inspector_shows_a_clip_its_chunks_and_neighbours(store, request):
+    """Issue 12: the inspector of any corpus point (trained runs and the imported three-network models)."""
+    request.getfixturevalue(store)
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.text_input(key="latent.inspect").input("nowhere.wav").run()
+    assert not at.exception and "No utterance named 'nowhere.wav'" in at.warning[0].value
+    first = at.text_input(key="latent.inspect").placeholder.rsplit(" ", 1)[-1]
+    at.text_input(key="latent.inspect").input(first).run()
+    assert not at.exception, at.exception
+    assert at.subheader[-1].value == f"Clip {first}"
+    chunks = at.radio(key="latent.chunk")
+    assert len(chunks.options) >= 2
+    chunks.set_value(1).run()
+    assert not at.exception, at.exception
+    assert any("Nearest corpus clips" in m.value for m in at.markdown)
+
+
 def test_runs_page_shows_curves_and_the_ssl_ablation(app_store):
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()

@@ -86,6 +86,21 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
     page.get_by_role("option", name="arousal", exact=True).click()
     page.locator(".colorbar").first.wait_for(timeout=60_000)  # a continuous scale replaced the cluster legend
 
+    # the clip inspector: audio, spectrogram, chunk timeline, a chunk to play, the nearest corpus clips
+    inspect = page.get_by_role("textbox", name="Inspect a clip")
+    inspect.fill("nowhere.wav")
+    inspect.press("Enter")
+    page.get_by_text("No utterance named 'nowhere.wav'").wait_for(timeout=60_000)  # a message, not a traceback
+    first = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData[0].customdata[0][0]")
+    inspect.fill(first)
+    inspect.press("Enter")
+    page.get_by_text("Play a chunk").wait_for(timeout=60_000)
+    assert page.get_by_text("Nearest corpus clips").count() == 1
+    page.locator("[data-testid='stRadio'] label").nth(1).click()  # play the second chunk
+    page.locator("[data-testid='stAudio']").nth(1).wait_for(timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-inspector.png"), full_page=True)
+
     page.get_by_role("link", name="Locate clips").click()
     clip = write_wav(tmp_path / "my clip.wav", sine(2.5, frequency_hz=180))
     bad = tmp_path / "notes.wav"

@@ -256,6 +256,22 @@ def _latent(n: int = 4, n_chunks: int = 2) -> LatentSpace:
                        centroid_source="training", predictions=pd.DataFrame({"arousal": np.arange(n, dtype=float)}, index=files))
 
 
+def test_latent_space_round_trips_every_array(tmp_path):
+    """Each field its own file: the chunks' clusters once shared a name with the cluster space's chunk embeddings."""
+    import dataclasses
+    latent = dataclasses.replace(_latent(), chunk_predictions=np.arange(8, dtype=np.float32)[:, None],
+                                 chunk_start_frames=np.arange(8, dtype=np.int32))
+    save_latent(tmp_path, latent)
+    back = load_latent(tmp_path)
+    for name in ("chunk_cluster", "cluster", "cluster_share", "centroids", "chunk_predictions", "chunk_start_frames"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(latent, name), err_msg=name)
+    for space in ("cluster", "latent"):
+        np.testing.assert_array_equal(back.chunk_embeddings[space], latent.chunk_embeddings[space])
+        np.testing.assert_array_equal(back.embeddings[space], latent.embeddings[space])
+    save_latent(tmp_path / "without", _latent())  # the optional arrays may be absent
+    assert load_latent(tmp_path / "without").chunk_predictions is None
+
+
 @pytest.mark.parametrize("name,how", [("chunk_cluster.npy", "flip"), ("predictions.parquet", "truncate"),
                                       ("latent.json", "flip"), (COMPLETE, "flip")])
 def test_corrupted_latent_space_is_treated_as_absent(tmp_path, name, how):
