@@ -143,11 +143,12 @@ def feature_statistics(features: FeatureSet, files: pd.Index, block_frames: int 
         if r is not None:
             pending.append((features.offsets[r], features.n_frames[r]))
         if pending and (r is None or sum(n for _, n in pending) >= block_frames):
-            block = np.concatenate([features.frames[o: o + n] for o, n in pending]).astype(np.float64)
+            # float64 straight from the memory map, squared in place: one block-sized array (1 GB), not three
+            block = np.concatenate([features.frames[o: o + n] for o, n in pending], dtype=np.float64)
             total += block.sum(0)
-            squares += (block ** 2).sum(0)
+            squares += np.square(block, out=block).sum(0)
             count += len(block)
-            pending = []
+            pending, block = [], None  # freed before the next block is read: never two at once
     mean = total / max(count, 1)
     return FeatureStatistics(mean, np.sqrt(np.maximum(squares / max(count, 1) - mean ** 2, 0.0)))
 
