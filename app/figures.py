@@ -13,7 +13,7 @@ def downsample(table: pd.DataFrame, max_points: int = MAX_POINTS, seed: int = 0)
 
 
 def latent_map(table: pd.DataFrame, colour: str, markers: pd.DataFrame | None = None,
-               labels: pd.DataFrame | None = None) -> go.Figure:
+               labels: pd.DataFrame | None = None, markers_name: str = "located clips") -> go.Figure:
     """Scattergl map of utterances coloured by `colour`; optional `markers` (x, y, label) drawn on top and
     cluster `labels` (x, y, label: `core.cluster_words`) written at the clusters' centres."""
     categorical = colour in ("cluster", "split")
@@ -25,7 +25,7 @@ def latent_map(table: pd.DataFrame, colour: str, markers: pd.DataFrame | None = 
     fig.update_traces(marker={"size": 5})
     if markers is not None and len(markers):
         fig.add_trace(go.Scattergl(x=markers["x"], y=markers["y"], mode="markers+text", text=markers["label"],
-                                   textposition="top center", name="located clips",
+                                   textposition="top center", name=markers_name,
                                    marker={"symbol": "star", "size": 18, "color": "black", "line": {"width": 1, "color": "white"}}))
     for row in (labels.dropna().itertuples() if labels is not None else ()):
         fig.add_annotation(x=row.x, y=row.y, text=row.label, showarrow=False, font={"size": 11, "color": "black"},

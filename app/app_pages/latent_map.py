@@ -67,7 +67,8 @@ positions = locator.chunk_positions(clip)
 markers = pd.DataFrame({"x": positions[:, 0], "y": positions[:, 1],
                         "label": [f"chunk {c}" + (" (playing)" if c == chunk else "") for c in timeline["chunk"]]})
 st.caption("Where its chunks sit on the map (placed as uploads are: k nearest corpus utterances).")
-st.plotly_chart(figures.latent_map(sample, colour, markers), key="latent.chunks", width="stretch")
+st.plotly_chart(figures.latent_map(sample, colour, markers, markers_name=f"chunks of {clip}"), key="latent.chunks",
+                width="stretch")
 st.markdown("**Nearest corpus clips**")
 distances, neighbours = locator.projector.neighbours(latent.embeddings[locator.cfg.space][[latent.files.get_loc(clip)]], 6)
 for j, d in zip(neighbours[0], distances[0]):
