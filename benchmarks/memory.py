@@ -33,7 +33,36 @@ def _child(fn, *args) -> list[BenchResult]:
     return [dataclasses.replace(r, peak_rss_mb=peak, detail=r.detail + gpu) for r in results]
 
 
-class TreePeakRss:
+class _Sampler:
+    """A background thread that calls `_sample()` every `interval_s` (and once more at `stop()`)."""
+
+    def __init__(self, interval_s: float):
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> float | None:
+        """Stop sampling; the peak in MB (None where /proc could not be read)."""
+        self._stop.set()
+        self._thread.join()
+        self._sample()  # what is still alive: its final value
+        return self._peak_kb() / 1024 if self._peak_kb() else None
+
+    def _poll(self) -> None:
+        while True:
+            self._sample()
+            if self._stop.wait(self.interval_s):
+                return
+
+    def _sample(self) -> None:
+        raise NotImplementedError
+
+    def _peak_kb(self) -> int:
+        raise NotImplementedError
+
+
+class TreePeakRss(_Sampler):
     """Samples the peak RSS (VmHWM) of a process and its descendants from /proc until `stop()`.
 
     Each process's own peak is kept after it exits; their sum bounds the tree's peak from above (the
@@ -42,22 +71,12 @@ class TreePeakRss:
     """
 
     def __init__(self, pid: int, interval_s: float = 0.1):
-        self.pid, self.interval_s = pid, interval_s
+        self.pid = pid
         self.peaks_kb: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
+        super().__init__(interval_s)
 
-    def stop(self) -> float | None:
-        """Stop sampling; the tree's peak in MB (None where /proc could not be read)."""
-        self._stop.set()
-        self._thread.join()
-        self._sample()  # the processes are still alive: read their final peaks
-        return sum(self.peaks_kb.values()) / 1024 if self.peaks_kb else None
-
-    def _poll(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self._sample()
+    def _peak_kb(self) -> int:
+        return sum(self.peaks_kb.values())
 
     def _sample(self) -> None:
         for pid in self._tree():
@@ -80,27 +99,19 @@ class TreePeakRss:
         return tree
 
 
-class PrivatePeak:
+class PrivatePeak(_Sampler):
     """Samples this process's private memory (RssAnon: heap, tensors, arrays; not the pages of memory-mapped
     files, which are page cache the kernel takes back) every `interval_s` until `stop()`. Linux only."""
 
     def __init__(self, interval_s: float = 0.02):
-        self.interval_s, self.peak_kb = interval_s, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
+        self.peak_kb = 0
+        super().__init__(interval_s)
 
-    def stop(self) -> float | None:
-        """Stop sampling; the peak in MB (None where /proc could not be read)."""
-        self._stop.set()
-        self._thread.join()
-        return self.peak_kb / 1024 if self.peak_kb else None
+    def _peak_kb(self) -> int:
+        return self.peak_kb
 
-    def _poll(self) -> None:
-        while True:
-            self.peak_kb = max(self.peak_kb, _status_kb("self", "RssAnon:") or 0)
-            if self._stop.wait(self.interval_s):
-                return
+    def _sample(self) -> None:
+        self.peak_kb = max(self.peak_kb, _status_kb("self", "RssAnon:") or 0)
 
 
 def _vm_hwm_kb(pid: int) -> int | None:

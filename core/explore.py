@@ -238,9 +238,10 @@ class Locator:
         predicted = self.predictor.predict_chunks([c.features for c in clips])
         outputs, latent = predicted.outputs[self.exploration.network], self.exploration.latent
         c = predicted.chunks.shape[1]  # C chunks per clip (N, C, A)
-        vectors = {"cluster": outputs.cluster_features, "latent": outputs.latent}
-        embedding = utterance_mean(vectors[self.cfg.space], c)  # as `build_latent_space` does for the corpus
-        share = cluster_shares(nearest_centroid(outputs.cluster_features, latent.centroids), c, len(latent.centroids))
+        chunk_vectors = {"cluster": outputs.cluster_features, "latent": outputs.latent}[self.cfg.space]
+        embedding = utterance_mean(chunk_vectors, c)  # as `build_latent_space` does for the corpus
+        chunk_cluster = nearest_centroid(outputs.cluster_features, latent.centroids)
+        share = cluster_shares(chunk_cluster, c, len(latent.centroids))
         coords = self.projector.transform(embedding)
         distances, neighbours = self.projector.neighbours(embedding, n_neighbours)
         files = latent.files
@@ -250,7 +251,7 @@ class Locator:
             table[axis] = coords[:, i]
         table["neighbours"] = [[str(files[j]) for j in row] for row in neighbours]
         table["neighbour_distances"] = [row.round(4).tolist() for row in distances]
-        chunk_table = self._chunk_table(ok, predicted.chunks, outputs, c)
+        chunk_table = self._chunk_table(ok, predicted.chunks, chunk_cluster, chunk_vectors, c)
         reference = novelty(self.exploration)
         cluster_space = embedding if self.cfg.space == "cluster" else utterance_mean(outputs.cluster_features, c)
         table["nearest_distance"], _ = nearest_corpus_distance(latent.embeddings["cluster"], cluster_space)
@@ -264,13 +265,14 @@ class Locator:
         return self.projector.transform(np.asarray(latent.chunk_embeddings[self.cfg.space][latent.chunk_rows(file)],
                                                    np.float32))
 
-    def _chunk_table(self, files: list[str], chunks: np.ndarray, outputs, c: int) -> pd.DataFrame:
-        """One row per (file, chunk) of located clips: cluster, predicted attributes and map position."""
-        vectors = {"cluster": outputs.cluster_features, "latent": outputs.latent}[self.cfg.space]
-        coords = self.projector.transform(vectors)
+    def _chunk_table(self, files: list[str], chunks: np.ndarray, chunk_cluster: np.ndarray, chunk_vectors: np.ndarray,
+                     c: int) -> pd.DataFrame:
+        """One row per (file, chunk) of located clips: cluster, predicted attributes and map position (from
+        the chunks' vectors in the map's space)."""
+        coords = self.projector.transform(chunk_vectors)
         index = pd.MultiIndex.from_product([files, range(c)], names=["file", "chunk"])
         table = pd.DataFrame(chunks.reshape(len(files) * c, -1), columns=self.predictor.attributes, index=index)
-        table.insert(0, "cluster", nearest_centroid(outputs.cluster_features, self.exploration.latent.centroids))
+        table.insert(0, "cluster", chunk_cluster)
         for i, axis in enumerate("xyz"[: coords.shape[1]]):
             table[axis] = coords[:, i]
         return table
