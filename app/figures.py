@@ -1,39 +1,80 @@
 """Plotly figures of the app: pure functions of tables, no Streamlit, unit-tested on their own."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-MAX_POINTS = 50_000  # above this the map shows a random sample (said on the page); WebGL stays fluid
+# one colour per attribute on every page (true and predicted values share it)
+ATTRIBUTE_COLOURS = {"arousal": "#d62728", "valence": "#1f77b4", "dominance": "#2ca02c"}
+# 24 categorical colours, distinguishable neighbours, all dark enough against the grey of unselected points (Plotly's "Dark24"); clusters beyond cycle
+PALETTE = px.colors.qualitative.Dark24
+MISSING = "#8c8c8c"  # a value the point does not have (no true label, no speaker)
+LEGEND_ITEMS = 20  # a colour legend lists at most this many categories
+CATEGORICAL = ("cluster", "split", "emotion", "speaker")
 
 
-def downsample(table: pd.DataFrame, max_points: int = MAX_POINTS, seed: int = 0) -> pd.DataFrame:
-    return table if len(table) <= max_points else table.sample(max_points, random_state=seed)
+@dataclass(frozen=True)
+class PointColours:
+    """Each point's colour for the map (`app/scatter.py`) and the legend that explains it."""
+    rgba: np.ndarray  # (N,) uint32: r | g << 8 | b << 16 | a << 24
+    legend: dict  # title; items [(label, css colour)]; for a colour bar also stops, low, high
 
 
-def latent_map(table: pd.DataFrame, colour: str, markers: pd.DataFrame | None = None,
-               labels: pd.DataFrame | None = None, markers_name: str = "located clips") -> go.Figure:
-    """Scattergl map of utterances coloured by `colour`; optional `markers` (x, y, label) drawn on top and
-    cluster `labels` (x, y, label: `core.cluster_words`) written at the clusters' centres."""
-    categorical = colour in ("cluster", "split")
-    data = table.assign(**{colour: table[colour].astype(str)}) if categorical else table
-    fig = px.scatter(data, x="x", y="y", color=colour, render_mode="webgl", hover_name=data.index,
-                     custom_data=[data.index], opacity=0.75,
-                     color_continuous_scale="RdBu_r" if colour.endswith("_error") else "Viridis",
-                     category_orders={colour: sorted(data[colour].unique(), key=_natural)} if categorical else None)
-    fig.update_traces(marker={"size": 5})
-    if markers is not None and len(markers):
-        fig.add_trace(go.Scattergl(x=markers["x"], y=markers["y"], mode="markers+text", text=markers["label"],
-                                   textposition="top center", name=markers_name,
-                                   marker={"symbol": "star", "size": 18, "color": "black", "line": {"width": 1, "color": "white"}}))
-    for row in (labels.dropna().itertuples() if labels is not None else ()):
-        fig.add_annotation(x=row.x, y=row.y, text=row.label, showarrow=False, font={"size": 11, "color": "black"},
-                           bgcolor="rgba(255,255,255,0.75)", borderpad=2)
-    fig.update_layout(height=620, dragmode="zoom",  # a click inspects a point; box and lasso from the toolbar
-                      legend={"itemsizing": "constant"}, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      xaxis={"title": "UMAP 1"}, yaxis={"title": "UMAP 2"})
-    return fig
+def point_colours(table: pd.DataFrame, colour: str) -> PointColours:
+    """Colours by a categorical column (cluster, split, emotion, speaker: `PALETTE`) or a numeric one
+    (true or predicted attribute: Viridis; prediction error: red-blue around 0); missing values `MISSING`."""
+    values = table[colour]
+    missing = values.isna().to_numpy()
+    if colour in CATEGORICAL:
+        categories = sorted(values.dropna().unique(), key=_natural)
+        code = pd.Categorical(values, categories=categories).codes
+        hexes = np.array([PALETTE[k % len(PALETTE)] for k in range(max(len(categories), 1))])
+        rgb = _hex_to_rgb(hexes)[np.maximum(code, 0)]
+        items = [(str(c), hexes[k]) for k, c in enumerate(categories[:LEGEND_ITEMS])]
+        if len(categories) > LEGEND_ITEMS:
+            items.append((f"… {len(categories) - LEGEND_ITEMS} more (colours repeat)", "transparent"))
+        legend = {"title": colour, "items": items}
+    else:
+        numbers = values.to_numpy(float)
+        scale = px.colors.diverging.RdBu_r if colour.endswith("_error") else px.colors.sequential.Viridis
+        if missing.all():
+            low, high = 0.0, 1.0
+        elif colour.endswith("_error"):
+            high = float(np.nanmax(np.abs(numbers))) or 1.0
+            low = -high
+        else:
+            low, high = float(np.nanmin(numbers)), float(np.nanmax(numbers))
+        t = np.clip((np.nan_to_num(numbers, nan=low) - low) / ((high - low) or 1.0), 0, 1)
+        stops = _hex_to_rgb(np.array([_as_hex(c) for c in scale]))
+        grid = np.linspace(0, 1, len(stops))
+        rgb = np.stack([np.interp(t, grid, stops[:, j]) for j in range(3)], 1)
+        name = colour.replace("_", " ")
+        legend = {"title": name + (" (predicted − true)" if colour.endswith("_error") else ""),
+                  "stops": [_as_hex(c) for c in scale], "low": f"{low:.2f}", "high": f"{high:.2f}", "items": []}
+    rgb = np.where(missing[:, None], _hex_to_rgb(np.array([MISSING]))[0], rgb).astype(np.uint32)
+    if missing.any():
+        legend["items"].append((f"no {colour.replace('_', ' ')}" + (" (no true label)" if colour not in CATEGORICAL else ""),
+                                MISSING))
+    legend["items"].append(("outside the filters or the selection", "#bebebe"))
+    rgba = rgb[:, 0] | rgb[:, 1] << 8 | rgb[:, 2] << 16 | np.uint32(255) << 24
+    return PointColours(rgba.astype(np.uint32), legend)
+
+
+def _as_hex(colour: str) -> str:
+    """'#rrggbb' of a Plotly colour given as hex or 'rgb(r, g, b)'."""
+    if colour.startswith("#"):
+        return colour
+    r, g, b = (int(float(v)) for v in colour[colour.index("(") + 1: colour.index(")")].split(",")[:3])
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _hex_to_rgb(hexes: np.ndarray) -> np.ndarray:
+    """(K, 3) integer channels of K '#rrggbb' colours."""
+    return np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in hexes], dtype=np.int64).reshape(-1, 3)
 
 
 def chunk_timeline(timeline: pd.DataFrame, attributes: list[str]) -> go.Figure:
@@ -41,7 +82,7 @@ def chunk_timeline(timeline: pd.DataFrame, attributes: list[str]) -> go.Figure:
     fig = go.Figure()
     for attribute in attributes:
         fig.add_trace(go.Scatter(x=(timeline["start_s"] + timeline["end_s"]) / 2, y=timeline[attribute], name=attribute,
-                                 mode="lines+markers", text=[f"chunk {c}, cluster {k}" for c, k in
+                                 mode="lines+markers", line={"color": ATTRIBUTE_COLOURS.get(attribute)}, text=[f"chunk {c}, cluster {k}" for c, k in
                                                               zip(timeline["chunk"], timeline["cluster"])]))
     for row in timeline.itertuples():
         fig.add_annotation(x=(row.start_s + row.end_s) / 2, y=1.02, yref="paper", text=str(row.cluster),
@@ -64,15 +105,18 @@ def attribute_boxes(table: pd.DataFrame, attributes: list[str], by: str = "clust
     """One box per cluster for each attribute, side by side."""
     long = table.melt(id_vars=[by], value_vars=attributes, var_name="attribute", value_name="value").dropna()
     long[by] = long[by].astype(str)
-    return px.box(long, x=by, y="value", color="attribute", points=False,
-                  category_orders={by: sorted(long[by].unique(), key=_natural)}).update_layout(height=420)
+    fig = px.box(long, x=by, y="value", color="attribute", points=False, color_discrete_map=ATTRIBUTE_COLOURS,
+                 category_orders={by: sorted(long[by].unique(), key=_natural)})
+    return fig.update_layout(height=420, xaxis={"title": by, "type": "category", "dtick": 1},
+                             yaxis={"title": "attribute value"})
 
 
 def cluster_heatmap(per_cluster: pd.DataFrame, attributes: list[str]) -> go.Figure:
     """Cluster x attribute heatmap of the mean (rows: clusters)."""
     means = per_cluster[[f"{a}_mean" for a in attributes]].rename(columns=lambda c: c[:-5])
-    return px.imshow(means, text_auto=".2f", aspect="auto", color_continuous_scale="Viridis",
-                     labels={"x": "attribute", "y": "cluster", "color": "mean"}).update_layout(height=60 + 28 * len(means))
+    fig = px.imshow(means, text_auto=".2f", aspect="auto", color_continuous_scale="Viridis",
+                     labels={"x": "attribute", "y": "cluster", "color": "mean"})
+    return fig.update_layout(height=60 + 28 * len(means), yaxis={"type": "category", "dtick": 1})
 
 
 def _natural(value) -> tuple:

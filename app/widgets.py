@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -45,25 +47,74 @@ def job_progress_ui(job: loaders.Job) -> None:
         cols[2].write("dev CCC: " + ", ".join(f"{a} {v:.2f}" for a, v in job.dev_ccc.items()))
 
 
-def colour_ui(table: pd.DataFrame) -> str:
-    options = ["cluster", *[a for a in ATTRIBUTES if a in table], *[f"{a}_predicted" for a in ATTRIBUTES if f"{a}_predicted" in table],
-               "split", *[f"{a}_error" for a in ATTRIBUTES if a in table]]
-    return st.selectbox("Colour by", options, key="latent.color_by")
+@dataclass(frozen=True)
+class MapStyle:
+    colour: str  # a column of the utterance table
+    size: float  # point diameter in pixels
+    opacity: float
+    density: bool  # density shading under the points
+    words: bool  # the clusters' labels at their centres
 
 
-def filters_ui(table: pd.DataFrame) -> pd.DataFrame:
-    """Split, cluster and attribute-range filters in the sidebar; returns the rows kept."""
+def map_style_ui(table: pd.DataFrame, page: str = "latent") -> MapStyle:
+    """Colour, point size, opacity, density shading and cluster labels of a map."""
+    present = [c for c in ("emotion", "speaker") if c in table and table[c].notna().any()]
+    options = ["cluster", *[a for a in ATTRIBUTES if a in table and table[a].notna().any()],
+               *[f"{a}_predicted" for a in ATTRIBUTES if f"{a}_predicted" in table],
+               *[f"{a}_error" for a in ATTRIBUTES if a in table and table[a].notna().any()], *present, "split"]
+    left, size, opacity, toggles = st.columns([3, 2, 2, 2])
+    colour = left.selectbox("Colour by", options, key=f"{page}.color_by", format_func=lambda c: c.replace("_", " "),
+                            help="error: predicted minus true value (labelled utterances only).")
+    return MapStyle(colour, size.slider("Point size", 1.0, 12.0, 4.0, 0.5, key=f"{page}.size"),
+                    opacity.slider("Opacity", 0.1, 1.0, 0.8, 0.05, key=f"{page}.opacity"),
+                    toggles.toggle("Density shading", key=f"{page}.density",
+                                   help="How many points each part of the map holds, drawn under the points."),
+                    toggles.toggle("Cluster labels", value=True, key=f"{page}.words",
+                                   help="Each cluster at its centre, named by the attributes its predicted means "
+                                        "depart on (at least half a corpus standard deviation above: high, below: low)."))
+
+
+def filters_ui(table: pd.DataFrame) -> np.ndarray:
+    """Filters in the sidebar: split, cluster, emotion, speaker, and true and predicted attribute ranges.
+
+    Returns:
+        (N,) bool, the rows kept (the map greys the others).
+    """
+    keep = np.ones(len(table), bool)
     with st.sidebar.expander("Filters", expanded=False):
-        splits = st.multiselect("Split", sorted(table["split"].unique()), key="latent.splits")
-        clusters = st.multiselect("Cluster", sorted(table["cluster"].unique()), key="latent.clusters")
-        keep = pd.Series(True, index=table.index)
-        if splits:
-            keep &= table["split"].isin(splits)
-        if clusters:
-            keep &= table["cluster"].isin(clusters)
+        for column, label in (("split", "Split"), ("cluster", "Cluster"), ("emotion", "Emotion category"),
+                              ("speaker", "Speaker")):
+            if column in table and table[column].notna().any():
+                chosen = st.multiselect(label, sorted(table[column].dropna().unique()), key=f"latent.{column}s")
+                if chosen:
+                    keep &= table[column].isin(chosen).to_numpy()
         for attribute in ATTRIBUTES:
-            column = f"{attribute}_predicted"
-            if column in table:
-                lo, hi = st.slider(f"predicted {attribute}", 1.0, 7.0, (1.0, 7.0), 0.1, key=f"latent.range_{attribute}")
-                keep &= table[column].between(lo, hi)
-    return table[keep]
+            for column, label in ((attribute, f"true {attribute}"), (f"{attribute}_predicted", f"predicted {attribute}")):
+                if column not in table or table[column].isna().all():
+                    continue
+                lo, hi = float(np.floor(table[column].min())), float(np.ceil(table[column].max()))
+                chosen = st.slider(label, lo, hi, (lo, hi), 0.1, key=f"latent.range_{column}",
+                                   help="Unlabelled utterances pass a true-value filter only while it spans the whole range.")
+                if chosen != (lo, hi):
+                    keep &= table[column].between(*chosen).to_numpy()
+    return keep
+
+
+def search_ui(table: pd.DataFrame, page: str = "latent") -> np.ndarray | None:
+    """A search box over file names and speakers (case-insensitive substring); None when empty.
+
+    Returns:
+        (N,) bool, the matches (highlighted on the map).
+    """
+    text = st.text_input("Search", key=f"{page}.search", placeholder="part of a file name or a speaker",
+                         help="Matching points are drawn larger, on top.").strip().lower()
+    if not text:
+        return None
+    found = np.asarray(table.index.str.lower().str.contains(text, regex=False), bool)
+    if "speaker" in table:
+        found |= table["speaker"].astype("string").str.lower().str.contains(text, regex=False).fillna(False).to_numpy(bool)
+    if found.any():
+        st.caption(f"{found.sum():,} utterances match {text!r}: drawn larger on the map.")
+    else:
+        st.warning(f"No file or speaker contains {text!r}.")
+    return found

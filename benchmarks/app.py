@@ -7,7 +7,7 @@ from pathlib import Path
 
 from core import RunInfo, RunStore
 from core.config import RunConfig
-from benchmarks.browser import browser_unavailable, launch_chromium
+from benchmarks.browser import MAP, browser_unavailable, launch_chromium
 from benchmarks.inputs import untrained_bundle
 from benchmarks.memory import TreePeakRss
 from benchmarks.results import NO_TARGET, BenchResult
@@ -72,7 +72,7 @@ def _first_map(browser, env: dict[str, str], log: Path, timeout_s: float) -> tup
                 page.goto(url)
                 remaining_ms = max(1.0, t0 + timeout_s - time.perf_counter()) * 1000
                 try:
-                    page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=remaining_ms)
+                    page.locator(MAP).wait_for(state="visible", timeout=remaining_ms)
                 except PlaywrightTimeout:
                     raise RuntimeError(f"no map within {timeout_s:.0f} s of the server start:\n{tail(log)}") from None
                 seconds = time.perf_counter() - t0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's build; a downloaded browser is never used
+MAP = ".latent-map[data-drawn]"  # the app's WebGL map (app/scatter.js) once it has drawn its points
 CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",  # headless, offline, quiet
                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
 

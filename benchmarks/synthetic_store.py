@@ -59,7 +59,7 @@ def build_synthetic_corpus(folder: Path, n_utterances: int, *, n_clips: int = 20
     folder = Path(folder)
     audio, features = AudioConfig(), FeatureConfig()
     rng = np.random.default_rng(seed)
-    clips, clip_frames, clip_seconds = _write_clips(folder / "clips", n_clips, seconds, audio.sampling_rate,
+    clips, clip_frames, clip_seconds = write_clips(folder / "clips", n_clips, seconds, audio.sampling_rate,
                                                     features.hop_length, rng)
     which = rng.integers(0, n_clips, n_utterances)
     relative = [f"audio/{i // 1000:03d}/u{i:07d}.wav" for i in range(n_utterances)]
@@ -89,7 +89,7 @@ def disk_bytes(cache_root: Path) -> dict[str, int]:
     return {"shards": shards, "packs": packs}
 
 
-def _write_clips(folder: Path, n_clips: int, seconds: tuple[float, float], sr: int, hop: int, rng: np.random.Generator):
+def write_clips(folder: Path, n_clips: int, seconds: tuple[float, float], sr: int, hop: int, rng: np.random.Generator):
     """Real 16-bit wav clips of evenly spread durations; their paths, true frame counts and seconds."""
     folder.mkdir(parents=True, exist_ok=True)
     paths, frames, durations = [], [], []

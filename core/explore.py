@@ -20,6 +20,7 @@ from core.config import UmapConfig, config_hash
 from core.dataset import Normaliser, make_chunk_set, utterance_mean
 from core.distributed import World
 from core.extraction import extract_features
+from core.features import chunk_starts
 from core.feature_store import FeatureStore
 from core.forward import chunk_predictions, embed_networks
 from core.inference import Predictor
@@ -251,7 +252,7 @@ class Locator:
             table[axis] = coords[:, i]
         table["neighbours"] = [[str(files[j]) for j in row] for row in neighbours]
         table["neighbour_distances"] = [row.round(4).tolist() for row in distances]
-        chunk_table = self._chunk_table(ok, predicted.chunks, chunk_cluster, chunk_vectors, c)
+        chunk_table = self._chunk_table(clips, predicted.chunks, chunk_cluster, chunk_vectors, c)
         reference = novelty(self.exploration)
         cluster_space = embedding if self.cfg.space == "cluster" else utterance_mean(outputs.cluster_features, c)
         table["nearest_distance"], _ = nearest_corpus_distance(latent.embeddings["cluster"], cluster_space)
@@ -265,14 +266,20 @@ class Locator:
         return self.projector.transform(np.asarray(latent.chunk_embeddings[self.cfg.space][latent.chunk_rows(file)],
                                                    np.float32))
 
-    def _chunk_table(self, files: list[str], chunks: np.ndarray, chunk_cluster: np.ndarray, chunk_vectors: np.ndarray,
+    def _chunk_table(self, clips: list, chunks: np.ndarray, chunk_cluster: np.ndarray, chunk_vectors: np.ndarray,
                      c: int) -> pd.DataFrame:
-        """One row per (file, chunk) of located clips: cluster, predicted attributes and map position (from
-        the chunks' vectors in the map's space)."""
+        """One row per (file, chunk) of located clips: start_s, end_s, cluster, predicted attributes and map
+        position (from the chunks' vectors in the map's space)."""
+        cfg = self.predictor.bundle.config
         coords = self.projector.transform(chunk_vectors)
-        index = pd.MultiIndex.from_product([files, range(c)], names=["file", "chunk"])
-        table = pd.DataFrame(chunks.reshape(len(files) * c, -1), columns=self.predictor.attributes, index=index)
-        table.insert(0, "cluster", chunk_cluster)
+        index = pd.MultiIndex.from_product([[clip.path for clip in clips], range(c)], names=["file", "chunk"])
+        table = pd.DataFrame(chunks.reshape(len(clips) * c, -1), columns=self.predictor.attributes, index=index)
+        frame_s = cfg.features.hop_length / cfg.audio.sampling_rate
+        # as `Predictor.load` cut them: a clip shorter than one chunk was padded to one (`pad_short`)
+        starts = np.concatenate([chunk_starts(max(clip.n_frames, cfg.chunks.chunk_frames), cfg.chunks) for clip in clips])
+        table.insert(0, "start_s", starts * frame_s)
+        table.insert(1, "end_s", (starts + cfg.chunks.chunk_frames) * frame_s)
+        table.insert(2, "cluster", chunk_cluster)
         for i, axis in enumerate("xyz"[: coords.shape[1]]):
             table[axis] = coords[:, i]
         return table

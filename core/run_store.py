@@ -205,13 +205,18 @@ class RunStore:
         """The run being trained, read-only and unlocked: what the other ranks of a torchrun job resume from."""
         return RunWriter(self.root / info.run_id, info, read_only=True)
 
-    def save_complete(self, info: RunInfo, bundle: ModelBundle) -> Run:
-        """Write a finished run (an imported model) in one step: a temporary folder renamed into place."""
+    def save_complete(self, info: RunInfo, bundle: ModelBundle, corpus: pd.DataFrame | None = None) -> Run:
+        """Write a finished run (an imported model; with `corpus`, a run explored over that utterance table)
+        in one step: a temporary folder renamed into place."""
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".tmp-{info.run_id}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         atomic_write_bytes(tmp / "config.json", json_bytes(_stamped(info).to_dict()))
         atomic_write_bytes(tmp / "model.pt", torch_bytes(bundle_state(bundle)))
+        if corpus is not None:
+            buffer = io.BytesIO()
+            corpus.to_parquet(buffer)
+            atomic_write_bytes(tmp / "corpus.parquet", buffer.getvalue())
         write_marker(tmp / COMPLETE, _run_files(tmp))
         final = self.root / info.run_id
         if final.exists():  # an older incomplete attempt: replace it

@@ -33,12 +33,25 @@ def test_pages_with_a_trained_run(app_store, page):
     assert at.title[0].value
 
 
-def test_latent_map_colour_by_attribute(app_store):
+def test_latent_map_colours_searches_and_filters(app_store):
+    """Every colour option draws; a search with no match and filters that keep nothing are messages, not errors."""
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.selectbox(key="latent.color_by").select("arousal_predicted").run()
-    assert not at.exception
-    assert "utterances in the K-means" in at.caption[0].value
+    assert "utterances in the clustering space" in at.caption[0].value
+    options = at.selectbox(key="latent.color_by").options
+    assert {"cluster", "arousal predicted", "arousal error", "split"} <= set(options)
+    for option in ("arousal_predicted", "dominance_error", "split"):
+        at.selectbox(key="latent.color_by").select(option).run()
+        assert not at.exception, at.exception
+    at.text_input(key="latent.search").input("no-such-file").run()
+    assert not at.exception and "No file or speaker contains 'no-such-file'" in at.warning[0].value
+    first = at.text_input(key="latent.inspect").placeholder.rsplit(" ", 1)[-1]
+    at.text_input(key="latent.search").input(first[-9:]).run()
+    assert not at.exception and any("match" in c.value for c in at.caption)
+    at.text_input(key="latent.search").input("").run()
+    low = at.slider(key="latent.range_arousal_predicted").min
+    at.slider(key="latent.range_arousal_predicted").set_value((low, low)).run()
+    assert not at.exception and any("No utterance passes the filters" in w.value for w in at.warning)
 
 
 @pytest.mark.parametrize("store", ["app_store", "official_app_store"])

@@ -4,6 +4,7 @@ Needs /usr/bin/chromium (`.ci/run` installs it); skipped without it, a failure w
 """
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.browser import CHROMIUM, CHROMIUM_ARGS
+from benchmarks.browser import CHROMIUM, CHROMIUM_ARGS, MAP
 from tests.conftest import REPO
 from tests.helpers import sine, write_wav
 from tests.matrix import write_failure_matrix
@@ -78,22 +79,54 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
     page = browser_page
     started = time.perf_counter()
     page.goto(served_app)
-    page.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+    page.locator(MAP).wait_for(timeout=180_000)
     first_map_s = time.perf_counter() - started
 
-    page.get_by_text("Colour by").wait_for()  # switch the colour to arousal
+    # zoom in with the wheel, recolour by arousal: the view survives the recolour, the legend becomes a colour bar
+    canvas = page.locator(".latent-map canvas").first
+    box = canvas.bounding_box()
+    status = page.locator(".latent-map span").filter(has_text="points in view")
+    whole = status.inner_text()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -600)
+    page.wait_for_function("t => !document.body.innerText.includes(t)", arg=whole, timeout=10_000)  # fewer in view
+    zoomed = status.inner_text()
     page.locator("[data-testid='stSelectbox']").filter(has_text="Colour by").click()
     page.get_by_role("option", name="arousal", exact=True).click()
-    page.locator(".colorbar").first.wait_for(timeout=60_000)  # a continuous scale replaced the cluster legend
+    page.locator(".latent-map .legend-title").filter(has_text=re.compile("^arousal$")).wait_for(timeout=60_000)
+    assert status.inner_text() == zoomed
+    page.locator(".latent-map").get_by_role("button", name="Reset view").click()
 
-    # the clip inspector: audio, spectrogram, chunk timeline, a chunk to play, the nearest corpus clips
+    # a box selection: the statistics of the selection against all points
+    page.mouse.move(box["x"] + 5, box["y"] + 40)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 5, box["y"] + box["height"] - 5, steps=4)
+    page.mouse.up()
+    page.get_by_text("Selection:").first.wait_for(timeout=60_000)
+
+    # a search with no match is a message; an unknown name typed in the inspector too
+    search = page.get_by_role("textbox", name="Search")
+    search.fill("no-such-speaker")
+    search.press("Enter")
+    page.get_by_text("No file or speaker contains 'no-such-speaker'").wait_for(timeout=60_000)
+    search.fill("")
+    search.press("Enter")
     inspect = page.get_by_role("textbox", name="Inspect a clip")
     inspect.fill("nowhere.wav")
     inspect.press("Enter")
     page.get_by_text("No utterance named 'nowhere.wav'").wait_for(timeout=60_000)  # a message, not a traceback
-    first = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData[0].customdata[0][0]")
-    inspect.fill(first)
+    inspect.fill("")
     inspect.press("Enter")
+
+    # click a point: the clip inspector opens on it (audio, spectrogram, chunk timeline, chunks, neighbours)
+    x, y = page.locator(".latent-map").evaluate(
+        "el => { const m = el.__map, v = m.view; return [((m.x[0] - v.cx) / v.hw + 1) * m.canvas.width / 2, "
+        "(1 - (m.y[0] - v.cy) / v.hh) * m.canvas.height / 2]; }")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()  # messages above the map moved it, and the page scrolled
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    page.get_by_role("heading", name="Clip ").first.wait_for(timeout=60_000)
+    assert inspect.input_value() in page.get_by_role("heading", name="Clip ").first.inner_text()
     page.get_by_text("Play a chunk").wait_for(timeout=60_000)
     assert page.get_by_text("Nearest corpus clips").count() == 1
     page.locator("[data-testid='stRadio'] label").nth(1).click()  # play the second chunk
@@ -110,7 +143,7 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
     uploads.append({"name": "notes.wav", "mimeType": "audio/wav", "buffer": bad.read_bytes()})
     page.locator("[data-testid='stFileUploader'] input[type=file]").set_input_files(uploads)  # two of one name
     page.get_by_text("notes.wav: not a recognised audio file").wait_for(timeout=120_000)  # the bad one: an error
-    page.get_by_text("located clips").first.wait_for(timeout=60_000)  # the good ones: markers on the map
+    page.get_by_role("heading", name="my clip.wav").first.wait_for(timeout=60_000)  # the good ones: located, with chunks
     with page.expect_download(timeout=60_000) as download:
         page.get_by_role("button", name="Download the table (CSV)").click()
     located = pd.read_csv(download.value.path())
@@ -151,4 +184,4 @@ def test_browser_upload_of_the_failure_matrix(served_app, browser_page, one_hour
     assert sorted(located["file"]) == good
     assert np.isfinite(located[["arousal", "valence", "dominance", "x", "y"]].to_numpy()).all()
     page.get_by_role("link", name="Latent map").click()  # the session survived
-    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    page.locator(MAP).wait_for(timeout=60_000)

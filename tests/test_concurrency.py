@@ -1,5 +1,6 @@
 """Two trainers of the same run, and two app sessions at once (one training, one exploring)."""
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 
 from core.run_store import RunStore
 from tests.conftest import REPO
+from benchmarks.browser import MAP
 from tests.test_browser import chromium, serve_app  # noqa: F401  (fixtures)
 
 
@@ -70,13 +72,13 @@ def test_one_session_trains_while_another_explores(app_data, chromium, tmp_path)
 
         explorer = chromium.new_page(viewport={"width": 1400, "height": 1000})
         explorer.goto(url)
-        explorer.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
-        latencies = []
-        for colour, done in [("arousal", ".colorbar"), ("split", "text=train"), ("cluster", "text=cluster")]:
+        explorer.locator(MAP).wait_for(timeout=120_000)
+        latencies = []  # each colour's legend title appears on the map
+        for colour in ("arousal", "split", "cluster"):
             started = time.perf_counter()
             explorer.locator("[data-testid='stSelectbox']").filter(has_text="Colour by").click()
             explorer.get_by_role("option", name=colour, exact=True).click()
-            explorer.locator(".js-plotly-plot").first.locator(done).first.wait_for(timeout=60_000)
+            explorer.locator(".latent-map .legend-title").filter(has_text=re.compile(f"^{colour}$")).wait_for(timeout=60_000)
             latencies.append(time.perf_counter() - started)
         print("map recoloured while training, in s:", [round(t, 2) for t in latencies])
         assert max(latencies) < 30

@@ -29,9 +29,9 @@ CORE_LAYERS = [
     ["export", "progress"],  # tables of an exploration; the CLI's terminal progress
     ["__init__", "__main__"],  # the public names; the CLI
 ]
-APP_LAYERS = [["__init__", "figures", "loaders"], ["widgets"], ["streamlit_app", "app_pages"]]
-BENCHMARK_LAYERS = [["machine", "browser", "inputs", "server", "synthetic_store"], ["results"], ["memory"],
-                    ["corpus", "embedding", "latency", "projection", "training", "app", "scale_training"], ["scale"],
+APP_LAYERS = [["__init__", "figures", "loaders"], ["widgets", "scatter", "inspector"], ["streamlit_app", "app_pages"]]
+BENCHMARK_LAYERS = [["machine", "browser", "inputs", "server", "synthetic_store"], ["results", "synthetic_run"], ["memory"],
+                    ["corpus", "embedding", "latency", "projection", "training", "app", "map", "scale_training"], ["scale"],
                     ["__init__", "__main__"]]
 
 

@@ -1,11 +1,11 @@
-"""Upload or record clips and see where they land: attributes, cluster, map position, neighbours."""
+"""Upload or record clips and see where they land: attributes, cluster, map position, chunks, neighbours."""
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from app import figures, loaders, widgets
+from app import figures, loaders, scatter, widgets
 from core.explore import distinct_names
 
 run_id, network = widgets.selected()
@@ -15,8 +15,10 @@ uploads = st.file_uploader("Audio clips (wav, flac, ogg, mp3, aiff)", type=["wav
 recording = st.audio_input("…or record one", key="locate.record")
 files = [*(uploads or []), *([recording] if recording else [])]
 table = loaders.load_utterances(run_id, network)
+colours = figures.point_colours(table, "cluster")
+view = f"{run_id}/{network}/locate"
 if not files:
-    st.plotly_chart(figures.latent_map(figures.downsample(table), "cluster"), key="locate.map", width="stretch")
+    scatter.scatter_map(table, colours, key="locate.map", view=view, height=520)
     st.stop()
 
 locator = loaders.load_locator(run_id, network)
@@ -36,8 +38,15 @@ for path, reason in result.errors.items():
 if located.empty:
     st.stop()
 located = located.rename(index=paths)
-markers = pd.DataFrame({"x": located["x"], "y": located["y"], "label": located.index})
-st.plotly_chart(figures.latent_map(figures.downsample(table), "cluster", markers), key="locate.map", width="stretch")
+chunks = result.chunks.rename(index=paths, level="file")
+clip = st.selectbox("Clip", located.index, key="locate.clip", help="Its chunks are drawn on the map as orange stars.")
+timeline = chunks.loc[clip].reset_index()
+chunk = st.session_state.get("locate.chunk", 0)
+chunk = chunk if chunk in set(timeline["chunk"]) else 0
+markers = pd.concat([pd.DataFrame({"x": located["x"], "y": located["y"], "label": located.index, "colour": "#000000"}),
+                     pd.DataFrame({"x": timeline["x"], "y": timeline["y"], "label": [f"{clip} · chunk {c}" for c in timeline["chunk"]],
+                                   "colour": ["#ff7f0e" if c == chunk else "#fdbf6f" for c in timeline["chunk"]]})])
+scatter.scatter_map(table, colours, key="locate.map", view=view, markers=markers, height=520)
 novelty = result.novelty
 for name in located.index[located["out_of_distribution"]]:
     st.warning(f"{name} is out of distribution: its nearest corpus utterance is at "
@@ -46,8 +55,15 @@ for name in located.index[located["out_of_distribution"]]:
 shown = located.assign(neighbours=located["neighbours"].map(", ".join))
 st.dataframe(shown, key="locate.table", width="stretch")
 st.download_button("Download the table (CSV)", shown.to_csv(), "located.csv", "text/csv", key="locate.download")
-clip = st.selectbox("Nearest corpus clips of", located.index, key="locate.clip")
+
+st.subheader(clip)
 st.audio(audio[clip])
+st.plotly_chart(figures.chunk_timeline(timeline, list(locator.predictor.attributes)), key="locate.timeline", width="stretch")
+st.radio("Play a chunk", list(timeline["chunk"]), horizontal=True, key="locate.chunk",
+         format_func=lambda c: f"{c}: {timeline.at[c, 'start_s']:.1f}-{timeline.at[c, 'end_s']:.1f} s, "
+                               f"cluster {timeline.at[c, 'cluster']}")
+st.audio(audio[clip], start_time=float(timeline.at[chunk, "start_s"]), end_time=float(timeline.at[chunk, "end_s"]))
+st.markdown("**Nearest corpus clips**")
 for neighbour in located.at[clip, "neighbours"][:3]:
     row = table.loc[neighbour]
     st.caption(f"{neighbour} — cluster {row['cluster']}, split {row['split']}, arousal "
