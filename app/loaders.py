@@ -5,6 +5,7 @@ sees the same job instead of starting another one.
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 import traceback
@@ -24,10 +25,11 @@ from core.explore import (Exploration, Locator, analyze_exploration, corpus_to_e
                           utterance_table)
 from core.frontend import load_features
 from core.manifest import load_corpus, load_manifest
-from core.paths import default_cache_dir, default_runs_dir
+from core.atomic import atomic_write_json
+from core.paths import default_cache_dir, default_data_dir, default_runs_dir
 from core.run_store import Run, RunStore
 from core.synthetic import make_demo_corpus
-from core.train import train
+from core.train import run_id_for, train
 
 
 @dataclass
@@ -44,12 +46,15 @@ class Job:
     started: float = field(default_factory=time.time)
     result: object = None
     error: str | None = None
+    resumed_after: int | None = None  # epochs a stopped server had finished, when this job resumed them
     finished: threading.Event = field(default_factory=threading.Event)
 
     def update(self, stage: str, done: int, total: int) -> None:
         self.stage, self.done, self.total = stage, done, total
 
     def on_training(self, progress) -> None:  # core.train.TrainProgress
+        if progress.stage == "resume":
+            self.resumed_after = progress.done
         self.update(f"epoch {progress.epoch + 1}/{progress.epochs}: {progress.stage}", progress.done, progress.total)
         self.epoch, self.epochs = progress.epoch, progress.epochs
         if progress.dev_ccc is not None:
@@ -78,12 +83,49 @@ def ablation_partner(run_id: str) -> Run | None:
 
 
 def _train_and_map(job: Job, corpus: pd.DataFrame, cfg) -> Run:
+    run_id = run_id_for(cfg, corpus)
+    _remember_training(run_id, True)  # a server stopped from here on resumes it when it starts again
     result = train(cfg, corpus, RunStore(default_runs_dir()), default_cache_dir(), progress=job.on_training)
-    job.update("embedding the corpus", 0, 1)
-    exploration = explore(result.run, cache_root=default_cache_dir(), progress=job.update)
-    job.update("fitting the UMAP map (the first fit compiles numba code: ~1 min)", 0, 1)
+    _remember_training(run_id, False)
+    job.update("embedding the corpus for the map", 0, 1)
+    exploration = explore(result.run, cache_root=default_cache_dir(), progress=lambda stage, d, t: job.update(
+        f"embedding the corpus for the map: {stage}", d, t))
+    job.update("fitting the map (UMAP; the first fit on a machine compiles numba code, ~1 min)", 0, 1)
     project(exploration)
     return result.run
+
+
+_TRAININGS_LOCK = threading.Lock()
+
+
+def _trainings_file() -> Path:
+    """The runs this app is training (their ids), kept across server restarts."""
+    return default_data_dir() / "app-trainings.json"
+
+
+def _remember_training(run_id: str, training: bool) -> None:
+    with _TRAININGS_LOCK:
+        ids = set(_remembered_trainings()) - {run_id} | ({run_id} if training else set())
+        atomic_write_json(_trainings_file(), sorted(ids))
+
+
+def _remembered_trainings() -> list[str]:
+    try:
+        return list(json.loads(_trainings_file().read_text()))
+    except (OSError, ValueError):  # none yet, or unreadable: nothing to resume
+        return []
+
+
+@st.cache_resource(show_spinner=False)
+def resumed_trainings() -> dict[str, Job]:
+    """Once per server: the trainings this app started that a stopped server left unfinished
+    (`RunStore.interrupted`), resumed in the background from their last finished epoch."""
+    mine, jobs = set(_remembered_trainings()), {}
+    for info, corpus in RunStore(default_runs_dir()).interrupted():
+        if info.run_id in mine:
+            jobs[info.run_id] = _start(Job(f"{info.run_id} (resumed)"),
+                                       lambda job, corpus=corpus, cfg=info.config: _train_and_map(job, corpus, cfg))
+    return jobs
 
 
 @st.cache_resource(show_spinner=False)
@@ -93,9 +135,17 @@ def demo_job(data_dir: str, preset_name: str = "demo") -> Job:
     `$SER_DEMO_PRESET` picks another preset (the tests use "tiny" to get there in seconds).
     """
     def work(job: Job) -> Run:
-        manifest = make_demo_corpus(Path(data_dir) / "demo", progress=lambda d, t: job.update("synthesising the demo corpus", d, t))
-        return _train_and_map(job, load_manifest(manifest), preset(preset_name))
+        DEMO_RUNNING.set()
+        try:
+            manifest = make_demo_corpus(Path(data_dir) / "demo",
+                                        progress=lambda d, t: job.update("synthesising the demo corpus", d, t))
+            return _train_and_map(job, load_manifest(manifest), preset(preset_name))
+        finally:
+            DEMO_RUNNING.clear()
     return _start(Job("demo"), work)
+
+
+DEMO_RUNNING = threading.Event()  # set while `demo_job` works: the first start's page stays until the map is fitted
 
 
 @st.cache_resource(show_spinner=False)
@@ -144,8 +194,10 @@ def load_prototypes(run_id: str, network: str | None, k: int = 1) -> pd.DataFram
 @st.cache_resource(show_spinner=False, max_entries=4)
 def load_utterances(run_id: str, network: str | None) -> pd.DataFrame:
     """The utterance table of the map (`core.explore.utterance_table`): one object shared by every session and
-    rerun, read-only (a copy per rerun costs ~0.3 s at 150 000 utterances)."""
-    return utterance_table(load_exploration(run_id, network), load_map(run_id, network))
+    rerun, read-only (a copy per rerun costs ~0.3 s at 150 000 utterances). Its text columns are categorical:
+    the map sends them to the browser on every rerun, dictionary-encoded."""
+    table = utterance_table(load_exploration(run_id, network), load_map(run_id, network))
+    return table.astype({column: "category" for column in ("split", "speaker", "emotion")})
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -67,7 +67,7 @@ function build(root) {
   clear.textContent = "Clear selection";
   clear.onclick = () => select(m, null);
   m.bar.appendChild(m.status);
-  m.gl = m.canvas.getContext("webgl", { antialias: false, preserveDrawingBuffer: true });
+  m.gl = m.canvas.getContext("webgl", { antialias: false });
   m.prog = program(m.gl);
   m.buffers = { p: m.gl.createBuffer(), c: m.gl.createBuffer() };
   attachMouse(m);
@@ -361,5 +361,7 @@ export default function (component) {
   const m = root.__map;
   m.setState = setStateValue; m.trigger = setTriggerValue;
   root.style.height = data.height + "px";
+  const t0 = performance.now();
   load(m, data);
+  root.dataset.loadMs = String(Math.round(performance.now() - t0));  // how long the last data took to draw
 }

@@ -48,7 +48,7 @@ def scatter_map(table: pd.DataFrame, colours: PointColours, *, key: str, view: s
         if digits is not None:
             points[f"h{k}"] = table[column].to_numpy(np.float32)
         else:  # text: the file names as they are, other text dictionary-encoded (a few distinct values)
-            points[f"h{k}"] = table.index.to_numpy(str) if column == "file" else table[column].astype("category").to_numpy()
+            points[f"h{k}"] = table.index.to_numpy() if column == "file" else table[column].astype("category").to_numpy()
         fields.append([f"h{k}", label, digits])
     result = _component(key=key, height="content", default={"selection": None}, on_selection_change=lambda: None,
                         on_clicked_change=on_click or (lambda: None), data={
@@ -56,12 +56,18 @@ def scatter_map(table: pd.DataFrame, colours: PointColours, *, key: str, view: s
         "height": height, "size": size, "opacity": opacity, "density": density,
         "markers": [] if markers is None else markers.to_dict("records"),
         "labels": [] if labels is None else labels.dropna(subset=["x", "y"])[["x", "y", "label"]].to_dict("records")})
-    selection = result.selection
-    selected = None
-    if isinstance(selection, dict) and selection.get("view") == view:
-        rows = np.asarray(selection.get("rows") or [], dtype=np.int64)
-        selected = table.index[rows[(rows >= 0) & (rows < len(table))]]
-    return MapEvent(selected, _file_at(table, result.clicked))
+    return MapEvent(stored_selection(key, table, view), _file_at(table, result.clicked))
+
+
+def stored_selection(key: str, table: pd.DataFrame, view: str) -> pd.Index | None:
+    """The files of map `key`'s selection as the browser last reported it (None: none), readable before the map
+    is drawn in this run of the page (another map links to it)."""
+    value = st.session_state.get(key)
+    selection = value.get("selection") if isinstance(value, dict) else None
+    if not isinstance(selection, dict) or selection.get("view") != view:
+        return None
+    rows = np.asarray(selection.get("rows") or [], dtype=np.int64)
+    return table.index[rows[(rows >= 0) & (rows < len(table))]]
 
 
 def clicked_file(key: str, table: pd.DataFrame) -> str | None:

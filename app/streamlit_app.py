@@ -1,7 +1,7 @@
 """DeepEmoCluster Explorer: `streamlit run app` from the repository root."""
 import streamlit as st
 
-from app import loaders, widgets
+from app import figures, loaders, widgets
 from core.atomic import CorruptFileError
 from core.audio import AudioLoadingError
 from core.explore import ExploreError
@@ -13,15 +13,19 @@ from core.runtime import keep_freed_memory
 EXPECTED = (AudioLoadingError, CorpusAudioError, CorruptFileError, ExploreError, ManifestError, RunNotFoundError)
 
 keep_freed_memory()  # the server embeds, trains and predicts: `core.runtime` says why; idempotent on every rerun
-st.set_page_config(page_title="DeepEmoCluster Explorer", page_icon=":material/graphic_eq:", layout="wide")
-if not loaders.list_runs():  # a fresh machine: build and train the demo first, then the explorer appears
+st.set_page_config(page_title="DeepEmoCluster Explorer", page_icon=figures.page_icon(), layout="wide")
+if not loaders.list_runs() or loaders.DEMO_RUNNING.is_set():  # a fresh machine: the demo is trained and mapped first
     st.navigation([st.Page("app_pages/getting_started.py", title="Getting started", icon=":material/hourglass_top:")]).run()
     st.stop()
 widgets.run_picker_ui()
+for job in loaders.resumed_trainings().values():  # trainings a stopped server left: resumed once per server
+    if not job.finished.is_set():
+        st.sidebar.info(f"Training {job.label} in the background: see Runs.")
 page = st.navigation([
     st.Page("app_pages/latent_map.py", title="Latent map", icon=":material/scatter_plot:", default=True),
     st.Page("app_pages/clusters.py", title="Clusters × emotion", icon=":material/bubble_chart:"),
     st.Page("app_pages/locate.py", title="Locate clips", icon=":material/my_location:"),
+    st.Page("app_pages/compare.py", title="Compare runs", icon=":material/compare:"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/model_training:"),
     st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
 ])

@@ -31,12 +31,27 @@ def run_picker_ui() -> None:
     st.sidebar.caption(f"{run.info.kind} run, created {run.info.created}")
 
 
+def size_text(n_bytes: int) -> str:
+    """A file size as people read it: 812 B, 4.2 kB, 31 MB."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= size:
+            return f"{n_bytes / size:.2g} {unit}" if n_bytes < 10 * size else f"{n_bytes / size:.0f} {unit}"
+    return f"{n_bytes} B"
+
+
 def selected() -> tuple[str, str | None]:
     return st.session_state["run"], st.session_state.get("network")
 
 
 def job_progress_ui(job: loaders.Job) -> None:
     """Progress of a background job; reruns the page every second until it ends."""
+    if job.resumed_after is not None:
+        st.info(f"Resumed after epoch {job.resumed_after}: the server had stopped while it trained.")
+    if job.epochs:  # the whole job: epochs done, then the map
+        overall = (job.epoch + (job.done / job.total if job.total else 0.0)) / job.epochs
+        st.progress(min(overall, 1.0), text=f"overall: epoch {min(job.epoch + 1, job.epochs)} of {job.epochs}"
+                    if not job.stage.startswith(("embedding the corpus for the map", "fitting the map")) else
+                    "overall: training done, making the map")
     fraction = job.done / job.total if job.total else 0.0
     st.progress(min(fraction, 1.0), text=f"{job.stage} — {job.done}/{job.total or '?'}")
     cols = st.columns(3)

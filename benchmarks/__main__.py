@@ -12,6 +12,7 @@ from benchmarks.app import APP_FIRST, bench_app_cold_start
 from benchmarks.corpus import bench_demo_corpus, bench_feature_extraction
 from benchmarks.embedding import bench_embedding
 from benchmarks.latency import bench_locate, bench_predict_latency
+from benchmarks.map import bench_map
 from benchmarks.memory import with_peak_rss
 from benchmarks.projection import bench_projection
 from benchmarks.results import NO_TARGET, BenchResult, as_json, format_table
@@ -20,14 +21,17 @@ from benchmarks.training import bench_demo_training, bench_training
 
 
 def run_all(work: Path | None = None, training: bool = True, projection: bool = True,
-            app: bool = True, scale: tuple[int, ...] | None = None) -> list[BenchResult]:
+            app: bool = True, scale: tuple[int, ...] | None = None, map_points: int | None = None) -> list[BenchResult]:
     """Every benchmark, each in a process of its own (but the app's, which measures its server's tree).
 
     `scale`: also the scale rows over synthetic stores of these many utterances (`benchmarks.scale`); with
-    training, projection and app all off, only those.
+    training, projection and app all off, only those. `map_points`: also the map of that many utterances in a
+    browser (`benchmarks.map`); with training, projection and app off and no `scale`, only that.
     """
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(work or tmp)
+        if map_points and not (training or projection or app or scale):
+            return bench_map(work, map_points)
         if scale and not (training or projection or app):
             return run_scale(work, scale)
         results = with_peak_rss(bench_demo_corpus, work)
@@ -50,6 +54,8 @@ def run_all(work: Path | None = None, training: bool = True, projection: bool = 
             results += with_peak_rss(bench_training, work)
         if scale:
             results += run_scale(work, scale)
+        if map_points:
+            results += bench_map(work, map_points)
     return results
 
 
@@ -68,12 +74,15 @@ def main(argv: list[str] | None = None) -> int:
                              "1.65 M vectors, the data path (~27 GB of disk at most, ~20 minutes); with every --no-* flag, only those")
     parser.add_argument("--scale-sizes", default="15000,60000",
                         help="utterances of the synthetic stores, comma-separated (default 15000,60000: ~3.4 and ~13.5 GB each)")
+    parser.add_argument("--map", type=int, nargs="?", const=150_000, metavar="N",
+                        help="add the latent map of N synthetic utterances (default 150000) in headless chromium: load, "
+                             "recolour, selection, server memory (~1 minute); with every --no-* flag and no --scale, only that")
     parser.add_argument("--work", type=Path, help="where the temporary working folder goes (default: the system's temporary folder)")
     args = parser.parse_args(argv)
     scale = tuple(int(n) for n in args.scale_sizes.split(",")) if args.scale else None
     with tempfile.TemporaryDirectory(dir=args.work) as work:  # deleted at the end, under --work if given
         results = run_all(Path(work), training=not args.no_training, projection=not args.no_projection,
-                          app=not args.no_app, scale=scale)
+                          app=not args.no_app, scale=scale, map_points=args.map)
     print(format_table(results))
     if args.out:
         args.out.write_text(json.dumps(as_json(results), indent=1))

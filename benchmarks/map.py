@@ -74,8 +74,11 @@ def _recolour(page, option: str) -> float:
     """Seconds from choosing `option` under "Colour by" until the map is drawn with its legend."""
     frames = int(page.locator(MAP).get_attribute("data-frames"))
     page.get_by_role("combobox", name="Colour by").click()
+    choice = page.get_by_role("option", name=option, exact=True)
+    choice.wait_for()
+    page.wait_for_timeout(300)  # the list's opening animation: not part of the recolour
     t = time.perf_counter()
-    page.get_by_role("option", name=option, exact=True).click()
+    choice.click()
     page.wait_for_function(f"(n) => {{ const m = document.querySelector('{MAP}') || "
                            "[...document.querySelectorAll('*')].map(e => e.shadowRoot && e.shadowRoot.querySelector"
                            f"('{MAP}')).find(Boolean); return m && Number(m.dataset.frames) > n; }}", arg=frames)

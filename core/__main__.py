@@ -160,6 +160,8 @@ def _export_arguments(p) -> None:
     _explore_arguments(p)
     p.add_argument("--format", choices=["csv", "parquet", "json"], default="csv")
     p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--absolute-paths", action="store_true",
+                   help="audio paths as stored (default: relative to the corpus folder, so the tables can be shared)")
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -338,7 +340,8 @@ def _locate(args) -> int:
 def _export(args) -> int:
     if (exploration := _exploration(args)) is None:
         return 0
-    paths = export_exploration(exploration, analyze_exploration(exploration), project(exploration), args.out, args.format)
+    paths = export_exploration(exploration, analyze_exploration(exploration), project(exploration), args.out, args.format,
+                               absolute_paths=args.absolute_paths)
     for path in paths:
         print(path)
     return 0

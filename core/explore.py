@@ -165,12 +165,13 @@ def prototypes(exploration: Exploration, k: int = 3, space: str = "cluster") -> 
 
 
 def utterance_table(exploration: Exploration, coords: np.ndarray | None = None) -> pd.DataFrame:
-    """One row per utterance: path, split, cluster, map coordinates, true and predicted attributes, and the
-    prediction error (predicted - true, NaN where unlabelled)."""
+    """One row per utterance: path, split, speaker, emotion, cluster, `chunks_in_cluster` (the share of its chunks
+    in that cluster), map coordinates, true and predicted attributes, and the prediction error (predicted - true,
+    NaN where unlabelled)."""
     corpus, latent = exploration.corpus, exploration.latent
     table = corpus[["path", "split", "speaker", "emotion"]].copy()
     table["cluster"] = latent.cluster
-    table["cluster_purity"] = latent.cluster_share.max(1)
+    table["chunks_in_cluster"] = latent.cluster_share.max(1)  # share of its chunks in its (majority) cluster
     if coords is not None:
         for i, axis in enumerate("xyz"[: coords.shape[1]]):
             table[axis] = coords[:, i]

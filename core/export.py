@@ -6,6 +6,8 @@ CSV, Parquet or JSON, written atomically. CSV text cells that a spreadsheet woul
 from __future__ import annotations
 
 import io
+import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,14 @@ from core.atomic import atomic_write_bytes
 from core.explore import Exploration, utterance_table
 
 FORMATS = ("csv", "parquet", "json")
+DESCRIPTIONS = {  # what each exported table holds, as the app lists them
+    "cluster_emotion": "per cluster (true labels and predictions): size, share, and each attribute's mean, std, median, IQR",
+    "dependence": "per attribute: Kruskal-Wallis H, p-value, epsilon squared, mutual information, and the same with "
+                  "shuffled clusters (mean, std)",
+    "contingency": "utterances per cluster and emotion category",
+    "utterances": "per utterance: path, split, speaker, emotion, cluster, map position, true and predicted attributes, error",
+    "embeddings": "per utterance: its 256-d embedding (the mean of its chunks) in the clustering space",
+}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -59,17 +69,35 @@ def embeddings_table(files: pd.Index, embeddings: np.ndarray, prefix: str = "e")
                         columns=[f"{prefix}{i:03d}" for i in range(embeddings.shape[1])])
 
 
+def corpus_root(paths: pd.Series) -> Path:
+    """The deepest folder holding every audio file of `paths`."""
+    return Path(os.path.commonpath([str(Path(p).parent) for p in paths])) if len(paths) else Path(".")
+
+
 def export_exploration(exploration: Exploration, report: DependenceReport, coords: np.ndarray | None, out_dir: Path,
-                       fmt: str, space: str = "cluster") -> list[Path]:
-    """Write every export of an exploration in one format; returns the files.
+                       fmt: str, space: str = "cluster", absolute_paths: bool = False) -> list[Path]:
+    """Write every export of an exploration in one format (`DESCRIPTIONS`); returns the files.
 
     Files: cluster_emotion (per source and cluster), dependence (per source and attribute, with the
     shuffled baseline), contingency (when categorical emotions exist), utterances, embeddings.
+    `absolute_paths`: the utterances' audio paths as stored; default relative to `corpus_root` (shareable).
     """
     out_dir = Path(out_dir)
-    tables = {"cluster_emotion": report.per_cluster, "dependence": report.dependence,
-              "utterances": utterance_table(exploration, coords),
+    utterances = utterance_table(exploration, coords)
+    if not absolute_paths:
+        root = corpus_root(utterances["path"])
+        utterances["path"] = [os.path.relpath(p, root) for p in utterances["path"]]
+    tables = {"cluster_emotion": report.per_cluster, "dependence": report.dependence, "utterances": utterances,
               "embeddings": embeddings_table(exploration.latent.files, exploration.latent.embeddings[space])}
     if report.contingency is not None:
         tables["contingency"] = report.contingency
     return [write_table(table, out_dir / name, fmt) for name, table in tables.items()]
+
+
+def zip_files(paths: list[Path]) -> bytes:
+    """The files in one zip archive (deflated), each under its own name."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in paths:
+            archive.write(path, Path(path).name)
+    return buffer.getvalue()

@@ -153,6 +153,21 @@ class RunStore:
                     warnings.warn(f"leaving run {folder.name} out: {err}", stacklevel=2)
         return sorted(runs, key=lambda r: r.info.created, reverse=True)
 
+    def interrupted(self) -> list[tuple[RunInfo, pd.DataFrame]]:
+        """Trainings that stopped after a finished epoch (a checkpoint, no `COMPLETE`), newest first, each with
+        the corpus it trains on: `core.train.train` with that config and corpus resumes it. A folder whose
+        files do not read (a crash before the first epoch, corruption) is left out."""
+        found = []
+        for folder in self.root.glob("*/") if self.root.exists() else []:
+            if (folder / COMPLETE).exists() or not (folder / "checkpoints" / "last.pt").exists():
+                continue
+            try:
+                info = RunInfo.from_dict(json.loads((folder / "config.json").read_text()))
+                found.append((info, pd.read_parquet(folder / "corpus.parquet")))
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                warnings.warn(f"not resuming run {folder.name}: {err}", stacklevel=2)
+        return sorted(found, key=lambda item: item[0].created, reverse=True)
+
     def load(self, run_id: str) -> Run:
         """Raises: RunNotFoundError: no such completed run. CorruptFileError: its marker or config.json changed."""
         folder = self.root / run_id

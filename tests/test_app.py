@@ -8,8 +8,8 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import REPO
 
 APP = str(REPO / "app" / "streamlit_app.py")
-PAGES = ["app_pages/latent_map.py", "app_pages/clusters.py", "app_pages/locate.py", "app_pages/runs.py",
-         "app_pages/export.py"]
+PAGES = ["app_pages/latent_map.py", "app_pages/clusters.py", "app_pages/locate.py", "app_pages/compare.py",
+         "app_pages/runs.py", "app_pages/export.py"]
 
 
 def test_first_start_builds_the_demo_and_opens_the_explorer(tmp_path, monkeypatch):
@@ -120,3 +120,18 @@ def test_a_core_error_is_shown_as_a_message_not_a_traceback(app_store, monkeypat
     assert at.error[0].value == str(raised)
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+def test_compare_two_runs_over_one_corpus(app_store):
+    """Issue 12: the agreement of the SSL run's clusters with its ablation partner's, over their common utterances."""
+    from core.run_store import RunStore
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception, at.exception
+    nmi = float(next(m for m in at.metric if m.label == "NMI").value)
+    common = int(next(m for m in at.metric if m.label == "common utterances").value.replace(",", ""))
+    assert 0.0 <= nmi <= 1.0
+    assert common == len(RunStore(app_store / "runs").list()[0].corpus())  # the same corpus: every utterance
+    contingency = at.dataframe[0].value
+    assert contingency.to_numpy().sum() == common

@@ -40,3 +40,15 @@ def test_app_cold_start_without_a_browser_says_skipped(tmp_path, monkeypatch):
     results = bench_app_cold_start(tmp_path)
     assert [r.value for r in results] == [None, None]
     assert all(r.detail.startswith("skipped: ") and "no-chromium" in r.detail for r in results)
+
+
+@pytest.mark.slow
+def test_map_of_150_000_utterances_loads_recolours_and_selects_in_a_browser(tmp_path):
+    """Issue 12's map at MSP-Podcast size, in headless chromium: every step reaches its result (the figures are
+    judged in `python -m benchmarks --map`, not here)."""
+    from benchmarks.map import bench_map
+    if (reason := browser_unavailable()) and os.environ.get("SER_REQUIRE_BROWSER") != "1":
+        pytest.skip(reason)
+    results = bench_map(tmp_path, 150_000)
+    print(format_table(results))
+    assert len(results) == 5 and all(r.value is not None and r.value > 0 for r in results), results

@@ -44,8 +44,9 @@ def browser_page(chromium):
 
 
 @contextlib.contextmanager
-def serve_app(data: Path):
-    """`streamlit run app` on a free 127.0.0.1 port over the data folder `data`; yields its URL."""
+def serve_app(data: Path, processes: list | None = None):
+    """`streamlit run app` on a free 127.0.0.1 port over the data folder `data`; yields its URL (and appends the
+    server's Popen to `processes`, for a test that kills it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -54,6 +55,8 @@ def serve_app(data: Path):
                                 "--server.address", "127.0.0.1", "--server.headless", "true"],
                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    if processes is not None:
+        processes.append(process)
     try:
         for _ in range(120):
             try:
@@ -77,6 +80,9 @@ def served_app(app_data):
 
 def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_path):
     page = browser_page
+    external = []  # the app asks no other host for anything (no font server, no CDN)
+    page.on("request", lambda request: None if request.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+            else external.append(request.url))
     started = time.perf_counter()
     page.goto(served_app)
     page.locator(MAP).wait_for(timeout=180_000)
@@ -158,6 +164,20 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
         page.get_by_role("button", name="cluster_emotion.csv").click()
     table = Path(download.value.path()).read_text()
     assert table.startswith("source,cluster,size,share")
+
+    # compare with the ablation partner: a box on the first map greys the other map's unselected utterances
+    page.get_by_role("link", name="Compare runs").click()
+    page.get_by_text("Contingency").wait_for(timeout=120_000)
+    first_map = page.locator(".latent-map").first
+    first_map.locator("canvas").first.scroll_into_view_if_needed()
+    box = first_map.locator("canvas").first.bounding_box()
+    page.mouse.move(box["x"] + 5, box["y"] + 40)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - 5, steps=4)
+    page.mouse.up()
+    page.get_by_text("utterances selected on the other map").wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "browser-compare.png"), full_page=True)
+    assert not external, external
     print(f"first map after {first_map_s:.1f} s")
 
 

@@ -85,3 +85,40 @@ def test_one_session_trains_while_another_explores(app_data, chromium, tmp_path)
         # ...and the training session is still alive, still training, and showing progress
         trainer.locator("[data-testid='stProgress']").filter(has_text="epoch").wait_for(timeout=10_000)
         assert "Finished" not in trainer.content()
+
+
+def test_a_killed_server_resumes_its_training_when_started_again(chromium, app_data, tmp_path):  # noqa: F811
+    """Issue 12: a run started from the Runs page, the server killed (SIGKILL) after an epoch, the server started
+    again: the training resumes from its last finished epoch, and the Runs page says so."""
+    from core.synthetic import make_demo_corpus
+    corpus = make_demo_corpus(tmp_path / "corpus", n_train=40, n_dev=10, n_test=10, n_unlabelled=40)
+    data = tmp_path / "data"
+    shutil.copytree(app_data / "runs", data / "runs")
+    shutil.copytree(app_data / "cache", data / "cache")
+    servers = []
+    with serve_app(data, servers) as url:
+        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/runs")
+        page.get_by_role("button", name="Train in the background").wait_for(timeout=120_000)
+        page.get_by_label("Corpus (manifest CSV, MSP-Podcast folder or folder of clips)").fill(str(corpus))
+        preset = page.get_by_role("combobox", name="Preset")
+        preset.click()
+        preset.press_sequentially("demo")
+        preset.press("Enter")  # 10 short epochs
+        assert preset.input_value() == "demo"
+        page.get_by_role("button", name="Train in the background").click()
+        page.locator("[data-testid='stProgress']").filter(has_text="epoch 3/10").first.wait_for(timeout=300_000)
+        servers[0].kill()  # SIGKILL mid-epoch: no clean-up of any kind
+        servers[0].wait(timeout=30)
+        page.close()
+    (interrupted, _), = RunStore(data / "runs").interrupted()
+    with serve_app(data) as url:
+        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/runs")
+        resumed = page.get_by_text(re.compile(r"Resumed after epoch \d+"))
+        resumed.wait_for(timeout=180_000)
+        epochs = int(re.search(r"epoch (\d+)", resumed.inner_text()).group(1))
+        assert epochs >= 2  # two epochs had finished before the kill: none is trained again
+        page.get_by_text(f"{interrupted.run_id} (resumed)", exact=True).wait_for(timeout=30_000)
+        page.locator("[data-testid='stProgress']").filter(has_text=f"epoch {epochs + 1}/10").first.wait_for(timeout=120_000)
+        page.screenshot(path=str(REPO / "test-artifacts" / "browser-resumed.png"), full_page=True)

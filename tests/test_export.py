@@ -1,3 +1,4 @@
+import io
 import json
 
 import numpy as np
@@ -44,3 +45,15 @@ def test_write_table_rejects_unknown_format(table, tmp_path):
 def test_embeddings_table_columns():
     t = embeddings_table(pd.Index(["a", "b"]), np.zeros((2, 256), np.float32))
     assert t.shape == (2, 256) and t.columns[0] == "e000" and t.columns[-1] == "e255" and t.index.name == "file"
+
+
+def test_corpus_root_and_zip_of_every_file(tmp_path):
+    """Exported paths are relative to the folder holding every clip; "download all" holds every file, intact."""
+    import zipfile
+    from core.export import corpus_root, zip_files
+    paths = pd.Series([str(tmp_path / "corpus" / "a" / "x.wav"), str(tmp_path / "corpus" / "b" / "c" / "y.wav")])
+    assert corpus_root(paths) == tmp_path / "corpus"
+    files = [write_table(pd.DataFrame({"v": [1, 2]}), tmp_path / name, "csv") for name in ("one", "two")]
+    with zipfile.ZipFile(io.BytesIO(zip_files(files))) as archive:
+        assert sorted(archive.namelist()) == ["one.csv", "two.csv"]
+        assert archive.read("two.csv") == files[1].read_bytes()

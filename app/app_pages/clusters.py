@@ -23,10 +23,12 @@ left.plotly_chart(figures.cluster_heatmap(report.per_cluster.loc[source], attrib
 right.markdown("**Dependence of the clusters on each attribute** (Kruskal–Wallis; ε² = effect size; "
                "MI = mutual information with the attribute in 5 quantile bins; shuffled = the same with "
                "cluster labels permuted, mean ± std)")
-right.dataframe(report.dependence.loc[source], key="clusters.dependence")
+dependence = report.dependence.loc[source]
+right.dataframe(dependence, key="clusters.dependence", width="stretch", column_config={
+    c: st.column_config.NumberColumn(c, format="%.2e" if "p_value" in c else "%.3f") for c in dependence.columns})
 if report.categorical:
     st.subheader("Categorical emotion")
-    st.write(", ".join(f"{k} = {v:.4g}" for k, v in report.categorical.items()))
+    st.write(", ".join(f"{k} = {v:.2e}" if "p_value" in k else f"{k} = {v:.4g}" for k, v in report.categorical.items()))
     st.dataframe(report.contingency, key="clusters.contingency")
 st.subheader("Prototype clips (nearest to each centroid)")
 protos = loaders.load_prototypes(run_id, network)

@@ -7,10 +7,14 @@ import streamlit as st
 from app import loaders, widgets
 from core.paths import default_data_dir
 
+STEPS = [("synthesising", "1/4 · Generating the demo corpus"), ("features", "2/4 · Extracting features"),
+         ("epoch", "3/4 · Training the model"), ("embedding the corpus for the map", "4/4 · Making the map: embedding every clip"),
+         ("fitting the map", "4/4 · Making the map: fitting UMAP")]  # (words in the job's stage, what the page says)
+
 st.title("DeepEmoCluster Explorer")
 st.write("No trained run yet. The built-in demo corpus (synthesised speech whose prosody follows arousal, "
-         "valence and dominance) is being generated, a DeepEmoCluster model trained on it (`demo` preset, "
-         "a few minutes on 2 CPU cores) and its latent map fitted. The explorer opens by itself when it is done.")
+         "valence and dominance) is generated, a DeepEmoCluster model trained on it (`demo` preset, "
+         "about two minutes on 2 CPU cores) and its latent map fitted. The explorer opens by itself when it is done.")
 st.caption("Your own corpus: `python -m core train --corpus PATH --preset default` (see the README); "
            "the published MSP-Podcast models: `python -m core import-official --from DIR`.")
 job = loaders.demo_job(str(default_data_dir()), os.environ.get("SER_DEMO_PRESET", "demo"))
@@ -20,6 +24,7 @@ if job.error:
 if job.finished.is_set():
     st.success("Done: opening the explorer…")
     st.rerun()
+st.subheader(next((words for key, words in STEPS if key in job.stage), "Starting"))
 widgets.job_progress_ui(job)
 time.sleep(1.0)
 st.rerun()

@@ -13,8 +13,10 @@ st.title("Latent map")
 table = loaders.load_utterances(run_id, network)
 exploration = loaders.load_exploration(run_id, network)
 attributes = list(exploration.latent.predictions.columns)
+source = exploration.latent.centroid_source
+source = "the run's own K-means centroids" if source == "training" else source
 st.caption(f"{len(table):,} utterances in the clustering space (the K-means branch) of network "
-           f"`{exploration.network}`; clusters from {exploration.latent.centroid_source}. Click a point to inspect "
+           f"`{exploration.network}`; clusters: {source}. Click a point to inspect "
            "and play it; drag to select (box or lasso) and compare the selection with every point; the wheel zooms.")
 style = widgets.map_style_ui(table)
 shown = widgets.filters_ui(table)

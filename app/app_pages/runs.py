@@ -10,8 +10,18 @@ from core.official import PUBLISHED_TEST_CCC
 
 st.title("Runs")
 runs = loaders.list_runs()
+
+
+def corpus_words(sizes: dict[str, int]) -> str:
+    """{"train": 30, "dev": 10} -> "40 utterances: 30 train, 10 dev"."""
+    if not sizes:
+        return "none of its own (explored over the demo corpus)"
+    return f"{sum(sizes.values()):,} utterances: " + ", ".join(f"{n:,} {split}" for split, n in sizes.items())
+
+
 st.dataframe(pd.DataFrame([{"run": r.run_id, "kind": r.info.kind, "created": r.info.created,
-                            "corpus": r.info.corpus_size or None} for r in runs]).set_index("run"), key="runs.table")
+                            "corpus": corpus_words(r.info.corpus_size)} for r in runs]).set_index("run"),
+             key="runs.table", width="stretch")
 run_id, _ = widgets.selected()
 run = next(r for r in runs if r.run_id == run_id)
 st.subheader(run_id)
@@ -22,12 +32,15 @@ if not history.empty:
     dev = pd.DataFrame(history["dev_ccc"].tolist(), index=history["epoch"] + 1).rename_axis("epoch")
     left, right = st.columns(2)
     left.markdown("**Dev CCC per epoch**")
-    left.line_chart(dev)
+    left.line_chart(dev, x_label="epoch", y_label="dev CCC")
     right.markdown("**Losses and cluster stability (NMI vs the previous epoch)**")
-    right.line_chart(history.set_index(history["epoch"] + 1)[["cluster_loss", "joint_ce", "joint_ccc_loss", "nmi_previous"]])
+    right.line_chart(history.set_index(history["epoch"] + 1)[["cluster_loss", "joint_ce", "joint_ccc_loss", "nmi_previous"]]
+                     .rename(columns={"cluster_loss": "unlabelled stage: cluster CE", "joint_ce": "labelled stage: cluster CE",
+                                      "joint_ccc_loss": "labelled stage: 1 - CCC", "nmi_previous": "NMI with the previous epoch"}),
+                     x_label="epoch", y_label="loss / NMI")
 metrics = run.metrics()
 test = pd.DataFrame(metrics.test_ccc if metrics else {}).T
-published = pd.DataFrame([PUBLISHED_TEST_CCC], index=["published (MSP-Podcast test, SPEC 2.6)"])
+published = pd.DataFrame([PUBLISHED_TEST_CCC], index=["published DeepEmoCluster (MSP-Podcast test set: another corpus)"])
 st.markdown("**Test CCC** (this run's corpus) beside the published DeepEmoCluster numbers (MSP-Podcast v1.6)")
 st.dataframe(pd.concat([test, published]), key="runs.test_ccc")
 
@@ -51,13 +64,15 @@ if submitted and corpus:
         st.session_state["runs.job"] = loaders.start_training(corpus, preset)
     except (ValueError, OSError) as err:  # ManifestError is a ValueError: a bad path or corpus
         st.error(str(err))
-job = st.session_state.get("runs.job")
-if job is not None:
+jobs = [*loaders.resumed_trainings().values(), *([st.session_state["runs.job"]] if "runs.job" in st.session_state else [])]
+for job in jobs:
+    st.markdown(f"**{job.label}**")
     if job.error:
         st.error(job.error)
     elif job.finished.is_set():
         st.success(f"Finished: {job.result.run_id}. Pick it in the sidebar.")
     else:
         widgets.job_progress_ui(job)
-        time.sleep(1.0)
-        st.rerun()
+if any(not job.finished.is_set() for job in jobs):
+    time.sleep(1.0)
+    st.rerun()
