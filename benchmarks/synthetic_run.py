@@ -66,7 +66,7 @@ def build_synthetic_run(folder: Path, n_utterances: int, *, n_clips: int = 300, 
     run = RunStore(folder / "runs").save_complete(info, untrained_bundle({"joint": cfg.model}, cfg), corpus)
     centroids = rng.normal(0, 1, (k, h)).astype(np.float32)
     chunk_owner = np.repeat(cluster, c)
-    chunks = {space: (centroids[chunk_owner] + rng.normal(0, 0.6, (n_utterances * c, h))).astype(np.float16)
+    chunks = {space: (centroids[chunk_owner] + 0.6 * rng.standard_normal((n_utterances * c, h), np.float32)).astype(np.float16)
               for space in ("cluster", "latent")}
     chunk_cluster = nearest_centroid(chunks["cluster"].astype(np.float32), centroids)
     share = cluster_shares(chunk_cluster, c, k)

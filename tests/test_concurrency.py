@@ -68,7 +68,7 @@ def test_one_session_trains_while_another_explores(app_data, chromium, tmp_path)
         # the preset stays at the first, "default" (SPEC's network, 50 epochs): it trains for long enough
         assert trainer.get_by_role("combobox", name="Preset").input_value() == "default"
         trainer.get_by_role("button", name="Train in the background").click()
-        trainer.locator("[data-testid='stProgress']").filter(has_text="epoch 1/50").wait_for(timeout=120_000)
+        trainer.locator("[data-testid='stProgress']").filter(has_text="epoch 1/50").first.wait_for(timeout=120_000)
 
         explorer = chromium.new_page(viewport={"width": 1400, "height": 1000})
         explorer.goto(url)
@@ -83,7 +83,7 @@ def test_one_session_trains_while_another_explores(app_data, chromium, tmp_path)
         print("map recoloured while training, in s:", [round(t, 2) for t in latencies])
         assert max(latencies) < 30
         # ...and the training session is still alive, still training, and showing progress
-        trainer.locator("[data-testid='stProgress']").filter(has_text="epoch").wait_for(timeout=10_000)
+        trainer.locator("[data-testid='stProgress']").filter(has_text="epoch").first.wait_for(timeout=10_000)
         assert "Finished" not in trainer.content()
 
 

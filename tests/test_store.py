@@ -320,3 +320,20 @@ def test_run_info_round_trips_through_its_dict():
     info = RunInfo(kind="trained", name="x", config=RunConfig(name="x"), run_id="x-1", corpus_fingerprint="f",
                    corpus_size={"train": 3})
     assert RunInfo.from_dict(json.loads(json.dumps(info.to_dict()))) == info
+
+
+def test_interrupted_lists_trainings_with_a_finished_epoch_and_their_corpus(tmp_path):
+    """What a restarted app resumes: a run with a checkpoint and no COMPLETE, with the corpus it trains on;
+    not one stopped before its first epoch, nor a finished one."""
+    store = RunStore(tmp_path)
+    corpus = pd.DataFrame({"path": ["a.wav"], "split": ["train"]}, index=pd.Index(["a.wav"], name="file"))
+    with store.writer(_info(kind="trained")) as writer:
+        writer.save_corpus(corpus)
+        assert store.interrupted() == []  # no epoch finished yet: nothing to resume
+        writer.finish_epoch(_checkpoint(1), best=_bundle())
+    (info, stored), = store.interrupted()
+    assert info.run_id == "r1" and info.kind == "trained"
+    pd.testing.assert_frame_equal(stored, corpus)
+    store.save_complete(_info(run_id="r2"), _bundle(), corpus)  # finished runs are never resumed
+    assert [i.run_id for i, _ in store.interrupted()] == ["r1"]
+    assert store.load("r2").corpus().index.tolist() == ["a.wav"]

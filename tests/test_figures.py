@@ -1,0 +1,42 @@
+"""The app's pure functions of tables: point colours and legends, file sizes."""
+import numpy as np
+import pandas as pd
+
+from app.figures import MISSING, PALETTE, point_colours
+from app.widgets import size_text
+
+
+def _rgb(rgba: np.ndarray) -> np.ndarray:
+    return np.stack([rgba & 255, rgba >> 8 & 255, rgba >> 16 & 255], 1)
+
+
+def _hex(colour: str) -> list[int]:
+    return [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+
+
+def test_categorical_colours_follow_the_palette_and_missing_values_are_grey():
+    table = pd.DataFrame({"emotion": ["sad", "angry", None, "sad"], "cluster": [0, 1, 2, 25]})
+    colours = point_colours(table, "emotion")
+    rgb = _rgb(colours.rgba)
+    assert (rgb[0] == _hex(PALETTE[1])).all() and (rgb[1] == _hex(PALETTE[0])).all()  # sorted: angry, sad
+    assert (rgb[0] == rgb[3]).all() and (rgb[2] == _hex(MISSING)).all()
+    labels = [label for label, _ in colours.legend["items"]]
+    assert labels[:2] == ["angry", "sad"] and "no emotion" in labels and "outside the filters or the selection" in labels
+    assert (colours.rgba >> 24 == 255).all()
+    clusters = _rgb(point_colours(table, "cluster").rgba)
+    assert len({tuple(c) for c in clusters}) == 4  # 4 clusters, 4 colours (the palette holds 24)
+
+
+def test_continuous_colours_span_the_range_and_errors_centre_on_zero():
+    table = pd.DataFrame({"arousal": [1.0, 4.0, 7.0, np.nan], "arousal_error": [-2.0, 0.0, 1.0, np.nan]})
+    colours = point_colours(table, "arousal")
+    assert (colours.legend["low"], colours.legend["high"]) == ("1.00", "7.00")
+    rgb = _rgb(colours.rgba)
+    assert (rgb[0] == _hex(colours.legend["stops"][0])).all() and (rgb[2] == _hex(colours.legend["stops"][-1])).all()
+    assert (rgb[3] == _hex(MISSING)).all() and any("no true label" in label for label, _ in colours.legend["items"])
+    errors = point_colours(table, "arousal_error")
+    assert (errors.legend["low"], errors.legend["high"]) == ("-2.00", "2.00")  # symmetric: white is no error
+
+
+def test_size_text_is_never_zero_kilobytes():
+    assert [size_text(n) for n in (0, 812, 4_200, 31_000_000, 2_500_000_000)] == ["0 B", "812 B", "4.2 kB", "31 MB", "2.5 GB"]
