@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from app import loaders, widgets
+from app.figures import ATTRIBUTE_COLOURS
 from core.config import PRESETS
 from core.official import PUBLISHED_TEST_CCC
 
@@ -30,9 +31,10 @@ with st.expander("Config"):
 history = run.history()
 if not history.empty:
     dev = pd.DataFrame(history["dev_ccc"].tolist(), index=history["epoch"] + 1).rename_axis("epoch")
+    dev = dev[sorted(dev.columns)]  # the chart orders its series by name: the colours follow the same order
     left, right = st.columns(2)
     left.markdown("**Dev CCC per epoch**")
-    left.line_chart(dev, x_label="epoch", y_label="dev CCC")
+    left.line_chart(dev, x_label="epoch", y_label="dev CCC", color=[ATTRIBUTE_COLOURS.get(a, "#7f7f7f") for a in dev.columns])
     right.markdown("**Losses and cluster stability (NMI vs the previous epoch)**")
     right.line_chart(history.set_index(history["epoch"] + 1)[["cluster_loss", "joint_ce", "joint_ccc_loss", "nmi_previous"]]
                      .rename(columns={"cluster_loss": "unlabelled stage: cluster CE", "joint_ce": "labelled stage: cluster CE",
