@@ -1,4 +1,4 @@
-"""The clip inspector under the latent map: listen to a clip, its spectrogram, its chunks and its neighbours."""
+"""The clip inspector under the latent map, and the chunk player it shares with the Locate page."""
 from __future__ import annotations
 
 import pandas as pd
@@ -7,21 +7,28 @@ import streamlit as st
 from app import figures, loaders
 from core.latent import chunk_timeline
 
+PLAYING, CHUNK = "#ff7f0e", "#000000"  # star colours: the chunk being played, the clip's other chunks
 
-def timeline_of(clip: str, run_id: str, network: str | None) -> pd.DataFrame:
-    """One row per chunk of `clip`: start_s, end_s, cluster, attributes (`core.latent.chunk_timeline`)."""
-    exploration = loaders.load_exploration(run_id, network)
-    cfg = exploration.run.config
-    return chunk_timeline(exploration.latent, clip, cfg.features.hop_length / cfg.audio.sampling_rate,
-                          cfg.chunks.chunk_frames)
+
+def chunk_stars(x, y, playing: int, name: str = "chunk", colour: str = CHUNK) -> pd.DataFrame:
+    """Markers (x, y, label, colour) of a clip's chunks on the map, the `playing` one marked in `PLAYING`."""
+    return pd.DataFrame({"x": x, "y": y, "label": [f"{name} {c}" + (" ▶" if c == playing else "") for c in range(len(x))],
+                         "colour": [PLAYING if c == playing else colour for c in range(len(x))]})
+
+
+def chunk_player_ui(timeline: pd.DataFrame, audio, key: str) -> int:
+    """A chunk to play (its cluster and span as the label) and the player of that span; returns its number."""
+    chunk = st.radio("Play a chunk (its star turns orange on the map above)", list(timeline["chunk"]), horizontal=True,
+                     key=key, format_func=lambda c: f"{c}: {timeline.at[c, 'start_s']:.1f}-"
+                                                    f"{timeline.at[c, 'end_s']:.1f} s, cluster {timeline.at[c, 'cluster']}")
+    st.audio(audio, start_time=float(timeline.at[chunk, "start_s"]), end_time=float(timeline.at[chunk, "end_s"]))
+    return chunk
 
 
 def chunk_markers(clip: str, run_id: str, network: str | None, playing: int | None) -> pd.DataFrame:
-    """Where `clip`'s chunks sit on the map (placed as uploads are: k nearest corpus utterances): x, y, label."""
+    """Where `clip`'s chunks sit on the map (placed as uploads are: k nearest corpus utterances)."""
     positions = loaders.load_locator(run_id, network).chunk_positions(clip)
-    return pd.DataFrame({"x": positions[:, 0], "y": positions[:, 1],
-                         "label": [f"chunk {c}" + (" ▶" if c == playing else "") for c in range(len(positions))],
-                         "colour": ["#ff7f0e" if c == playing else "#000000" for c in range(len(positions))]})
+    return chunk_stars(positions[:, 0], positions[:, 1], playing)
 
 
 def clip_inspector_ui(clip: str, table: pd.DataFrame, run_id: str, network: str | None) -> None:
@@ -39,20 +46,11 @@ def clip_inspector_ui(clip: str, table: pd.DataFrame, run_id: str, network: str 
     frame_s = cfg.features.hop_length / cfg.audio.sampling_rate
     st.plotly_chart(figures.spectrogram(loaders.load_spectrogram(row["path"], run_id), frame_s),
                     key="latent.spectrogram", width="stretch")
-    timeline = timeline_of(clip, run_id, network)
+    timeline = chunk_timeline(latent, clip, frame_s, cfg.chunks.chunk_frames)
     st.plotly_chart(figures.chunk_timeline(timeline, attributes), key="latent.timeline", width="stretch")
-    chunk = st.radio("Play a chunk (its star turns orange on the map above)", list(timeline["chunk"]), horizontal=True,
-                     key="latent.chunk", format_func=lambda c: f"{c}: {timeline.at[c, 'start_s']:.1f}-"
-                                                               f"{timeline.at[c, 'end_s']:.1f} s, cluster {timeline.at[c, 'cluster']}")
-    st.audio(row["path"], start_time=float(timeline.at[chunk, "start_s"]), end_time=float(timeline.at[chunk, "end_s"]))
+    chunk_player_ui(timeline, row["path"], "latent.chunk")
     st.markdown("**Nearest corpus clips** (clustering space)")
-    locator = loaders.load_locator(run_id, network)
-    vector = latent.embeddings[locator.cfg.space][[latent.files.get_loc(clip)]]
-    distances, neighbours = locator.projector.neighbours(vector, 6)
-    for j, d in zip(neighbours[0], distances[0]):
-        other = latent.files[j]
-        if other == clip:
-            continue
+    for other, distance in loaders.load_locator(run_id, network).corpus_neighbours(clip).items():
         near = table.loc[other]
-        st.caption(f"{other}: cluster {near['cluster']}, split {near['split']}, distance {d:.3g}")
+        st.caption(f"{other}: cluster {near['cluster']}, split {near['split']}, distance {distance:.3g}")
         st.audio(near["path"])

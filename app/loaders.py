@@ -5,7 +5,9 @@ sees the same job instead of starting another one.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import tempfile
 import threading
 import time
 import traceback
@@ -18,14 +20,14 @@ import streamlit as st
 
 from core.ablation import ablation_partner as core_ablation_partner
 from core.analysis import DependenceReport
+from core.atomic import atomic_write_json
 from core.audio import AudioLoadingError
 from core.cluster_words import cluster_centres, cluster_descriptions
 from core.config import UmapConfig, preset
-from core.explore import (Exploration, Locator, analyze_exploration, corpus_to_explore, explore, project, prototypes,
-                          utterance_table)
+from core.explore import (Exploration, LocateResult, Locator, analyze_exploration, corpus_to_explore, explore, project,
+                          prototypes, utterance_table)
 from core.frontend import load_features
 from core.manifest import load_corpus, load_manifest
-from core.atomic import atomic_write_json
 from core.paths import default_cache_dir, default_data_dir, default_runs_dir
 from core.run_store import Run, RunStore
 from core.synthetic import make_demo_corpus
@@ -82,15 +84,18 @@ def ablation_partner(run_id: str) -> Run | None:
     return core_ablation_partner(next(r for r in runs if r.run_id == run_id), runs)
 
 
+EMBEDDING_FOR_MAP, FITTING_MAP = "embedding the corpus for the map", "fitting the map"  # a job's stages after training
+
+
 def _train_and_map(job: Job, corpus: pd.DataFrame, cfg) -> Run:
     run_id = run_id_for(cfg, corpus)
     _remember_training(run_id, True)  # a server stopped from here on resumes it when it starts again
     result = train(cfg, corpus, RunStore(default_runs_dir()), default_cache_dir(), progress=job.on_training)
     _remember_training(run_id, False)
-    job.update("embedding the corpus for the map", 0, 1)
+    job.update(EMBEDDING_FOR_MAP, 0, 1)
     exploration = explore(result.run, cache_root=default_cache_dir(), progress=lambda stage, d, t: job.update(
-        f"embedding the corpus for the map: {stage}", d, t))
-    job.update("fitting the map (UMAP; the first fit on a machine compiles numba code, ~1 min)", 0, 1)
+        f"{EMBEDDING_FOR_MAP}: {stage}", d, t))
+    job.update(f"{FITTING_MAP} (UMAP; the first fit on a machine compiles numba code, ~1 min)", 0, 1)
     project(exploration)
     return result.run
 
@@ -184,6 +189,25 @@ def load_analysis(run_id: str, network: str | None, splits: tuple[str, ...] = ()
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def load_locator(run_id: str, network: str | None, space: str = "cluster") -> Locator:
     return Locator(load_exploration(run_id, network), load_map(run_id, network, 2, space), UmapConfig(space=space))
+
+
+@st.cache_data(show_spinner="Locating the clips…", max_entries=8)
+def locate_uploads(run_id: str, network: str | None, uploads: tuple[tuple[str, bytes], ...]) -> LocateResult:
+    """`Locator.locate_files` of uploaded clips, (name, bytes) each with distinct names, once per set of uploads
+    (choosing a clip or a chunk to play reruns the page, not the network). Tables and errors are by name."""
+    with tempfile.TemporaryDirectory() as folder:
+        paths = {}
+        for i, (name, data) in enumerate(uploads):
+            path = Path(folder) / f"{i:03d}-{Path(name).name}"
+            path.write_bytes(data)
+            paths[str(path)] = name
+        # files over two minutes are streamed (bounded memory); the run's audio.max_duration_s refuses longer ones
+        result = load_locator(run_id, network).locate_files(list(paths), refuse_silent=True)
+    errors = {paths[path]: reason for path, reason in result.errors.items()}
+    if result.table.empty:
+        return dataclasses.replace(result, errors=errors)
+    return dataclasses.replace(result, table=result.table.rename(index=paths), errors=errors,
+                               chunks=result.chunks.rename(index=paths, level="file"))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -50,7 +50,7 @@ def job_progress_ui(job: loaders.Job) -> None:
     if job.epochs:  # the whole job: epochs done, then the map
         overall = (job.epoch + (job.done / job.total if job.total else 0.0)) / job.epochs
         st.progress(min(overall, 1.0), text=f"overall: epoch {min(job.epoch + 1, job.epochs)} of {job.epochs}"
-                    if not job.stage.startswith(("embedding the corpus for the map", "fitting the map")) else
+                    if not job.stage.startswith((loaders.EMBEDDING_FOR_MAP, loaders.FITTING_MAP)) else
                     "overall: training done, making the map")
     fraction = job.done / job.total if job.total else 0.0
     st.progress(min(fraction, 1.0), text=f"{job.stage} — {job.done}/{job.total or '?'}")

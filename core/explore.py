@@ -20,10 +20,9 @@ from core.config import UmapConfig, config_hash
 from core.dataset import Normaliser, make_chunk_set, utterance_mean
 from core.distributed import World
 from core.extraction import extract_features
-from core.features import chunk_starts
 from core.feature_store import FeatureStore
 from core.forward import chunk_predictions, embed_networks
-from core.inference import Predictor
+from core.inference import Predictor, chunk_times
 from core.latent import LATENT_FORMAT_VERSION, LatentSpace, build_latent_space, cluster_shares
 from core.manifest import corpus_fingerprint, load_manifest
 from core.novelty import PERCENTILE, Novelty, corpus_novelty, nearest_corpus_distance
@@ -260,6 +259,15 @@ class Locator:
         table["out_of_distribution"] = reference.is_out(table["nearest_distance"].to_numpy())
         return LocateResult(table, errors, reference, chunk_table)
 
+    def corpus_neighbours(self, file, k: int = 5) -> pd.Series:
+        """The `k` corpus utterances nearest to corpus utterance `file` in the map's space, itself left out:
+        distances indexed by file, nearest first."""
+        latent = self.exploration.latent
+        vector = latent.embeddings[self.cfg.space][[latent.files.get_loc(file)]]
+        distances, neighbours = self.projector.neighbours(vector, k + 1)
+        found = pd.Series(distances[0], index=latent.files[neighbours[0]], name="distance")
+        return found.drop(file, errors="ignore").head(k)
+
     def chunk_positions(self, file) -> np.ndarray:
         """(C, n_components) map positions of a corpus utterance's chunks, placed as uploads are (k-NN in the
         map's space from the chunk embeddings)."""
@@ -271,15 +279,12 @@ class Locator:
                      c: int) -> pd.DataFrame:
         """One row per (file, chunk) of located clips: start_s, end_s, cluster, predicted attributes and map
         position (from the chunks' vectors in the map's space)."""
-        cfg = self.predictor.bundle.config
         coords = self.projector.transform(chunk_vectors)
         index = pd.MultiIndex.from_product([[clip.path for clip in clips], range(c)], names=["file", "chunk"])
         table = pd.DataFrame(chunks.reshape(len(clips) * c, -1), columns=self.predictor.attributes, index=index)
-        frame_s = cfg.features.hop_length / cfg.audio.sampling_rate
-        # as `Predictor.load` cut them: a clip shorter than one chunk was padded to one (`pad_short`)
-        starts = np.concatenate([chunk_starts(max(clip.n_frames, cfg.chunks.chunk_frames), cfg.chunks) for clip in clips])
-        table.insert(0, "start_s", starts * frame_s)
-        table.insert(1, "end_s", (starts + cfg.chunks.chunk_frames) * frame_s)
+        times = np.array([t for clip in clips for t in chunk_times(clip.n_samples, self.predictor.bundle.config)])
+        table.insert(0, "start_s", times[:, 0])
+        table.insert(1, "end_s", times[:, 1])
         table.insert(2, "cluster", chunk_cluster)
         for i, axis in enumerate("xyz"[: coords.shape[1]]):
             table[axis] = coords[:, i]

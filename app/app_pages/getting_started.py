@@ -8,8 +8,8 @@ from app import loaders, widgets
 from core.paths import default_data_dir
 
 STEPS = [("synthesising", "1/4 · Generating the demo corpus"), ("features", "2/4 · Extracting features"),
-         ("epoch", "3/4 · Training the model"), ("embedding the corpus for the map", "4/4 · Making the map: embedding every clip"),
-         ("fitting the map", "4/4 · Making the map: fitting UMAP")]  # (words in the job's stage, what the page says)
+         ("epoch", "3/4 · Training the model"), (loaders.EMBEDDING_FOR_MAP, "4/4 · Making the map: embedding every clip"),
+         (loaders.FITTING_MAP, "4/4 · Making the map: fitting UMAP")]  # (words in the job's stage, what the page says)
 
 st.title("DeepEmoCluster Explorer")
 st.write("No trained run yet. The built-in demo corpus (synthesised speech whose prosody follows arousal, "
