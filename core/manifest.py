@@ -29,6 +29,7 @@ SPLIT_ALIASES = {  # keys are lower-case: split names are matched case-insensiti
 COLUMNS = ("path", "split", *AVD, "speaker", "emotion")
 _TEXT_COLUMNS = ("path", "split", "speaker", "emotion")
 _MISSING = ("", "nan", "na", "n/a", "null", "none")  # cell texts read as "no value" (lower-case)
+UNKNOWN_SPEAKERS = frozenset({*_MISSING, "unknown", "unk", "-"})  # speaker ids naming no one ("Unknown": MSP-Podcast)
 _MSP_LABEL_FILES = ("labels_consensus.csv", "labels_concensus.csv")  # older releases misspell it
 _MSP_AUDIO_DIRS = ("Audios", "Audio")
 _MSP_COLUMNS = {"filename": "FileName", "split_set": "Split_Set", "emoact": "EmoAct", "emoval": "EmoVal",
@@ -98,7 +99,7 @@ def load_msp_podcast(root: str | os.PathLike, labels: LabelConfig = LabelConfig(
     files = [f.strip() for f in raw["filename"]]
     speakers = raw.get("spkrid")
     if speakers is not None:
-        speakers = speakers.mask(speakers.str.strip().str.lower() == "unknown", "")
+        speakers = known_speakers(speakers).fillna("")
     attributes = dict(zip(AVD, (raw["emoact"], raw["emoval"], raw["emodom"])))
     return _build(source, rows, files, [audio_dir / f for f in files], raw["split_set"], attributes,
                   speakers, raw.get("emoclass"), labels)
@@ -249,6 +250,20 @@ def is_labelled(df: pd.DataFrame) -> pd.Series:
         A bool Series indexed like `df`.
     """
     return df[list(AVD)].notna().any(axis=1)
+
+
+def known_speakers(speakers: pd.Series) -> pd.Series:
+    """The speaker ids that name a speaker; empty, missing and unknown ones (`UNKNOWN_SPEAKERS`, any case) become NaN.
+
+    Args:
+        speakers: a `speaker` column (str, None or NaN values; any index).
+
+    Returns:
+        An object Series indexed like `speakers`: each id with surrounding whitespace stripped, or NaN.
+    """
+    text = [None if pd.isna(s) else str(s).strip() for s in speakers]
+    return pd.Series([np.nan if t is None or t.lower() in UNKNOWN_SPEAKERS else t for t in text],
+                     index=speakers.index, name=speakers.name, dtype=object)
 
 
 def _build(source: Path, rows: list[str], files: list[str], paths: list[Path], split_raw: pd.Series | None,

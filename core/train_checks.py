@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from core.config import RunConfig
+from core.split_hygiene import SplitOverlap, find_split_overlap
 
 
 class TrainingConfigError(ValueError):
@@ -45,3 +46,32 @@ def check_trainable(cfg: RunConfig, corpus: pd.DataFrame, world_size: int = 1) -
                         "start fewer processes (torchrun --nproc_per_node)")
     if problems:
         raise TrainingConfigError("cannot train this corpus with this config:\n  " + "\n  ".join(problems))
+
+
+def check_split_hygiene(corpus: pd.DataFrame, *, allow_speaker_overlap: bool = False,
+                        allow_duplicate_audio: bool = False) -> SplitOverlap:
+    """Refuse a corpus whose training splits leak into its dev or test splits (`core.split_hygiene`).
+
+    A train speaker who also speaks in dev or a test split, or an evaluation clip whose bytes are also
+    a train or unlabelled clip, would make the dev/test CCC judge the model on what it trained on.
+
+    Args:
+        corpus: the utterance table to train on.
+        allow_speaker_overlap: train anyway when "train" shares speakers with dev/test.
+        allow_duplicate_audio: train anyway when dev/test clips duplicate train or unlabelled clips.
+
+    Returns:
+        The overlap found; every part of it was allowed (empty when the splits are clean).
+
+    Raises:
+        TrainingConfigError: an overlap that was not allowed; one line per kind, naming speakers or files.
+    """
+    overlap = find_split_overlap(corpus)
+    problems = []
+    if overlap.speakers and not allow_speaker_overlap:
+        problems.append(f"{overlap.speaker_line}; pass --allow-speaker-overlap to train anyway")
+    if overlap.duplicates and not allow_duplicate_audio:
+        problems.append(f"{overlap.duplicate_line}; pass --allow-duplicate-audio to train anyway")
+    if problems:
+        raise TrainingConfigError("\n".join(problems))
+    return overlap
