@@ -8,8 +8,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-# one colour per attribute on every page (true and predicted values share it)
-ATTRIBUTE_COLOURS = {"arousal": "#d62728", "valence": "#1f77b4", "dominance": "#2ca02c"}
+from core.palette import ATTRIBUTE_COLOURS  # one colour per attribute, shared with the static report (`core.report`)
+
 # 24 categorical colours, distinguishable neighbours, all dark enough against the grey of unselected points (Plotly's "Dark24"); clusters beyond cycle
 PALETTE = px.colors.qualitative.Dark24
 MISSING = "#8c8c8c"  # a value the point does not have (no true label, no speaker)

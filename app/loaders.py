@@ -19,11 +19,15 @@ import pandas as pd
 import streamlit as st
 
 from core.ablation import ablation_partner as core_ablation_partner
+from core.ablation import paired_difference
 from core.analysis import DependenceReport
 from core.atomic import atomic_write_json
 from core.audio import AudioLoadingError
 from core.cluster_words import cluster_centres, cluster_descriptions
 from core.config import UmapConfig, preset
+from core.cross_corpus import run_test_predictions
+from core.evaluation import Evaluation, split_estimates
+from core.evaluation_store import stored_evaluations
 from core.explore import (Exploration, LocateResult, Locator, analyze_exploration, corpus_to_explore, explore, project,
                           prototypes, utterance_table)
 from core.frontend import load_features
@@ -82,6 +86,39 @@ def list_runs() -> list[Run]:
 def ablation_partner(run_id: str) -> Run | None:
     runs = list_runs()
     return core_ablation_partner(next(r for r in runs if r.run_id == run_id), runs)
+
+
+@st.cache_data(show_spinner="Computing the test CCC's intervals…", max_entries=16)
+def load_test_estimates(run_id: str) -> pd.DataFrame:
+    """`core.evaluation.split_estimates` of the run's test predictions (computed once for older runs).
+
+    Raises:
+        EvaluationError: an imported model (no test split of its own).
+    """
+    run = RunStore(default_runs_dir()).load(run_id)
+    return split_estimates(run_test_predictions(run), run.config.model.attributes)
+
+
+@st.cache_data(show_spinner="Pairing the two runs' test predictions…", max_entries=8)
+def load_paired_difference(with_id: str, without_id: str) -> pd.DataFrame:
+    """`core.ablation.paired_difference`: test CCC with minus without the unlabelled stage, paired intervals."""
+    store = RunStore(default_runs_dir())
+    return paired_difference(store.load(with_id), store.load(without_id))
+
+
+def evaluations(run_id: str) -> list[Evaluation]:
+    """The run's stored cross-corpus evaluations (read each time: `python -m core evaluate` may add one)."""
+    return stored_evaluations(RunStore(default_runs_dir()).load(run_id).dir)
+
+
+@st.cache_data(show_spinner=False, max_entries=4, ttl=600)  # rebuilt after 10 min: an evaluation may be added
+def load_report_html(run_id: str) -> bytes:
+    """The run's report (`core.report.write_report`) as one self-contained HTML page, written to a temporary
+    folder and read back. The latent space it analyses is cached on disk, so a rebuild takes seconds."""
+    from core.report import write_report  # on the first download only: matplotlib stays off the app's start path
+    run = RunStore(default_runs_dir()).load(run_id)
+    with tempfile.TemporaryDirectory() as folder:
+        return write_report(run, Path(folder) / "report", cache_root=default_cache_dir()).read_bytes()
 
 
 EMBEDDING_FOR_MAP, FITTING_MAP = "embedding the corpus for the map", "fitting the map"  # a job's stages after training

@@ -4,13 +4,15 @@ import streamlit as st
 from app import figures, loaders, widgets
 from core.atomic import CorruptFileError
 from core.audio import AudioLoadingError
+from core.cross_corpus import EvaluationError
 from core.explore import ExploreError
 from core.extraction import CorpusAudioError
 from core.manifest import ManifestError
 from core.run_store import RunNotFoundError
 from core.runtime import keep_freed_memory
 
-EXPECTED = (AudioLoadingError, CorpusAudioError, CorruptFileError, ExploreError, ManifestError, RunNotFoundError)
+EXPECTED = (AudioLoadingError, CorpusAudioError, CorruptFileError, EvaluationError, ExploreError, ManifestError,
+            RunNotFoundError)
 
 keep_freed_memory()  # the server embeds, trains and predicts: `core.runtime` says why; idempotent on every rerun
 st.set_page_config(page_title="DeepEmoCluster Explorer", page_icon=figures.page_icon(), layout="wide")

@@ -18,6 +18,7 @@ from benchmarks.projection import bench_projection
 from benchmarks.results import NO_TARGET, BenchResult, as_json, format_table
 from benchmarks.scale import run_scale
 from benchmarks.training import bench_demo_training, bench_training
+from benchmarks.uncertainty import bench_bootstrap
 
 
 def run_all(work: Path | None = None, training: bool = True, projection: bool = True,
@@ -40,6 +41,7 @@ def run_all(work: Path | None = None, training: bool = True, projection: bool = 
         results += with_peak_rss(bench_feature_extraction, manifest, work, 2)
         results += with_peak_rss(bench_predict_latency, work)
         results += with_peak_rss(bench_locate, work)
+        results += with_peak_rss(bench_bootstrap)
         results += bench_embedding(work)  # two processes of its own: with and without the malloc options
         if app:  # measures its own server's memory, so not in a process of its own
             try:

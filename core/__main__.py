@@ -13,16 +13,19 @@ from typing import Callable
 
 import pandas as pd
 
-from core.ablation import ablation_variants, ccc_table, run_ablation
+from core import cli_arguments as arguments
+from core.ablation import ablation_variants, run_ablation
 from core.atomic import CorruptFileError
 from core.audio import AudioLoadingError
-from core.config import RunConfig, apply_overrides, preset, toml_overrides
+from core.config import LabelConfig, RunConfig, apply_overrides, preset, toml_overrides
+from core.cross_corpus import EvaluationError, evaluate_corpora, run_test_predictions
 from core.distributed import DistributedError, close_world, init_world
+from core.evaluation import estimate_text, split_estimates
 from core.explore import ExploreError, Locator, analyze_exploration, explore, project
 from core.export import export_exploration
 from core.extraction import CorpusAudioError, extract_features
 from core.feature_store import FeatureStore
-from core.inference import Predictor, evaluate_corpus, expand_audio_paths
+from core.inference import Predictor, expand_audio_paths
 from core.manifest import ManifestError, load_corpus
 from core.official import OfficialImportError, find_official_files, import_official
 from core.paths import default_cache_dir, default_demo_dir
@@ -31,10 +34,11 @@ from core.run_store import Run, RunLockedError, RunNotFoundError, RunStore
 from core.runtime import keep_freed_memory
 from core.synthetic import make_demo_corpus
 from core.train import TrainingConfigError, train
+from core.uncertainty import MIN_RESAMPLED_SPEAKERS, MIN_SPEAKER_UTTERANCES, speaker_spread
 
 # what a user can cause and fix: a one-line message and exit code 2, never a traceback
 EXPECTED_ERRORS = (ManifestError, CorpusAudioError, OfficialImportError, RunNotFoundError, AudioLoadingError,
-                   TrainingConfigError, RunLockedError, ExploreError, CorruptFileError, DistributedError)
+                   TrainingConfigError, RunLockedError, ExploreError, CorruptFileError, DistributedError, EvaluationError)
 
 
 @dataclass(frozen=True)
@@ -76,92 +80,6 @@ def build_parser() -> argparse.ArgumentParser:
         command.arguments(p)
         p.set_defaults(handler=command.run)
     return parser
-
-
-# --- arguments -----------------------------------------------------------------------------------
-
-def _import_arguments(p) -> None:
-    p.add_argument("--arousal", type=Path, help="*_Act.pth.tar")
-    p.add_argument("--dominance", type=Path, help="*_Dom.pth.tar")
-    p.add_argument("--valence", type=Path, help="*_Val.pth.tar")
-    p.add_argument("--norm-terms", type=Path, help="folder with feat/act/dom/val_norm_{means,stds}.mat")
-    p.add_argument("--from", dest="source", type=Path, help="a folder holding all of the above (found by name)")
-
-
-def _predict_arguments(p) -> None:
-    p.add_argument("inputs", nargs="+", type=Path, help="audio files and/or folders (searched recursively)")
-    p.add_argument("--run", help="run id (default: the newest run in the store)")
-    p.add_argument("--out", type=Path, help="write the CSV here instead of stdout")
-    p.add_argument("--chunks", action="store_true", help="one row per chunk instead of per clip")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-
-
-def _demo_arguments(p) -> None:
-    p.add_argument("--out", type=Path, default=None, help="folder (default: data/demo)")
-    p.add_argument("--seed", type=int, default=0)
-
-
-def _extract_arguments(p) -> None:
-    p.add_argument("--corpus", type=Path, required=True, help="manifest CSV, MSP-Podcast root, or folder of clips")
-    p.add_argument("--unlabelled", type=Path, help="an extra folder of unlabelled clips")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: one per core for large corpora)")
-    p.add_argument("--skip-unreadable", action="store_true", help="warn about unreadable files instead of failing")
-
-
-def _corpus_arguments(p) -> None:
-    p.add_argument("--corpus", type=Path, required=True, help="manifest CSV, MSP-Podcast root, or folder of clips")
-    p.add_argument("--unlabelled", type=Path, help="an extra folder of unlabelled clips")
-    p.add_argument("--preset", default="default", help="default, demo, tiny, paper or paper-<attribute>")
-    p.add_argument("--config", type=Path, help="TOML file of overrides ([train] epochs = 3 ...)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set train.epochs=3 (repeatable)")
-    p.add_argument("--workers", type=int, default=None, help="feature-extraction processes")
-
-
-def _train_arguments(p) -> None:
-    _corpus_arguments(p)
-    p.add_argument("--force", action="store_true", help="retrain even if this run exists")
-
-
-def _ablation_arguments(p) -> None:
-    _corpus_arguments(p)
-    p.add_argument("--with-frozen-regressor", action="store_true",
-                   help="also train both with train.freeze_regressor=true (the released code's behaviour)")
-
-
-def _evaluate_arguments(p) -> None:
-    p.add_argument("run", nargs="?", help="run id (default: the newest run)")
-    p.add_argument("--corpus", type=Path, help="evaluate on this corpus's test splits instead of the stored metrics")
-    p.add_argument("--device", default="auto")
-
-
-def _explore_arguments(p) -> None:
-    p.add_argument("run", nargs="?", help="run id (default: the newest run)")
-    p.add_argument("--corpus", type=Path, help="explore this corpus (default: the run's own; required for imported models)")
-    p.add_argument("--unlabelled", type=Path, help="an extra folder of unlabelled clips for --corpus")
-    p.add_argument("--network", help="imported models: arousal, valence or dominance (default: arousal)")
-
-
-def _analyze_arguments(p) -> None:
-    _explore_arguments(p)
-    p.add_argument("--split", action="append", help="only these splits (repeatable; default: all)")
-    p.add_argument("--shuffles", type=int, default=20, help="shuffled-cluster baselines")
-    p.add_argument("--no-map", action="store_true", help="skip fitting the UMAP map")
-
-
-def _locate_arguments(p) -> None:
-    _explore_arguments(p)
-    p.add_argument("clips", nargs="+", type=Path, help="audio files and/or folders")
-    p.add_argument("--neighbours", type=int, default=5)
-    p.add_argument("--out", type=Path, help="write the CSV here instead of stdout")
-
-
-def _export_arguments(p) -> None:
-    _explore_arguments(p)
-    p.add_argument("--format", choices=["csv", "parquet", "json"], default="csv")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--absolute-paths", action="store_true",
-                   help="audio paths as stored (default: relative to the corpus folder, so the tables can be shared)")
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -237,14 +155,18 @@ def _train(args) -> int:
     printer = TrainPrinter()
     try:
         result = train(cfg, corpus, RunStore(args.runs_dir), default_cache_dir(), force=args.force, workers=args.workers,
-                       progress=printer if args.world.is_main else None, world=args.world)
+                       progress=printer if args.world.is_main else None, world=args.world,
+                       allow_speaker_overlap=args.allow_speaker_overlap,
+                       allow_duplicate_audio=args.allow_duplicate_audio)
     finally:
         printer.close()
     if not args.world.is_main:
         return 0
     verb = "trained" if result.trained else "loaded existing run"
     print(f"{verb} {result.run.run_id} ({result.run.dir})")
-    _print_ccc(ccc_table({result.run.run_id: result.test_ccc}))
+    if result.test_ccc:
+        print(f"test {INTERVALS}")
+        _print_estimates(split_estimates(run_test_predictions(result.run), cfg.model.attributes))
     return 0
 
 
@@ -261,31 +183,73 @@ def _ablation(args) -> int:
     try:
         result = run_ablation(ablation_variants(base, with_frozen_regressor=args.with_frozen_regressor), corpus,
                               RunStore(args.runs_dir), default_cache_dir(), progress=report if args.world.is_main else None,
-                              workers=args.workers, world=args.world)
+                              workers=args.workers, world=args.world, allow_speaker_overlap=args.allow_speaker_overlap,
+                              allow_duplicate_audio=args.allow_duplicate_audio)
     finally:
         printer.close()
     if args.world.is_main:
-        _print_ccc(result.test_ccc)
+        for label, run in result.runs.items():
+            print(f"\n{label} ({run.run_id}): test {INTERVALS}")
+            _print_estimates(split_estimates(run_test_predictions(run), run.config.model.attributes))
+        for name, table in result.differences.items():
+            print(f"\n{name}: paired difference of test CCC, 95 % bootstrap interval over the same resamples")
+            _print_estimates(table)
     return 0
 
 
 def _evaluate(args) -> int:
     run = _load_run(args)
     if args.corpus is None:
-        metrics = run.metrics()
-        if metrics is None:
-            print(f"error: run {run.run_id} has no stored test metrics; give --corpus", file=sys.stderr)
-            return 2
-        _print_ccc(ccc_table({run.run_id: metrics.test_ccc}))
+        predictions = run_test_predictions(run, args.device)
+        print(f"run {run.run_id}, its own test splits: {INTERVALS}")
+        _print_estimates(split_estimates(predictions, run.config.model.attributes))
+        _print_speaker_spread(predictions, run.config.model.attributes)
         return 0
-    corpus = load_corpus(args.corpus, labels=run.config.labels)
-    _print_ccc(ccc_table({run.run_id: evaluate_corpus(Predictor.from_run(run, args.device), corpus)}))
+    label_range = tuple(args.label_range) if args.label_range else None
+    labels = LabelConfig(minimum=label_range[0], maximum=label_range[1]) if label_range else run.config.labels
+    names = _corpus_names(args.corpus)
+    corpora = {name: load_corpus(path, labels=labels) for name, path in names.items()}
+    evaluation = evaluate_corpora(run, corpora, {name: str(path) for name, path in names.items()},
+                                  label_range=label_range, device=args.device, progress=stage_printer())
+    print(f"run {run.run_id} on {len(corpora)} corpora: {INTERVALS}")
+    for note in evaluation.notes:
+        print(f"note: {note}")
+    _print_estimates(evaluation.table)
     return 0
 
 
-def _print_ccc(table: pd.DataFrame) -> None:
+INTERVALS = ("CCC with 95 % bootstrap intervals (1 000 resamples of utterances; also of whole speakers where at least "
+             f"{MIN_RESAMPLED_SPEAKERS} are known)")
+
+
+def _corpus_names(paths: list[Path]) -> dict[str, Path]:
+    """A short distinct name per corpus path: its file or folder name (manifest.csv: its folder's)."""
+    names: dict[str, Path] = {}
+    for path in paths:
+        base = path.parent.name if path.name == "manifest.csv" else path.stem
+        name, i = base or str(path), 2
+        while name in names:
+            name, i = f"{base} ({i})", i + 1
+        names[name] = path
+    return names
+
+
+def _print_estimates(table: pd.DataFrame) -> None:
     if len(table):
-        print(table.reset_index().to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(estimate_text(table).reset_index().to_string(index=False))
+
+
+def _print_speaker_spread(predictions: pd.DataFrame, attributes) -> None:
+    """Per split and attribute: the spread of the speakers' own CCCs (speakers with enough test utterances)."""
+    if "speaker" not in predictions:
+        return
+    for split, part in predictions.groupby("split", sort=False):
+        for attribute in attributes:
+            spread = speaker_spread(part[attribute], part[f"{attribute}_predicted"], part["speaker"])
+            if spread.n_speakers:
+                print(f"{split} {attribute}: {spread.n_speakers} speakers with >= {MIN_SPEAKER_UTTERANCES} utterances, "
+                      f"CCC median {spread.median:.3f}, IQR [{spread.q1:.3f}, {spread.q3:.3f}], "
+                      f"worst {', '.join(spread.worst)}")
 
 
 def _exploration(args):
@@ -347,6 +311,19 @@ def _export(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from core.report import write_report  # here: it imports matplotlib (~0.5 s), which no other command needs
+    run = _load_run(args)
+    if args.out.is_file():
+        print(f"error: --out {args.out} is a file: give a folder", file=sys.stderr)
+        return 2
+    if args.world.is_main:  # under torchrun, rank 0 alone writes
+        path = write_report(run, args.out, cache_root=default_cache_dir(), analysis=not args.no_analysis,
+                            device=args.device, progress=stage_printer())
+        print(f"report of run {run.run_id}: {path} (self-contained; report.md and figures/ beside it)")
+    return 0
+
+
 def _runs(args) -> int:
     runs = RunStore(args.runs_dir).list()
     if not runs:
@@ -366,17 +343,19 @@ def _write_csv(table: pd.DataFrame, out: Path | None) -> None:
 
 
 COMMANDS = [
-    Command("import-official", "import the authors' published checkpoints as a run", _import_arguments, _import_official),
-    Command("predict", "predict arousal, dominance and valence for audio files or folders", _predict_arguments, _predict),
-    Command("demo-corpus", "generate the built-in demo corpus (synthesised speech)", _demo_arguments, _demo_corpus),
-    Command("extract", "extract and cache mel features of a corpus (parallel, incremental)", _extract_arguments, _extract),
-    Command("train", "train (or load, or resume) a DeepEmoCluster run on a corpus", _train_arguments, _train),
-    Command("ablation", "train with and without the unlabelled stage; compare test CCC", _ablation_arguments, _ablation),
-    Command("evaluate", "test CCC of a run (stored, or on a corpus's test splits)", _evaluate_arguments, _evaluate),
-    Command("analyze", "cluster-emotion dependence of a run's latent space (and its map)", _analyze_arguments, _analyze),
-    Command("locate", "place clips in a run's latent space: attributes, cluster, map, neighbours", _locate_arguments,
+    Command("import-official", "import the authors' published checkpoints as a run", arguments.import_official, _import_official),
+    Command("predict", "predict arousal, dominance and valence for audio files or folders", arguments.predict, _predict),
+    Command("demo-corpus", "generate the built-in demo corpus (synthesised speech)", arguments.demo_corpus, _demo_corpus),
+    Command("extract", "extract and cache mel features of a corpus (parallel, incremental)", arguments.extract, _extract),
+    Command("train", "train (or load, or resume) a DeepEmoCluster run on a corpus", arguments.train, _train),
+    Command("ablation", "train with and without the unlabelled stage; the paired difference of test CCC", arguments.ablation, _ablation),
+    Command("evaluate", "test CCC with 95 % intervals: the run's own test splits, or other corpora", arguments.evaluate, _evaluate),
+    Command("analyze", "cluster-emotion dependence of a run's latent space (and its map)", arguments.analyze, _analyze),
+    Command("locate", "place clips in a run's latent space: attributes, cluster, map, neighbours", arguments.locate,
             _locate),
-    Command("export", "write the cluster-emotion, utterance and embedding tables", _export_arguments, _export),
+    Command("export", "write the cluster-emotion, utterance and embedding tables", arguments.export, _export),
+    Command("report", "write a shareable report of a run (one self-contained HTML page, and Markdown)",
+            arguments.report, _report),
     Command("runs", "list the runs in the store", lambda p: None, _runs),
 ]
 

@@ -5,7 +5,6 @@ absent, incomplete or corrupted (then with a warning).
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core.atomic import (COMPLETE, CorruptFileError, atomic_save_npy, atomic_write_bytes, atomic_write_json, discard,
-                         verify_marker, write_marker)
+                         parquet_bytes, verify_marker, write_marker)
 from core.latent import LatentSpace
 from core.novelty import Novelty
 
@@ -33,9 +32,7 @@ def save_latent(folder: Path, latent: LatentSpace) -> None:
         arrays |= {f"chunk_embedding_{space}": values, f"utterance_{space}": latent.embeddings[space]}
     for name, values in arrays.items():
         atomic_save_npy(folder / f"{name}.npy", values)
-    buffer = io.BytesIO()
-    latent.predictions.to_parquet(buffer)
-    atomic_write_bytes(folder / "predictions.parquet", buffer.getvalue())
+    atomic_write_bytes(folder / "predictions.parquet", parquet_bytes(latent.predictions))
     atomic_write_json(folder / "latent.json", {"n_chunks": latent.n_chunks, "centroid_source": latent.centroid_source,
                                                "spaces": list(latent.chunk_embeddings)})
     files = [folder / f"{name}.npy" for name in arrays] + [folder / "predictions.parquet", folder / "latent.json"]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+import pandas as pd
 import torch
 
 COMPLETE = "COMPLETE"  # the completion marker of a folder (a run, a latent space), written last
@@ -81,6 +82,12 @@ def json_bytes(obj: Any) -> bytes:
 def npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array))
+    return buffer.getvalue()
+
+
+def parquet_bytes(table: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    table.to_parquet(buffer)
     return buffer.getvalue()
 
 

@@ -19,7 +19,6 @@ from core.dataset import ChunkSet, Normaliser
 from core.features import chunk_starts
 from core.forward import ChunkOutputs, chunk_predictions, embed_networks, utterance_predictions
 from core.frontend import LoadResult, load_features
-from core.metrics import attribute_ccc
 from core.model import resolve_device
 from core.run_store import Run
 
@@ -139,29 +138,6 @@ def chunk_times(n_samples: int, cfg: RunConfig) -> list[tuple[float, float]]:
 def file_chunk_times(path: str | Path, cfg: RunConfig) -> list[tuple[float, float]]:
     """`chunk_times` of an audio file, from its header."""
     return chunk_times(round(audio_duration_s(path) * cfg.audio.sampling_rate), cfg)
-
-
-def evaluate_corpus(predictor: Predictor, corpus: pd.DataFrame,
-                    splits: tuple[str, ...] = ("test", "test2", "test3")) -> dict[str, dict[str, float]]:
-    """Utterance-level CCC per attribute on each test split of a corpus present in it
-    (`core.metrics.attribute_ccc`: a clip without a label is left out of that attribute only).
-
-    Raises:
-        AudioLoadingError: a test clip could not be read (evaluating on a subset would mislead).
-    """
-    out = {}
-    for split in splits:
-        rows = corpus[corpus["split"] == split]
-        if rows.empty:
-            continue
-        result = predictor.predict_files(rows["path"])
-        if result.errors:
-            path, reason = next(iter(result.errors.items()))
-            raise AudioLoadingError(path, f"{reason} ({len(result.errors)} unreadable test clips)")
-        predicted = result.utterances.set_index("path").loc[rows["path"]]
-        out[split] = attribute_ccc(rows[predictor.attributes].to_numpy(), predicted[predictor.attributes].to_numpy(),
-                                   predictor.attributes)
-    return out
 
 
 def _check_length(path: str, n_samples: int, cfg: RunConfig) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import io
 import json
 import os
 import shutil
@@ -26,13 +25,14 @@ import pandas as pd
 import torch
 
 from core.atomic import (COMPLETE, CorruptFileError, atomic_write_bytes, bytes_digest, json_bytes, json_default,
-                         npy_bytes, read_checked_json, torch_bytes, verify_file, write_checked_json, write_marker,
+                         npy_bytes, parquet_bytes, read_checked_json, torch_bytes, verify_file, write_checked_json, write_marker,
                          write_with_digest)
 from core.bundle import ModelBundle, bundle_from_state, bundle_state
 from core.config import RunConfig
 from core.paths import default_runs_dir
 
 SCHEMA_VERSION = 1
+TEST_PREDICTIONS = "test_predictions.parquet"  # a finished run's per-utterance test predictions
 JOURNAL = "checkpoints/checksums.json"  # digests of the files of a run being trained (`RunWriter`)
 _RUN_HINT = "a finished run cannot be rebuilt: train it again (train --force), or delete its folder and import it again"
 _RESUME_HINT = "run the same command again with --force to start this run over"
@@ -61,6 +61,7 @@ class RunInfo:
     attribution: str | None = None
     published_test_ccc: dict[str, float] = field(default_factory=dict)
     centroids: str | None = None  # how clusters are derived where the run stores no centroids
+    split_overlap: str | None = None  # trained runs: the leaks between splits that were allowed (`core.split_hygiene`)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -79,9 +80,11 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class RunMetrics:
-    """`metrics.json`: the best checkpoint's test CCC."""
+    """`metrics.json`: the best checkpoint's test CCC, with 95 % bootstrap intervals (`core.uncertainty`)."""
     test_ccc: dict[str, dict[str, float]]  # split -> attribute -> CCC
     best_epoch: int
+    # split -> attribute -> `core.evaluation.interval_records`; empty in runs finished before intervals existed
+    test_intervals: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,12 @@ class Run:
         if not path.exists():
             return None
         data = json.loads(path.read_text())  # keys a later version may add are left out
-        return RunMetrics(data.get("test_ccc", {}), int(data.get("best_epoch", -1)))
+        return RunMetrics(data.get("test_ccc", {}), int(data.get("best_epoch", -1)), data.get("test_intervals", {}))
+
+    def test_predictions(self) -> pd.DataFrame | None:
+        """Per-utterance test predictions (`core.evaluation.prediction_table`); None in older or imported runs."""
+        path = self.file(TEST_PREDICTIONS)
+        return pd.read_parquet(path) if path.exists() else None
 
     def corpus(self) -> pd.DataFrame | None:
         """The utterance table the run was trained on (None for imported models)."""
@@ -178,8 +186,7 @@ class RunStore:
         info = json.loads(_finished_file(folder, "config.json", checksums).read_text())
         return Run(run_id, folder, RunInfo.from_dict(info), checksums)
 
-    def find(self, run_id: str) -> Run | None:
-        """The completed run `run_id`, or None."""
+    def find(self, run_id: str) -> Run | None:  # the completed run `run_id`, or None
         return self.load(run_id) if (self.root / run_id / COMPLETE).exists() else None
 
     def latest(self) -> Run:
@@ -229,9 +236,7 @@ class RunStore:
         atomic_write_bytes(tmp / "config.json", json_bytes(_stamped(info).to_dict()))
         atomic_write_bytes(tmp / "model.pt", torch_bytes(bundle_state(bundle)))
         if corpus is not None:
-            buffer = io.BytesIO()
-            corpus.to_parquet(buffer)
-            atomic_write_bytes(tmp / "corpus.parquet", buffer.getvalue())
+            atomic_write_bytes(tmp / "corpus.parquet", parquet_bytes(corpus))
         write_marker(tmp / COMPLETE, _run_files(tmp))
         final = self.root / info.run_id
         if final.exists():  # an older incomplete attempt: replace it
@@ -278,9 +283,7 @@ class RunWriter:
 
     def save_corpus(self, corpus: pd.DataFrame) -> None:
         """The utterance table the run is trained on, so analysis needs no path to it later."""
-        buffer = io.BytesIO()
-        corpus.to_parquet(buffer)
-        self.write_bytes("corpus.parquet", buffer.getvalue())
+        self.write_bytes("corpus.parquet", parquet_bytes(corpus))
 
     def resume(self) -> Checkpoint | None:
         """The training state after the last completed epoch, or None for a fresh run.
@@ -335,11 +338,14 @@ class RunWriter:
         self._save_journal({})  # never read: it may be what is corrupted; every file is written again
         self.write_bytes("config.json", json_bytes(self.info.to_dict()))
 
-    def complete(self, bundle: ModelBundle, centroids: np.ndarray, metrics: RunMetrics) -> Run:
-        """Write the kept model, its centroids and metrics, check every top-level file against the journal,
-        then write `COMPLETE` vouching for them."""
+    def complete(self, bundle: ModelBundle, centroids: np.ndarray, metrics: RunMetrics,
+                 test_predictions: pd.DataFrame | None = None) -> Run:
+        """Write the kept model, its centroids, metrics and test predictions, check every top-level file
+        against the journal, then write `COMPLETE` vouching for them."""
         self.write_bytes("centroids.npy", npy_bytes(np.asarray(centroids, np.float32)))
         self.write_bytes("metrics.json", json_bytes(dataclasses.asdict(metrics)))
+        if test_predictions is not None:
+            self.write_bytes(TEST_PREDICTIONS, parquet_bytes(test_predictions))
         self.write_bytes("model.pt", torch_bytes(bundle_state(bundle)))
         files = _run_files(self.dir)
         for path in files:

@@ -21,15 +21,16 @@ import torch
 from core.bundle import ModelBundle
 from core.clustering import PseudoLabeler
 from core.config import RunConfig, config_hash
-from core.dataset import ChunkSet, Normaliser, balanced_indices, utterance_mean
+from core.dataset import ChunkSet, Normaliser, balanced_indices
 from core.distributed import BatchNormReplay, World, data_parallel, synchronise_batchnorm
+from core.evaluation import evaluate, interval_records, predict_utterances, prediction_table, split_estimates
 from core.forward import embed_chunks
 from core.manifest import corpus_fingerprint
 from core.metrics import attribute_ccc, cluster_stability
 from core.model import EmotionCNN, autocast, dropout_mask, resolve_device
 from core.objective import BatchStep, cluster_backward, joint_backward, local_batches, split_batch
 from core.run_store import Checkpoint, Run, RunInfo, RunLockedError, RunMetrics, RunStore, RunWriter
-from core.train_checks import TrainingConfigError, check_trainable
+from core.train_checks import TrainingConfigError, check_split_hygiene, check_trainable
 from core.training_data import TrainingData, prepare_training_data
 
 _LABELLED_SEED_OFFSET = 7919  # the labelled stage's K-means seed differs from the unlabelled stage's
@@ -74,7 +75,8 @@ class TrainResult:
 
 def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path, *, force: bool = False,
           progress: Callable[[TrainProgress], None] | None = None, workers: int | None = None,
-          world: World | None = None) -> TrainResult:
+          world: World | None = None, allow_speaker_overlap: bool = False,
+          allow_duplicate_audio: bool = False) -> TrainResult:
     """Train (or load, or resume) the run of `cfg` on `corpus`.
 
     Args:
@@ -83,9 +85,13 @@ def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path
         cache_root: feature-store root (features are extracted once per corpus and feature config).
         force: retrain even if the run exists.
         world: the processes of a torchrun job (`core.distributed`); rank 0 alone writes the run.
+        allow_speaker_overlap, allow_duplicate_audio: train although "train" shares speakers, or train or
+            unlabelled share audio, with dev/test (`core.train_checks.check_split_hygiene`); the run's
+            `RunInfo.split_overlap` records what was allowed. Neither changes the run id.
 
     Raises:
-        TrainingConfigError: before any work, when the corpus and config cannot be trained together.
+        TrainingConfigError: before any work, when the corpus and config cannot be trained together, or
+            its splits leak and that was not allowed.
         RunLockedError: another process is training the same run.
     """
     if world is None or world.size == 1:  # a process of its own trains on the device its config names
@@ -93,6 +99,8 @@ def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path
     info = run_info(cfg, corpus)
     world.check_same(info.run_id, "the config and corpus (their run id)")
     check_trainable(cfg, corpus, world.size)
+    info = dataclasses.replace(info, split_overlap=check_split_hygiene(  # refused unless allowed; else recorded
+        corpus, allow_speaker_overlap=allow_speaker_overlap, allow_duplicate_audio=allow_duplicate_audio).message)
     if not force and (existing := runs.find(info.run_id)):  # same config + corpus -> reuse the run
         return _result(existing, trained=False)
     report = progress or (lambda p: None)
@@ -124,7 +132,7 @@ def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path
                                cluster_stability(state.previous_pseudo, pseudo.labels_), pseudo.cluster_sizes().tolist(),
                                unlabelled_sizes, ep.seconds, data.n_trained_chunks)
             state = _finish_epoch(writer, ep, data, state, stats, pseudo)
-        return _complete(writer, runs, data, cfg, world)
+        return _complete(writer, runs, data, cfg, corpus, world)
 
 
 def run_id_for(cfg: RunConfig, corpus: pd.DataFrame) -> str:
@@ -143,13 +151,6 @@ def seed_everything(seed: int) -> None:
     """The only global seeding (STYLE rule 7): torch's generator for weight init, dropout and heads."""
     random.seed(seed)
     torch.manual_seed(seed)
-
-
-def evaluate(model: EmotionCNN, chunk_set: ChunkSet, normaliser: Normaliser, attributes: tuple[str, ...],
-             world: World | None = None) -> dict[str, float]:
-    """Utterance-level CCC per attribute (`core.metrics.attribute_ccc`): each utterance's chunk mean vs its label."""
-    out = embed_chunks(model, chunk_set, normaliser, world, outputs=("attributes",))
-    return attribute_ccc(chunk_set.targets, utterance_mean(out.attributes, chunk_set.n_chunks), attributes)
 
 
 @contextlib.contextmanager
@@ -355,23 +356,32 @@ def _restore(writer: RunWriter, model: EmotionCNN, optimisers: dict, cfg: RunCon
                   checkpoint.history.to_dict("records"), list(checkpoint.assignments), first_epoch=checkpoint.epoch)
 
 
-def _complete(writer: RunWriter, runs: RunStore, data: TrainingData, cfg: RunConfig, world: World) -> TrainResult:
+def _complete(writer: RunWriter, runs: RunStore, data: TrainingData, cfg: RunConfig, corpus: pd.DataFrame,
+              world: World) -> TrainResult:
     """Evaluate the best checkpoint on the test splits, give it its own centroids, then mark the run complete.
 
     The best epoch's K-means ran before that epoch's joint stage moved the network, so its centroids
     need not match the kept model's space: one seeded K-means over the training chunks in the kept
-    model's clustering space gives the clusters of the map (SPEC 2.4).
+    model's clustering space gives the clusters of the map (SPEC 2.4). The per-utterance test predictions
+    are stored with the run, so that intervals (`core.uncertainty`) never need the model again.
     """
     bundle = world.broadcast(writer.load_best() if world.is_main else None)  # rank 0 checks the file
     (network,) = bundle.networks.values()
     network.to(data.normaliser.device, memory_format=torch.channels_last)
-    test_ccc = {split: evaluate(network, chunks, data.normaliser, cfg.model.attributes, world)
-                for split, chunks in data.tests.items()}
+    attributes, test_ccc, tables = cfg.model.attributes, {}, []
+    speakers = corpus["speaker"] if "speaker" in corpus else None
+    for split, chunks in data.tests.items():
+        z = predict_utterances(network, chunks, data.normaliser, world)
+        test_ccc[split] = attribute_ccc(chunks.targets, z, attributes)
+        tables.append(prediction_table(split, chunks, z, data.normalisation, attributes, speakers))
     vectors = embed_chunks(network, data.train, data.normaliser, world, outputs=("cluster_features",)).cluster_features
     if world.is_main:
         centroids = _labeler(cfg, cfg.seed + _FINAL_SEED_OFFSET).fit(vectors).cluster_centers_
         history = writer.history()
-        writer.complete(bundle, centroids, RunMetrics(test_ccc, int(history.loc[history["best"], "epoch"].iloc[-1])))
+        predictions = pd.concat(tables) if tables else None
+        intervals = split_estimates(predictions, attributes) if tables else None
+        metrics = RunMetrics(test_ccc, int(history.loc[history["best"], "epoch"].iloc[-1]), interval_records(intervals))
+        writer.complete(bundle, centroids, metrics, predictions)
     world.barrier()
     return _result(runs.load(writer.info.run_id), trained=True)
 

@@ -27,3 +27,17 @@ def test_ccc_table_is_indexed_by_run_and_split():
     table = ccc_table({"a": {"test": {"arousal": 0.5}}, "b": {"test": {"arousal": 0.25}, "test2": {"arousal": 0.1}}})
     assert list(table.index) == [("a", "test"), ("b", "test"), ("b", "test2")]
     assert table.loc[("b", "test2"), "arousal"] == 0.1
+
+
+def test_run_ablation_passes_the_split_hygiene_flags_to_every_training(monkeypatch, tmp_path):
+    import core.ablation
+    from core.train import TrainResult
+    calls = []
+
+    def fake_train(cfg, corpus, runs, cache_root, **kwargs):
+        calls.append(kwargs)
+        return TrainResult(run=None, history=None, test_ccc={"test": {"arousal": 0.5}}, trained=True)
+    monkeypatch.setattr(core.ablation, "train", fake_train)
+    variants = ablation_variants(tiny(), with_frozen_regressor=True)[::2]  # no with/without pair: nothing to compare
+    core.ablation.run_ablation(variants, None, RunStore(tmp_path), tmp_path, allow_speaker_overlap=True)
+    assert [(c["allow_speaker_overlap"], c["allow_duplicate_audio"]) for c in calls] == [(True, False), (True, False)]

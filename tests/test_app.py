@@ -80,6 +80,10 @@ def test_runs_page_shows_curves_and_the_ssl_ablation(app_store):
     assert not at.exception
     assert any("SSL ablation" in m.value for m in at.markdown)
     assert any("Dev CCC per epoch" in m.value for m in at.markdown)
+    tables = [d.value for d in at.dataframe]
+    test_ccc = next(t for t in tables if "CCC [95 % CI]" in t)  # every test CCC with its interval
+    assert test_ccc["CCC [95 % CI]"].str.contains(r"\[").all()
+    assert any("CCC difference [95 % CI]" in t for t in tables)  # what the unlabelled stage bought
     at.text_input(key="runs.corpus").input("/nowhere/manifest.csv")
     at.button[0].click().run()  # a bad corpus path: an error on the page, the session goes on
     assert not at.exception

@@ -40,3 +40,13 @@ def test_cli_without_runs_says_how_to_start(tmp_path, capsys):
 def test_import_official_cli_requires_all_paths(tmp_path, capsys):
     assert main(["--runs-dir", str(tmp_path), "import-official", "--arousal", "x.pth.tar"]) == 2
     assert "give --from FOLDER" in capsys.readouterr().err
+
+
+def test_train_and_ablation_take_the_split_hygiene_flags():
+    from core.__main__ import build_parser
+    for command in ("train", "ablation"):
+        default = build_parser().parse_args([command, "--corpus", "c.csv"])
+        assert not default.allow_speaker_overlap and not default.allow_duplicate_audio
+        both = build_parser().parse_args([command, "--corpus", "c.csv", "--allow-speaker-overlap",
+                                          "--allow-duplicate-audio"])
+        assert both.allow_speaker_overlap and both.allow_duplicate_audio

@@ -12,26 +12,33 @@ REPO = Path(__file__).resolve().parents[1]
 MAX_LINES = 400  # STYLE rule 4: one concept per module
 
 CORE_LAYERS = [
-    ["config", "runtime", "paths", "atomic"],  # settings, process options, default folders, atomic writes + checksums
+    ["config", "runtime", "paths", "atomic", "palette"],  # settings, process options, default folders, atomic writes
+    # + checksums, the figures' colours
     ["audio", "features", "metrics", "analysis", "projection", "agreement", "cluster_words", "novelty"],  # pure:
     # decoding, mel maths, CCC, statistics, UMAP, two clusterings compared, clusters in words, out of distribution
     ["frontend", "manifest"],  # files -> features; corpora -> utterance tables
-    ["dataset", "model", "clustering", "synthetic"],  # chunks and model input; the CNN; K-means; the demo corpus
+    ["dataset", "model", "clustering", "synthetic", "split_hygiene", "uncertainty"],  # chunks and model input; the
+    # CNN; K-means; the demo corpus; speakers and audio shared between splits; bootstrap intervals of a CCC
     ["bundle", "distributed", "train_checks", "loader"],  # networks + normalisation; many processes; what can be
                                                           # trained; inputs gathered ahead
     ["forward", "objective"],  # the one forward path; the losses of one batch
-    ["latent"],  # a corpus's latent space
-    ["feature_store", "run_store", "analysis_store"],  # storage: imports the data types above, never the reverse
+    ["latent", "evaluation"],  # a corpus's latent space; labelled chunk sets -> predictions and their CCC
+    ["feature_store", "run_store", "analysis_store", "evaluation_store"],  # storage: imports the data types above,
+    # never the reverse
     ["extraction"],  # audio -> feature store, in parallel
     ["training_data"],  # what a run trains on
     ["train", "inference"],  # the DeepCluster loop; new audio through a stored run
-    ["explore", "official", "ablation"],  # latent space of a run + map + locate; the published models; ablations
-    ["export", "progress"],  # tables of an exploration; the CLI's terminal progress
+    ["explore", "official", "cross_corpus"],  # latent space of a run + map + locate; the published models; a run
+    # evaluated on corpora
+    ["export", "progress", "ablation", "report_document", "report_figures"],  # tables of an exploration; the CLI's
+    # terminal progress; ablations; a report as HTML and Markdown; its figures
+    ["report", "cli_arguments"],  # a shareable report of one run; the command line's options
     ["__init__", "__main__"],  # the public names; the CLI
 ]
 APP_LAYERS = [["__init__", "figures", "loaders"], ["widgets", "scatter", "inspector"], ["streamlit_app", "app_pages"]]
 BENCHMARK_LAYERS = [["machine", "browser", "inputs", "server", "synthetic_store"], ["results", "synthetic_run"], ["memory"],
-                    ["corpus", "embedding", "latency", "projection", "training", "app", "map", "scale_training"], ["scale"],
+                    ["corpus", "embedding", "latency", "projection", "training", "app", "map", "scale_training",
+                     "uncertainty"], ["scale"],
                     ["__init__", "__main__"]]
 
 

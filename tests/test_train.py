@@ -202,3 +202,40 @@ def test_stored_centroids_are_k_means_in_the_kept_models_space(trained_run, tiny
     np.testing.assert_allclose(stored, expected.cluster_centers_, atol=1e-5)
     assert np.array_equal(nearest_centroid(vectors, stored), expected.labels_)  # the saved model's own grouping
     assert np.load(run.dir / "last_centroids.npy").shape == stored.shape  # the final epoch's, kept beside them
+
+
+def _leaking(corpus: pd.DataFrame) -> pd.DataFrame:
+    """`corpus` with its first test clip spoken by its first train speaker."""
+    speaker = corpus.loc[corpus["split"] == "train", "speaker"].iloc[0]
+    return corpus.assign(speaker=corpus["speaker"].mask(corpus.index == corpus.index[corpus["split"] == "test"][0],
+                                                        speaker))
+
+
+def test_speaker_overlap_is_refused_before_any_work_unless_allowed_and_then_recorded(tiny_corpus, cache, tmp_path):
+    corpus, cfg = _leaking(tiny_corpus), apply_overrides(tiny(), ["train.epochs=1"])
+    with pytest.raises(TrainingConfigError, match=r"^speaker overlap between splits: train/test share 1 speaker .*"
+                                                  r"pass --allow-speaker-overlap to train anyway$"):
+        train(cfg, corpus, RunStore(tmp_path), tmp_path / "no-cache")
+    assert not any(tmp_path.iterdir())  # no run, no features
+    result = train(cfg, corpus, RunStore(tmp_path), cache, allow_speaker_overlap=True)
+    assert result.trained and result.run.run_id == run_id_for(cfg, corpus)  # the flag is not part of the run's identity
+    stored = RunStore(tmp_path).load(result.run.run_id).info
+    assert stored.split_overlap.startswith("speaker overlap between splits: train/test share 1 speaker")
+    assert train(cfg, tiny_corpus, RunStore(tmp_path / "clean"), cache).run.info.split_overlap is None
+
+
+def test_cli_train_refuses_a_leaking_corpus_unless_allowed(tiny_corpus, tmp_path, monkeypatch, capsys):
+    from core.__main__ import main
+    monkeypatch.setenv("SER_DATA_DIR", str(tmp_path / "data"))
+    manifest = tmp_path / "manifest.csv"
+    _leaking(tiny_corpus).reset_index(drop=True)[["path", "split", "arousal", "valence", "dominance", "speaker",
+                                                  "emotion"]].to_csv(manifest, index=False)
+    args = ["--runs-dir", str(tmp_path / "runs"), "train", "--corpus", str(manifest), "--preset", "tiny",
+            "--set", "train.epochs=1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: speaker overlap between splits: train/test share 1 speaker") and err.count("\n") == 1
+    assert main([*args, "--allow-speaker-overlap"]) == 0
+    assert "trained tiny-" in capsys.readouterr().out
+    (run,) = RunStore(tmp_path / "runs").list()
+    assert "train/test share 1 speaker" in run.info.split_overlap

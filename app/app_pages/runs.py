@@ -1,4 +1,5 @@
-"""Runs in the store: corpus, config, training curves, test CCC beside the published numbers; train new ones."""
+"""Runs in the store: corpus, config, training curves, test CCC with intervals beside the published numbers, the
+ablation's paired difference, other corpora; train new ones."""
 import time
 
 import pandas as pd
@@ -7,6 +8,9 @@ import streamlit as st
 from app import loaders, widgets
 from app.figures import ATTRIBUTE_COLOURS
 from core.config import PRESETS
+from core.cross_corpus import EvaluationError
+from core.evaluation import estimate_text
+from core.uncertainty import MIN_RESAMPLED_SPEAKERS
 from core.official import PUBLISHED_TEST_CCC
 
 st.title("Runs")
@@ -26,6 +30,10 @@ st.dataframe(pd.DataFrame([{"run": r.run_id, "kind": r.info.kind, "created": r.i
 run_id, _ = widgets.selected()
 run = next(r for r in runs if r.run_id == run_id)
 st.subheader(run_id)
+st.download_button("Report (one HTML page)", data=lambda: loaders.load_report_html(run_id), key="runs.report",
+                   file_name=f"{run_id}-report.html", mime="text/html",
+                   help="Config, corpus, training curves, test CCC with intervals, ablation, cluster-emotion dependence "
+                        "and other corpora; self-contained, to share (`python -m core report` writes it too)")
 with st.expander("Config"):
     st.json(run.config.to_dict())
 history = run.history()
@@ -40,21 +48,31 @@ if not history.empty:
                      .rename(columns={"cluster_loss": "unlabelled stage: cluster CE", "joint_ce": "labelled stage: cluster CE",
                                       "joint_ccc_loss": "labelled stage: 1 - CCC", "nmi_previous": "NMI with the previous epoch"}),
                      x_label="epoch", y_label="loss / NMI")
-metrics = run.metrics()
-test = pd.DataFrame(metrics.test_ccc if metrics else {}).T
-published = pd.DataFrame([PUBLISHED_TEST_CCC], index=["published DeepEmoCluster (MSP-Podcast test set: another corpus)"])
-st.markdown("**Test CCC** (this run's corpus) beside the published DeepEmoCluster numbers (MSP-Podcast v1.6)")
-st.dataframe(pd.concat([test, published]), key="runs.test_ccc")
+st.markdown("**Test CCC** (this run's corpus) with 95 % bootstrap intervals (1 000 resamples of utterances; also "
+            f"of whole speakers where at least {MIN_RESAMPLED_SPEAKERS} are known)")
+try:
+    st.dataframe(estimate_text(loaders.load_test_estimates(run_id)), key="runs.test_ccc", width="stretch")
+except EvaluationError as err:
+    st.info(str(err))
+st.caption("Published DeepEmoCluster test CCC, on MSP-Podcast v1.6 (another corpus: comparable only for a run "
+           "trained on it): " + ", ".join(f"{a} {v:.3f}" for a, v in PUBLISHED_TEST_CCC.items()))
 
 partner = loaders.ablation_partner(run_id)
 if partner is not None:
-    other_metrics = partner.metrics()
-    other = pd.DataFrame(other_metrics.test_ccc if other_metrics else {}).T
     use = run.config.train.use_unlabelled
     st.markdown(f"**SSL ablation**: the same config and corpus {'without' if use else 'with'} the unlabelled stage "
-                f"(`{partner.run_id}`)")
-    st.dataframe(pd.concat({("with" if use else "without") + " unlabelled": test,
-                            ("without" if use else "with") + " unlabelled": other}), key="runs.ablation")
+                f"(`{partner.run_id}`). What the unlabelled data bought: test CCC with minus without, with a paired "
+                "bootstrap interval (both runs judged on the same resamples); an interval above 0 is a gain.")
+    pair = (run_id, partner.run_id) if use else (partner.run_id, run_id)
+    st.dataframe(estimate_text(loaders.load_paired_difference(*pair)), key="runs.ablation", width="stretch")
+
+stored = loaders.evaluations(run_id)
+if stored:
+    st.markdown("**Other corpora** (`python -m core evaluate RUN --corpus …`)")
+for evaluation in stored:
+    st.caption(f"{', '.join(f'{name} ({source})' for name, source in evaluation.corpora.items())}; "
+               f"evaluated {evaluation.created}" + "".join(f"; {note}" for note in evaluation.notes))
+    st.dataframe(estimate_text(evaluation.table), key=f"runs.evaluation.{evaluation.key}", width="stretch")
 
 st.subheader("Train a new run")
 with st.form("runs.train"):

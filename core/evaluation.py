@@ -1,0 +1,109 @@
+"""Labelled chunk sets through a network: utterance predictions, their CCC (SPEC 2.5), and the
+per-utterance test predictions a run stores, from which every interval is computed without retraining."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from core.bundle import Normalisation
+from core.dataset import ChunkSet, Normaliser, utterance_mean
+from core.distributed import World
+from core.forward import embed_chunks
+from core.metrics import attribute_ccc
+from core.model import EmotionCNN
+from core.uncertainty import RESAMPLES, estimate_table
+
+ESTIMATE_COLUMNS = ["ccc", "low", "high", "n", "reason", "speaker_low", "speaker_high", "speakers"]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A run's CCC, with intervals, on one or more corpora (`core.cross_corpus`); stored beside the run
+    (`core.evaluation_store`), never among its own files."""
+    key: str  # its folder's name: which corpora, which label range
+    corpora: dict[str, str]  # corpus name -> where it was read from
+    label_range: tuple[float, float] | None  # the corpora's label scale where it differs from the run's
+    table: pd.DataFrame  # index (corpus, split, attribute); columns ESTIMATE_COLUMNS
+    predictions: pd.DataFrame  # one row per utterance: corpus, split, speaker, <a>, <a>_predicted
+    created: str = ""  # ISO 8601, UTC
+    notes: list[str] = field(default_factory=list)  # what a reader must know (e.g. rows without labels left out)
+
+
+def predict_utterances(model: EmotionCNN, chunk_set: ChunkSet, normaliser: Normaliser,
+                       world: World | None = None) -> np.ndarray:
+    """(N, A) z-normalised utterance predictions: each utterance's chunk mean (SPEC 2.2), eval mode."""
+    out = embed_chunks(model, chunk_set, normaliser, world, outputs=("attributes",))
+    return utterance_mean(out.attributes, chunk_set.n_chunks)
+
+
+def evaluate(model: EmotionCNN, chunk_set: ChunkSet, normaliser: Normaliser, attributes: tuple[str, ...],
+             world: World | None = None) -> dict[str, float]:
+    """Utterance-level CCC per attribute (`core.metrics.attribute_ccc`): each utterance's chunk mean vs its label."""
+    return attribute_ccc(chunk_set.targets, predict_utterances(model, chunk_set, normaliser, world), attributes)
+
+
+def prediction_table(split: str, chunk_set: ChunkSet, z: np.ndarray, normalisation: Normalisation,
+                     attributes: tuple[str, ...], speakers: pd.Series | None = None) -> pd.DataFrame:
+    """One split's utterances, labels and predictions on the label scale.
+
+    Args:
+        z: (N, A) z-normalised predictions of `chunk_set`'s utterances (`predict_utterances`).
+        speakers: speaker per utterance id, where the corpus has them.
+
+    Returns:
+        index file; columns split, speaker (where given), then `<a>` (label, NaN = missing) and
+        `<a>_predicted` per attribute.
+    """
+    table = pd.DataFrame({"split": split}, index=pd.Index(chunk_set.files, name="file"))
+    if speakers is not None:
+        table["speaker"] = speakers.reindex(table.index).to_numpy(object)
+    for j, attribute in enumerate(attributes):
+        table[attribute] = normalisation.denormalise(attribute, chunk_set.targets[:, j])
+        table[f"{attribute}_predicted"] = normalisation.denormalise(attribute, z[:, j])
+    return table
+
+
+def split_estimates(predictions: pd.DataFrame, attributes: list[str] | tuple[str, ...], *,
+                    resamples: int = RESAMPLES, seed: int = 0) -> pd.DataFrame:
+    """`core.uncertainty.estimate_table` of each split of a predictions table (`prediction_table` rows).
+
+    Returns:
+        index (split, attribute); columns ccc, low, high, n, reason, speaker_low, speaker_high, speakers.
+    """
+    present = [a for a in attributes if a in predictions and f"{a}_predicted" in predictions]
+    parts = {split: estimate_table(rows, present, resamples=resamples, seed=seed)
+             for split, rows in predictions.groupby("split", sort=False)}
+    if not parts:
+        return pd.DataFrame(columns=ESTIMATE_COLUMNS, index=pd.MultiIndex.from_arrays([[], []], names=["split", "attribute"]))
+    return pd.concat(parts, names=["split"])
+
+
+def interval_records(estimates: pd.DataFrame | None) -> dict[str, dict[str, dict]]:
+    """`split_estimates` as `RunMetrics.test_intervals` stores them: split -> attribute -> its columns
+    (None where NaN: JSON has no NaN)."""
+    records: dict[str, dict[str, dict]] = {}
+    for (split, attribute), row in ([] if estimates is None else estimates.iterrows()):
+        records.setdefault(split, {})[attribute] = {k: (None if pd.isna(v) else v) for k, v in row.items()}
+    return records
+
+
+def estimate_text(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """A table of estimates (`split_estimates`, or `core.ablation.paired_difference`) as people read it:
+    "0.612 [0.571, 0.650]" (or "undefined: <reason>"), n, the known speakers and the speaker-clustered
+    interval where there are enough of them (`core.uncertainty.MIN_RESAMPLED_SPEAKERS`)."""
+    value = "difference" if "difference" in table else "ccc"
+
+    def interval(low, high) -> str:
+        return "—" if pd.isna(low) else f"[{low:.{digits}f}, {high:.{digits}f}]"
+    out = pd.DataFrame(index=table.index)
+    out[f"{'CCC difference' if value == 'difference' else 'CCC'} [95 % CI]"] = [
+        f"undefined: {row.reason}" if isinstance(row.reason, str) and row.reason else
+        f"{getattr(row, value):.{digits}f} {interval(row.low, row.high)}" for row in table.itertuples()]
+    out["n"] = table["n"].astype(int)
+    if "speakers" in table and (table["speakers"].fillna(0) > 0).any():
+        out["speakers"] = table["speakers"].fillna(0).astype(int)
+    if "speaker_low" in table and table["speaker_low"].notna().any():  # from MIN_RESAMPLED_SPEAKERS on
+        out["95 % CI, speakers resampled"] = [interval(lo, hi) for lo, hi in zip(table["speaker_low"], table["speaker_high"])]
+    return out
