@@ -1,7 +1,6 @@
 """Warm latencies of one 5-s clip: predicting its attributes, and locating it in a large map."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +8,7 @@ import numpy as np
 from core import RunInfo, RunStore
 from core.config import ModelConfig, RunConfig
 from benchmarks.inputs import noise_clip, untrained_bundle
-from benchmarks.results import BenchResult
+from benchmarks.results import BenchResult, warm_median_s
 
 
 def bench_predict_latency(work: Path, n_networks: int = 3, repeats: int = 20) -> BenchResult:
@@ -20,7 +19,7 @@ def bench_predict_latency(work: Path, n_networks: int = 3, repeats: int = 20) ->
     bundle = untrained_bundle({a: ModelConfig(attributes=(a,)) for a in names}, cfg)
     clip = noise_clip(work / "clip5s.wav", np.random.default_rng(0))
     predictor = Predictor(bundle, device="auto")
-    seconds = _warm_median_s(lambda: predictor.predict_files([clip]), repeats)
+    seconds = warm_median_s(lambda: predictor.predict_files([clip]), repeats)
     return BenchResult("predict one 5-s clip (A+V+D, 3 networks), warm", seconds, "s", "<= 0.2 s (the authors' pipeline)",
                        f"median of {repeats}; device {predictor.device}", met=seconds <= 0.2)
 
@@ -43,18 +42,8 @@ def bench_locate(work: Path, n_corpus: int = 20_000, repeats: int = 20) -> Bench
     exploration = Exploration(run, "joint", pd.DataFrame(index=files), latent, work)
     locator = Locator(exploration, rng.normal(size=(n_corpus, 2)).astype(np.float32))
     clip = noise_clip(work / "locate5s.wav", rng)
-    seconds = _warm_median_s(lambda: locator.locate_files([clip]), repeats)
+    seconds = warm_median_s(lambda: locator.locate_files([clip]), repeats)
     return BenchResult(f"locate one 5-s clip in a {n_corpus:,}-utterance map, warm", seconds, "s", "<= 0.3 s",
                        f"median of {repeats}: audio, features, network, cluster, k-NN placement, neighbours; "
                        f"device {locator.predictor.device}", met=seconds <= 0.3)
 
-
-def _warm_median_s(call, repeats: int) -> float:
-    """Median wall time of `call()` over `repeats` calls, after one warm-up (oneDNN primitives, mel basis)."""
-    call()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))

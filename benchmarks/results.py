@@ -1,7 +1,10 @@
 """One benchmark figure (`BenchResult`) and the markdown table and JSON the results are reported as."""
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
+
+import numpy as np
 
 from benchmarks.machine import machine
 
@@ -36,3 +39,14 @@ def format_table(results: list[BenchResult], info: dict | None = None) -> str:
 def as_json(results: list[BenchResult], info: dict | None = None) -> dict:
     """{"machine": what it ran on, "results": one dict per row}."""
     return {"machine": info or machine(), "results": [asdict(r) for r in results]}
+
+
+def warm_median_s(call, repeats: int) -> float:
+    """Median wall time of `call()` over `repeats` calls, after one warm-up (oneDNN primitives, mel basis)."""
+    call()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))

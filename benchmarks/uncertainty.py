@@ -1,13 +1,11 @@
 """The bootstrap behind every test CCC's interval (`core.uncertainty`): 10 000 utterances, 1 000 resamples."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from core.metrics import ccc
 from core.uncertainty import RESAMPLES, ccc_difference, ccc_estimate
-from benchmarks.results import BenchResult
+from benchmarks.results import BenchResult, warm_median_s
 
 AIM_S = 1.0  # issue 13: an interval of 10 000 utterances within a second
 
@@ -20,9 +18,9 @@ def bench_bootstrap(n: int = 10_000, resamples: int = RESAMPLES, repeats: int = 
     a, b = y + rng.normal(size=n), y + 1.2 * rng.normal(size=n)
     speakers = np.repeat(np.arange(500).astype(str), -(-n // 500))[:n].astype(object)
     timings = {
-        "utterances": _median_s(lambda: ccc_estimate(y, a, resamples=resamples), repeats),
-        "speakers": _median_s(lambda: ccc_estimate(y, a, groups=speakers, resamples=resamples), repeats),
-        "paired difference": _median_s(lambda: ccc_difference(y, a, b, resamples=resamples), repeats),
+        "utterances": warm_median_s(lambda: ccc_estimate(y, a, resamples=resamples), repeats),
+        "speakers": warm_median_s(lambda: ccc_estimate(y, a, groups=speakers, resamples=resamples), repeats),
+        "paired difference": warm_median_s(lambda: ccc_difference(y, a, b, resamples=resamples), repeats),
     }
 
     def loop() -> None:
@@ -30,18 +28,9 @@ def bench_bootstrap(n: int = 10_000, resamples: int = RESAMPLES, repeats: int = 
         for _ in range(resamples):
             index = draws.integers(0, n, n)
             ccc(y[index], a[index])
-    baseline = _median_s(loop, 1)
+    baseline = warm_median_s(loop, 1)
     return [BenchResult(f"bootstrap CCC interval, {n:,} utterances x {resamples:,} resamples ({what})", seconds, "s",
                         f"<= {AIM_S:.0f} s (issue 13)", f"median of {repeats}, warm; a loop of {resamples:,} "
                         f"index draws + CCC takes {baseline:.2f} s", met=seconds <= AIM_S)
             for what, seconds in timings.items()]
 
-
-def _median_s(work, repeats: int) -> float:
-    work()  # warm
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))

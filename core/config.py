@@ -227,8 +227,10 @@ def demo() -> RunConfig:
     11 one-second chunks overlap heavily anyway), batches of 8 utterances (more steps from a small
     corpus), 10 epochs, and a 4x higher Adam learning rate so that those few epochs go somewhere.
     """
-    return RunConfig(name="demo", chunks=ChunkConfig(n_chunks=3), model=ModelConfig(n_clusters=10),
-                     train=TrainConfig(epochs=10, batch_utterances=8, lr_adam=2e-3))
+    base = default()  # the demo is the `default` recipe at demo size: it inherits what the recipe adopts
+    return dataclasses.replace(base, name="demo", chunks=dataclasses.replace(base.chunks, n_chunks=3),
+                               model=dataclasses.replace(base.model, n_clusters=10),
+                               train=dataclasses.replace(base.train, epochs=10, batch_utterances=8, lr_adam=2e-3))
 
 
 def tiny() -> RunConfig:

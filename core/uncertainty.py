@@ -74,6 +74,27 @@ def ccc_difference(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, *
                      groups, resamples, seed, level)
 
 
+def mean_ccc_difference(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, *, resamples: int = RESAMPLES,
+                        seed: int = 0, level: float = LEVEL) -> CccEstimate:
+    """The mean over attributes of CCC(a) - CCC(b), with a paired bootstrap interval: every resample draws
+    the same utterances for every attribute and both models (how a recipe study compares two recipes).
+
+    Args:
+        y_true, pred_a, pred_b: (N, A) labels and two models' predictions; rows missing any label leave.
+    """
+    y_true, pred_a, pred_b = (np.asarray(x, np.float64) for x in (y_true, pred_a, pred_b))
+    complete = ~np.isnan(y_true).any(axis=1)
+    y_true, pred_a, pred_b = y_true[complete], pred_a[complete], pred_b[complete]
+    for j in range(y_true.shape[1]):
+        for p in (pred_a[:, j], pred_b[:, j]):
+            if (reason := undefined_reason(y_true[:, j], p)) is not None:
+                return CccEstimate(math.nan, math.nan, math.nan, len(y_true), reason)
+    # the same seed and the same n give every attribute the same index draws: one set of resamples
+    parts = [_draws(y_true[:, j], [pred_a[:, j], pred_b[:, j]], None, resamples, seed) for j in range(y_true.shape[1])]
+    return _interval(float(np.mean([v for v, _ in parts])), np.mean([d for _, d in parts], axis=0), len(y_true),
+                     "utterances", level)
+
+
 def undefined_reason(y_true: np.ndarray, y_pred: np.ndarray) -> str | None:
     """Why the CCC of these labelled (N,) pairs is undefined, or None when it is defined. One side constant
     is defined (CCC 0, SPEC 2.5's formula); both constant is not (0 / 0 where they agree, and no agreement
@@ -172,17 +193,27 @@ def _estimate(y: np.ndarray, predictions: list[np.ndarray], groups, resamples: i
     for p in predictions:
         if (reason := undefined_reason(y, p)) is not None:
             return CccEstimate(math.nan, math.nan, math.nan, len(y), reason, resampled)
+    value, draws = _draws(y, predictions, groups, resamples, seed)
+    return _interval(value, draws, len(y), resampled, level)
+
+
+def _draws(y: np.ndarray, predictions: list[np.ndarray], groups, resamples: int, seed: int
+           ) -> tuple[float, np.ndarray]:
+    """The CCC (or difference) of labelled rows and its (resamples,) bootstrap draws."""
     value = _combine([ccc(y, p) for p in predictions])
     shift = y.mean()  # CCC is unchanged by one shift of both sides; centring keeps E[x^2] - E[x]^2 accurate
     y, predictions = y - shift, [p - shift for p in predictions]
     blocks = (_utterance_draws(y, predictions, resamples, seed) if groups is None else
               _speaker_draws(y, predictions, _group_codes(groups), resamples, seed))
-    draws = np.concatenate([_combine(list(block)) for block in blocks])
+    return value, np.concatenate([_combine(list(block)) for block in blocks])
+
+
+def _interval(value: float, draws: np.ndarray, n: int, resampled: str, level: float) -> CccEstimate:
     if np.isnan(draws).mean() > 1 - level:  # too many degenerate resamples (e.g. one speaker drawn)
-        return CccEstimate(value, math.nan, math.nan, len(y), None, resampled)
+        return CccEstimate(value, math.nan, math.nan, n, None, resampled)
     tail = (1 - level) / 2 * 100
     low, high = np.nanpercentile(draws, [tail, 100 - tail])
-    return CccEstimate(value, float(low), float(high), len(y), None, resampled)
+    return CccEstimate(value, float(low), float(high), n, None, resampled)
 
 
 def _combine(values: list) -> np.ndarray | float:

@@ -38,7 +38,7 @@ CORE_LAYERS = [
 APP_LAYERS = [["__init__", "figures", "loaders"], ["widgets", "scatter", "inspector"], ["streamlit_app", "app_pages"]]
 BENCHMARK_LAYERS = [["machine", "browser", "inputs", "server", "synthetic_store"], ["results", "synthetic_run"], ["memory"],
                     ["corpus", "embedding", "latency", "projection", "training", "app", "map", "scale_training",
-                     "uncertainty"], ["scale"],
+                     "uncertainty", "recipe_study"], ["scale"],
                     ["__init__", "__main__"]]
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from core.metrics import ccc
-from core.uncertainty import ccc_difference, ccc_estimate, estimate_table, speaker_spread
+from core.uncertainty import ccc_difference, ccc_estimate, estimate_table, mean_ccc_difference, speaker_spread
 
 
 def _pairs(rng, n, rho=0.6, sd_p=0.8, bias=0.3):
@@ -126,3 +126,16 @@ def test_estimate_table_columns_and_speakers():
     assert out.loc["arousal", "ccc"] == pytest.approx(ccc(y, p)) and out.loc["arousal", "speakers"] == 10
     assert out.loc["arousal", "speaker_low"] < out.loc["arousal", "ccc"] < out.loc["arousal", "speaker_high"]
     assert out.loc["valence", "reason"] == "no labelled utterances" and out.loc["valence", "n"] == 0
+
+
+def test_mean_difference_over_attributes_is_the_mean_of_the_paired_ones():
+    rng = np.random.default_rng(8)
+    y = rng.normal(size=(300, 3))
+    a, b = y + 0.5 * rng.normal(size=(300, 3)), y + 0.8 * rng.normal(size=(300, 3))
+    mean = mean_ccc_difference(y, a, b)
+    parts = [ccc_difference(y[:, j], a[:, j], b[:, j]) for j in range(3)]
+    assert mean.value == pytest.approx(np.mean([p.value for p in parts]))
+    assert 0 < mean.low < mean.value < mean.high
+    assert mean.high - mean.low < max(p.high - p.low for p in parts)  # averaging narrows the interval
+    y[0, 1] = np.nan
+    assert mean_ccc_difference(y, a, b).n == 299
