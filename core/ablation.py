@@ -86,7 +86,8 @@ def paired_difference(run_a: Run, run_b: Run, *, device: str = "auto", resamples
             y, pa = part[attribute].to_numpy(np.float64), part[f"{attribute}_predicted"].to_numpy(np.float64)
             pb = b.loc[part.index, f"{attribute}_predicted"].to_numpy(np.float64)
             est = ccc_difference(y, pa, pb, resamples=resamples, seed=seed)
-            grouped = ccc_difference(y, pa, pb, groups=speakers, resamples=resamples, seed=seed) if speakers is not None else None
+            grouped = (ccc_difference(y, pa, pb, groups=speakers, resamples=resamples, seed=seed)
+                       if speakers is not None else None)
             rows[(split, attribute)] = {"difference": est.value, "low": est.low, "high": est.high, "n": est.n,
                                         "reason": est.reason, "speaker_low": grouped.low if grouped else np.nan,
                                         "speaker_high": grouped.high if grouped else np.nan}

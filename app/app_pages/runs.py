@@ -10,8 +10,8 @@ from app.figures import ATTRIBUTE_COLOURS
 from core.config import PRESETS
 from core.cross_corpus import EvaluationError
 from core.evaluation import estimate_text
-from core.uncertainty import MIN_RESAMPLED_SPEAKERS
 from core.official import PUBLISHED_TEST_CCC
+from core.uncertainty import MIN_RESAMPLED_SPEAKERS
 
 st.title("Runs")
 runs = loaders.list_runs()
