@@ -336,8 +336,8 @@ def _footer(run: Run, analysis: bool) -> Section:
     return Section(TITLES[6], (
         Paragraph(f"Made with `python -m core report {run.run_id} --out DIR{flags}` on {now}."),
         Paragraph(f"95 % intervals: percentile bootstrap, {_resamples()} resamples (seed 0) of utterances; where the "
-                  "corpus names speakers, also of whole speakers (a clustered bootstrap, honest when one speaker has "
-                  "many utterances). Paired differences apply the same resamples to both runs. CCC is computed per "
+                  f"test split names at least {MIN_RESAMPLED_SPEAKERS} speakers, also of whole speakers (a clustered "
+                  "bootstrap, honest when one speaker has many utterances). Paired differences apply the same resamples to both runs. CCC is computed per "
                   "utterance (the mean of its chunks' predictions) with population variances."),
     ))
 

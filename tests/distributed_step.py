@@ -37,6 +37,7 @@ def main(out: str, micro: str) -> None:
         grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
         buffers = {name: b for name, b in model.named_buffers()}
         torch.save({"grads": grads, "buffers": buffers, "loss": [loss.cross_entropy, loss.ccc_loss]}, out)
+    world.barrier()  # every rank past its last collective before any tears gloo down (a rank once aborted at exit)
     close_world(world)
 
 
