@@ -13,7 +13,7 @@ from core.config import AVD, LabelConfig, config_hash
 from core.evaluation import Evaluation, split_estimates
 from core.evaluation_store import TEST_PREDICTIONS_KEY, load_evaluation, save_evaluation
 from core.inference import Predictor
-from core.manifest import corpus_fingerprint, is_labelled
+from core.manifest import TEST_SPLITS, corpus_fingerprint, is_labelled
 from core.run_store import Run
 from core.uncertainty import RESAMPLES
 
@@ -122,7 +122,7 @@ def evaluate_corpora(run: Run, corpora: dict[str, pd.DataFrame], sources: dict[s
 
 
 def _test_splits(corpus: pd.DataFrame) -> list[str]:
-    return sorted(s for s in corpus["split"].dropna().unique() if str(s).startswith("test"))
+    return [s for s in TEST_SPLITS if (corpus["split"] == s).any()]
 
 
 def _to_scale(values: np.ndarray, label_range: tuple[float, float], target: LabelConfig) -> np.ndarray:

@@ -20,6 +20,7 @@ from core.audio import AUDIO_EXTENSIONS
 from core.config import AVD, LabelConfig
 
 SPLITS = ("train", "dev", "test", "test2", "test3", "unlabelled")
+TEST_SPLITS = ("test", "test2", "test3")  # where a model is judged after training (dev picks its epoch)
 SPLIT_ALIASES = {  # keys are lower-case: split names are matched case-insensitively
     "train": "train", "training": "train",
     "dev": "dev", "development": "dev", "validation": "dev", "valid": "dev", "val": "dev",

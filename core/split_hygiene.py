@@ -11,7 +11,7 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
-from core.manifest import known_speakers
+from core.manifest import TEST_SPLITS, known_speakers
 
 _SHOWN = 5  # speakers or file pairs named per pair of splits; the rest are counted
 _HEAD_BYTES = 1 << 14  # files of one size are first told apart by their first 16 KiB, then by all bytes
@@ -71,8 +71,8 @@ class SplitOverlap:
 
 
 def is_evaluation_split(split: str) -> bool:
-    """True for the splits a model is judged on: "dev" and any split whose name starts with "test"."""
-    return split == "dev" or split.startswith("test")
+    """True for the splits a model is judged on: "dev" and the test splits (`core.manifest.TEST_SPLITS`)."""
+    return split == "dev" or split in TEST_SPLITS
 
 
 def find_split_overlap(corpus: pd.DataFrame) -> SplitOverlap:

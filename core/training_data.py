@@ -15,9 +15,9 @@ from core.dataset import ChunkSet, Normaliser, feature_statistics, make_chunk_se
 from core.distributed import World
 from core.extraction import extract_features
 from core.feature_store import FeatureStore
+from core.manifest import TEST_SPLITS
 from core.model import resolve_device
 
-TEST_SPLITS = ("test", "test2", "test3")
 
 
 @dataclass
