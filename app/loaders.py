@@ -25,8 +25,8 @@ from core.atomic import atomic_write_json
 from core.audio import AudioLoadingError
 from core.cluster_words import cluster_centres, cluster_descriptions
 from core.config import UmapConfig, preset
-from core.cross_corpus import run_test_predictions
-from core.evaluation import Evaluation, split_estimates
+from core.cross_corpus import test_estimates
+from core.evaluation import Evaluation
 from core.evaluation_store import stored_evaluations
 from core.explore import (Exploration, LocateResult, Locator, analyze_exploration, corpus_to_explore, explore, project,
                           prototypes, utterance_table)
@@ -90,13 +90,12 @@ def ablation_partner(run_id: str) -> Run | None:
 
 @st.cache_data(show_spinner="Computing the test CCC's intervals…", max_entries=16)
 def load_test_estimates(run_id: str) -> pd.DataFrame:
-    """`core.evaluation.split_estimates` of the run's test predictions (computed once for older runs).
+    """`core.cross_corpus.test_estimates`: the run's test CCC with intervals (predictions computed once for older runs).
 
     Raises:
         EvaluationError: an imported model (no test split of its own).
     """
-    run = RunStore(default_runs_dir()).load(run_id)
-    return split_estimates(run_test_predictions(run), run.config.model.attributes)
+    return test_estimates(RunStore(default_runs_dir()).load(run_id))
 
 
 @st.cache_data(show_spinner="Pairing the two runs' test predictions…", max_entries=8)

@@ -18,9 +18,9 @@ from core.ablation import ablation_variants, run_ablation
 from core.atomic import CorruptFileError
 from core.audio import AudioLoadingError
 from core.config import LabelConfig, RunConfig, apply_overrides, preset, toml_overrides
-from core.cross_corpus import EvaluationError, evaluate_corpora, run_test_predictions
+from core.cross_corpus import EvaluationError, evaluate_corpora, run_test_predictions, test_estimates
 from core.distributed import DistributedError, close_world, init_world
-from core.evaluation import estimate_text, split_estimates
+from core.evaluation import estimate_text, speaker_spreads, split_estimates
 from core.explore import ExploreError, Locator, analyze_exploration, explore, project
 from core.export import export_exploration
 from core.extraction import CorpusAudioError, extract_features
@@ -34,7 +34,7 @@ from core.run_store import Run, RunLockedError, RunNotFoundError, RunStore
 from core.runtime import keep_freed_memory
 from core.synthetic import make_demo_corpus
 from core.train import TrainingConfigError, train
-from core.uncertainty import MIN_RESAMPLED_SPEAKERS, MIN_SPEAKER_UTTERANCES, speaker_spread
+from core.uncertainty import MIN_RESAMPLED_SPEAKERS, MIN_SPEAKER_UTTERANCES
 
 # what a user can cause and fix: a one-line message and exit code 2, never a traceback
 EXPECTED_ERRORS = (ManifestError, CorpusAudioError, OfficialImportError, RunNotFoundError, AudioLoadingError,
@@ -166,7 +166,7 @@ def _train(args) -> int:
     print(f"{verb} {result.run.run_id} ({result.run.dir})")
     if result.test_ccc:
         print(f"test {INTERVALS}")
-        _print_estimates(split_estimates(run_test_predictions(result.run), cfg.model.attributes))
+        _print_estimates(test_estimates(result.run))
     return 0
 
 
@@ -190,7 +190,7 @@ def _ablation(args) -> int:
     if args.world.is_main:
         for label, run in result.runs.items():
             print(f"\n{label} ({run.run_id}): test {INTERVALS}")
-            _print_estimates(split_estimates(run_test_predictions(run), run.config.model.attributes))
+            _print_estimates(test_estimates(run))
         for name, table in result.differences.items():
             print(f"\n{name}: paired difference of test CCC, 95 % bootstrap interval over the same resamples")
             _print_estimates(table)
@@ -241,15 +241,9 @@ def _print_estimates(table: pd.DataFrame) -> None:
 
 def _print_speaker_spread(predictions: pd.DataFrame, attributes) -> None:
     """Per split and attribute: the spread of the speakers' own CCCs (speakers with enough test utterances)."""
-    if "speaker" not in predictions:
-        return
-    for split, part in predictions.groupby("split", sort=False):
-        for attribute in attributes:
-            spread = speaker_spread(part[attribute], part[f"{attribute}_predicted"], part["speaker"])
-            if spread.n_speakers:
-                print(f"{split} {attribute}: {spread.n_speakers} speakers with >= {MIN_SPEAKER_UTTERANCES} utterances, "
-                      f"CCC median {spread.median:.3f}, IQR [{spread.q1:.3f}, {spread.q3:.3f}], "
-                      f"worst {', '.join(spread.worst)}")
+    for (split, attribute), row in speaker_spreads(predictions, attributes).iterrows():
+        print(f"{split} {attribute}: {row.speakers} speakers with >= {MIN_SPEAKER_UTTERANCES} utterances, "
+              f"CCC median {row['median']:.3f}, IQR [{row.q1:.3f}, {row.q3:.3f}], worst {row.worst}")
 
 
 def _exploration(args):

@@ -13,7 +13,7 @@ from core.distributed import World
 from core.forward import embed_chunks
 from core.metrics import attribute_ccc
 from core.model import EmotionCNN
-from core.uncertainty import RESAMPLES, estimate_table
+from core.uncertainty import RESAMPLES, estimate_table, speaker_spread
 
 ESTIMATE_COLUMNS = ["ccc", "low", "high", "n", "reason", "speaker_low", "speaker_high", "speakers"]
 
@@ -107,3 +107,25 @@ def estimate_text(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     if "speaker_low" in table and table["speaker_low"].notna().any():  # from MIN_RESAMPLED_SPEAKERS on
         out["95 % CI, speakers resampled"] = [interval(lo, hi) for lo, hi in zip(table["speaker_low"], table["speaker_high"])]
     return out
+
+
+def speaker_spreads(predictions: pd.DataFrame, attributes: list[str] | tuple[str, ...]) -> pd.DataFrame:
+    """`core.uncertainty.speaker_spread` of each split and attribute of a predictions table (`prediction_table`
+    rows), where some speaker has a CCC of their own.
+
+    Returns:
+        index (split, attribute); columns speakers, median, q1, q3 (the interquartile range) and worst ("spk21
+        (0.434), ..."); empty when the table names no speakers or none has enough test utterances.
+    """
+    rows = {}
+    for split, part in (predictions.groupby("split", sort=False) if "speaker" in predictions else ()):
+        for attribute in (a for a in attributes if a in part and f"{a}_predicted" in part):
+            spread = speaker_spread(part[attribute].to_numpy(float), part[f"{attribute}_predicted"].to_numpy(float),
+                                    part["speaker"])
+            ccc = spread.per_speaker["ccc"]
+            if ccc.notna().any():
+                rows[(split, attribute)] = {"speakers": spread.n_speakers, "median": spread.median, "q1": spread.q1,
+                                            "q3": spread.q3, "worst": ", ".join(f"{s} ({ccc[s]:.3f})" for s in spread.worst)}
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["speakers", "median", "q1", "q3", "worst"])
+    table.index = pd.MultiIndex.from_tuples(list(rows), names=["split", "attribute"])
+    return table

@@ -17,9 +17,9 @@ import pandas as pd
 from core.ablation import ablation_partner, paired_difference
 from core.atomic import atomic_write_bytes
 from core.audio import AudioLoadingError
-from core.cross_corpus import EvaluationError, run_test_predictions
+from core.cross_corpus import EvaluationError, run_test_predictions, test_estimates
 from core.distributed import World
-from core.evaluation import estimate_text, split_estimates
+from core.evaluation import estimate_text, speaker_spreads, split_estimates
 from core.evaluation_store import stored_evaluations
 from core.explore import ExploreError, analyze_exploration, corpus_to_explore, explore
 from core.manifest import is_labelled, known_speakers
@@ -30,7 +30,7 @@ from core.report_document import (FIGURES, Code, Heading, Image, Paragraph, Repo
 from core.report_figures import (LOSSES, cluster_size_figure, dependence_figure, dev_ccc_table, estimate_figure,
                                   training_figure)
 from core.run_store import Run, RunStore
-from core.uncertainty import MIN_RESAMPLED_SPEAKERS, MIN_SPEAKER_UTTERANCES, RESAMPLES, speaker_spread
+from core.uncertainty import MIN_RESAMPLED_SPEAKERS, MIN_SPEAKER_UTTERANCES, RESAMPLES
 
 REPORT_HTML, REPORT_MD = "report.html", "report.md"
 TITLES = ("Run and corpus", "Training curves", "Test CCC", "SSL ablation: with vs without unlabelled data",
@@ -221,23 +221,16 @@ def _test_section(run: Run, device: str) -> Section:
 
 
 def _speaker_blocks(predictions: pd.DataFrame, attributes: tuple[str, ...]) -> list:
-    """Median, IQR and the worst speakers' CCC per split and attribute (`core.uncertainty.speaker_spread`)."""
+    """Median, IQR and the worst speakers' CCC per split and attribute (`core.evaluation.speaker_spreads`)."""
     if "speaker" not in predictions or known_speakers(predictions["speaker"]).isna().all():
         return [missing("the test utterances name no speakers")]
-    rows = {}
-    for split, part in predictions.groupby("split", sort=False):
-        for attribute in (a for a in attributes if a in part and f"{a}_predicted" in part):
-            spread = speaker_spread(part[attribute].to_numpy(float), part[f"{attribute}_predicted"].to_numpy(float),
-                                    part["speaker"])
-            if spread.per_speaker["ccc"].notna().any():
-                worst = spread.per_speaker["ccc"]
-                rows[(split, attribute)] = {
-                    "speakers": spread.n_speakers, "median CCC": spread.median,
-                    "IQR": f"[{spread.q1:.3f}, {spread.q3:.3f}]",
-                    "worst speakers": ", ".join(f"{s} ({worst[s]:.3f})" for s in spread.worst)}
-    if not rows:
+    spreads = speaker_spreads(predictions, attributes)
+    if spreads.empty:
         return [missing(f"no speaker has {MIN_SPEAKER_UTTERANCES} or more labelled test utterances")]
-    return [Table(pd.DataFrame.from_dict(rows, orient="index").rename_axis(["split", "attribute"]),
+    table = pd.DataFrame({"speakers": spreads["speakers"], "median CCC": spreads["median"],
+                          "IQR": [f"[{q1:.3f}, {q3:.3f}]" for q1, q3 in zip(spreads["q1"], spreads["q3"])],
+                          "worst speakers": spreads["worst"]}, index=spreads.index)
+    return [Table(table,
                   f"Each speaker's own CCC (speakers with at least {MIN_SPEAKER_UTTERANCES} labelled test utterances)")]
 
 
@@ -253,8 +246,8 @@ def _ablation_section(run: Run, runs: list[Run], device: str) -> Section:
                                            "(`python -m core ablation` trains both)"),))
     with_run, without_run = (run, partner) if run.config.train.use_unlabelled else (partner, run)
     try:
-        both = pd.concat({label: split_estimates(run_test_predictions(r, device), r.config.model.attributes)
-                          for label, r in (("with unlabelled", with_run), ("labelled only", without_run))}, names=["run"])
+        both = pd.concat({label: test_estimates(r, device) for label, r in (("with unlabelled", with_run),
+                                                                           ("labelled only", without_run))}, names=["run"])
         difference = paired_difference(with_run, without_run, device=device)
     except (EvaluationError, AudioLoadingError) as err:
         return Section(TITLES[3], (missing(str(err)),))

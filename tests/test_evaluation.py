@@ -137,3 +137,15 @@ def test_split_estimates_of_a_stored_run(run):
     table = split_estimates(run.test_predictions(), tiny().model.attributes)
     assert list(table.index.get_level_values("attribute")) == list(tiny().model.attributes)
     assert LabelConfig().minimum == 1.0
+
+
+def test_speaker_spreads_per_split_and_attribute():
+    from core.evaluation import speaker_spreads
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=60)
+    table = pd.DataFrame({"split": ["test"] * 40 + ["test2"] * 20, "speaker": ["a"] * 20 + ["b"] * 20 + ["c"] * 20,
+                          "arousal": y, "arousal_predicted": y + np.repeat([0.1, 1.0, 0.3], 20) * rng.normal(size=60)})
+    spreads = speaker_spreads(table, ["arousal", "valence"])  # valence is not in the table: left out
+    assert list(spreads.index) == [("test", "arousal"), ("test2", "arousal")]
+    assert spreads.loc[("test", "arousal"), "speakers"] == 2 and spreads.loc[("test", "arousal"), "worst"].startswith("b (")
+    assert speaker_spreads(table.drop(columns="speaker"), ["arousal"]).empty
