@@ -7,15 +7,16 @@ import hashlib
 import os
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable
 
 import pandas as pd
 
+from core.atomic import file_digest
 from core.manifest import TEST_SPLITS, known_speakers
 
 _SHOWN = 5  # speakers or file pairs named per pair of splits; the rest are counted
 _HEAD_BYTES = 1 << 14  # files of one size are first told apart by their first 16 KiB, then by all bytes
-_BLOCK_BYTES = 1 << 20  # hashed a block at a time, so a long file never sits in memory
 
 
 @dataclass(frozen=True)
@@ -169,23 +170,21 @@ def _size(path: str) -> int | None:
 
 
 def _digest_of_head(path: str) -> str | None:
-    return _digest(path, limit=_HEAD_BYTES)
-
-
-def _digest(path: str, limit: int | None = None) -> str | None:
-    """sha256 of the file's bytes (the first `limit` of them), read a block at a time; None if unreadable."""
-    digest, left = hashlib.sha256(), limit
+    """sha256 of the file's first bytes; None if unreadable."""
     try:
         with open(path, "rb") as f:
-            while left is None or left > 0:
-                block = f.read(_BLOCK_BYTES if left is None else min(left, _BLOCK_BYTES))
-                if not block:
-                    break
-                digest.update(block)
-                left = None if left is None else left - len(block)
+            return hashlib.sha256(f.read(_HEAD_BYTES)).hexdigest()
     except OSError:
         return None
-    return digest.hexdigest()
+
+
+def _digest(path: str) -> str | None:
+    """sha256 of the whole file (`core.atomic.file_digest`: once per process while it is unchanged, so a
+    second `train` of the same corpus reads nothing again); None if unreadable."""
+    try:
+        return file_digest(Path(path))["sha256"]
+    except OSError:
+        return None
 
 
 def _count(n: int, noun: str) -> str:
