@@ -27,14 +27,22 @@ from core.train import train
 from core.uncertainty import mean_ccc_difference
 
 ATTRIBUTES = ("arousal", "valence", "dominance")
-OPTIONS = {  # name -> overrides of `default`
-    "default": [],
-    "log-mel input": ["features.log=true"],
-    "K = 30 clusters": ["model.n_clusters=30"],
-    "5 chunks per utterance": ["chunks.n_chunks=5"],
-    "Adam learning rate 2e-3": ["train.lr_adam=2e-3"],
-    "batches of 16 utterances": ["train.batch_utterances=16"],  # 4x the steps per epoch, the same chunks
-    "log-mel + batches of 16": ["features.log=true", "train.batch_utterances=16"],  # the two that won selection
+# Round 1 compared options with the `default` of its day: power-mel input in batches of 64 utterances.
+# It adopted log-mel input with batches of 16, which is today's `default`, the baseline of round 2.
+ROUND_BASELINES = {1: ["features.log=false", "train.batch_utterances=64"], 2: []}  # overrides of `default()`
+ROUNDS = {  # round -> option -> overrides of that round's baseline ("default")
+    1: {"default": [],
+        "log-mel input": ["features.log=true"],
+        "K = 30 clusters": ["model.n_clusters=30"],
+        "5 chunks per utterance": ["chunks.n_chunks=5"],
+        "Adam learning rate 2e-3": ["train.lr_adam=2e-3"],
+        "batches of 16 utterances": ["train.batch_utterances=16"],  # 4x the steps per epoch, the same chunks
+        "log-mel + batches of 16": ["features.log=true", "train.batch_utterances=16"]},  # the two that won selection
+    2: {"default": [],
+        "cosine learning rate": ["train.lr_schedule=cosine"],
+        "cross-entropy weight 0.3": ["train.joint_ce_weight=0.3"],
+        "cross-entropy weight 3": ["train.joint_ce_weight=3"],
+        "chunk masking (8 frames, 16 mel bins)": ["train.time_mask_frames=8", "train.freq_mask_bins=16"]},
 }
 CORPORA = {  # the issue's size: 200 labelled + 200 unlabelled training utterances
     "selection": {"seed": 11, "n_train": 200, "n_dev": 60, "n_test": 300, "n_unlabelled": 200},
@@ -53,16 +61,17 @@ class StudyRow:
     train_s: float  # the epochs' stages (embed, K-means, train, validate); not extraction or the test pass
 
 
-def run_study(work: Path, epochs: int = 5, options: dict[str, list[str]] | None = None,
+def run_study(work: Path, epochs: int = 5, round_number: int = 2, options: dict[str, list[str]] | None = None,
               corpora: dict[str, dict] | None = None) -> list[StudyRow]:
-    """Train every option on every corpus (cached runs are reused) and compare each with `default`."""
-    options, corpora = options or OPTIONS, corpora or CORPORA
+    """Train every option of round `round_number` on every corpus (cached runs are reused) and compare each with the
+    round's baseline, "default"."""
+    options, corpora = options or ROUNDS[round_number], corpora or CORPORA
     rows = []
     for corpus_name, params in corpora.items():
         corpus = load_manifest(make_demo_corpus(work / f"corpus-{corpus_name}", **params))
         predictions = {}
         for option, overrides in options.items():
-            cfg = apply_overrides(default(), [*overrides, f"train.epochs={epochs}"])
+            cfg = apply_overrides(default(), [*ROUND_BASELINES[round_number], *overrides, f"train.epochs={epochs}"])
             run = train(cfg, corpus, RunStore(work / "runs"), work / "cache").run  # a stored run is reused
             seconds = sum(sum(epoch.values()) for epoch in run.history()["seconds"])  # the epochs' own stages
             predictions[option] = run.test_predictions()
@@ -98,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.recipe_study", description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="folder for the corpora, features and runs (kept)")
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--round", type=int, choices=sorted(ROUNDS), default=max(ROUNDS),
+                        help="which round's options (default: the latest, against today's `default`)")
     parser.add_argument("--out", type=Path, help="JSON file for the rows")
     args = parser.parse_args(argv)
-    rows = run_study(args.work, args.epochs)
+    rows = run_study(args.work, args.epochs, args.round)
     print(format_rows(rows, args.epochs))
     if args.out:
         args.out.write_text(json.dumps([r.__dict__ for r in rows], indent=1))

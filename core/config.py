@@ -110,7 +110,10 @@ class ClusterConfig:
 
 
 PRECISIONS = ("fp32", "bf16")
-LATER_FIELDS = {"train": {"precision": "fp32"}}  # section -> field -> the default that leaves run ids as they were
+LR_SCHEDULES = ("constant", "cosine")
+# section -> field -> the default that leaves run ids as they were
+LATER_FIELDS = {"train": {"precision": "fp32", "lr_schedule": "constant", "joint_ce_weight": 1.0,
+                          "time_mask_frames": 0, "freq_mask_bins": 0}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,8 +138,22 @@ class TrainConfig:
     # "fp32" as published, or "bf16": the training passes (forward + backward, the K-means embedding passes)
     # under bfloat16 autocast; validation, test, the centroids and all inference stay in float32.
     precision: str = "fp32"
+    # The body's SGD and Adam learning rates per epoch: "constant" as published, or "cosine", which scales
+    # them by (1 + cos(pi * epoch / epochs)) / 2 (1 at the first epoch, towards 0 at the last). The fresh
+    # head's rate stays constant: it is recreated every stage.
+    lr_schedule: str = "constant"
+    joint_ce_weight: float = 1.0  # w in the joint stage's w * CE + (1 - CCC) (published: 1)
+    # Chunk masking of the training passes' inputs (SpecAugment, Park et al. 2019): per chunk, one run of at
+    # most this many frames (time) and one of at most this many mel bins (frequency) set to the mean (0 after
+    # normalisation); 0 = off, as published. K-means embedding passes, validation and inference never mask.
+    time_mask_frames: int = 0
+    freq_mask_bins: int = 0
 
     def __post_init__(self):
+        _check(self.lr_schedule in LR_SCHEDULES,
+               f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        _check(self.joint_ce_weight >= 0, f"joint_ce_weight must be >= 0, got {self.joint_ce_weight}")
+        _check(min(self.time_mask_frames, self.freq_mask_bins) >= 0, "time_mask_frames and freq_mask_bins must be >= 0")
         _check(self.precision in PRECISIONS, f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         _check(self.batch_utterances >= 2, f"batch_utterances must be >= 2 (CCC needs a spread), got {self.batch_utterances}")
@@ -179,6 +196,10 @@ class RunConfig:
     seed: int = 0
 
     def __post_init__(self):
+        _check(self.train.time_mask_frames < self.chunks.chunk_frames,
+               f"train.time_mask_frames must be < chunks.chunk_frames ({self.chunks.chunk_frames}), got {self.train.time_mask_frames}")
+        _check(self.train.freq_mask_bins < self.features.n_mels,
+               f"train.freq_mask_bins must be < features.n_mels ({self.features.n_mels}), got {self.train.freq_mask_bins}")
         _check(self.name.replace("-", "").replace("_", "").isalnum(),
                f"name must be letters, digits, '-' or '_', got {self.name!r}")
 

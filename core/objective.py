@@ -46,6 +46,7 @@ class BatchStep:
     world: World
     batchnorm: BatchNormReplay
     precision: str = "fp32"  # "bf16": forward passes under autocast (`train.precision`)
+    ce_weight: float = 1.0  # w of the joint stage's w * CE + (1 - CCC) (`train.joint_ce_weight`)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ def cluster_backward(step: BatchStep, batch: LocalBatch, masks: torch.Tensor | N
 
 
 def joint_backward(step: BatchStep, batch: LocalBatch, masks: torch.Tensor | None) -> JointLoss:
-    """Accumulate the gradient of CE + (1 - CCC) over the batch (the joint stage), and return the loss."""
+    """Accumulate the gradient of w * CE + (1 - CCC) over the batch (the joint stage), and return both terms
+    (the cross-entropy unweighted)."""
     ce_total, done, first, n = 0.0, 0, None, len(batch.index)
     with step.batchnorm.recording():
         if _n_pieces(batch.index, step.micro_batch_chunks) <= step.world.size:  # at most one piece per rank, on
@@ -106,7 +108,7 @@ def joint_backward(step: BatchStep, batch: LocalBatch, masks: torch.Tensor | Non
             ce = F.cross_entropy(out.cluster_logits.float(), step.labels[index], reduction="sum") / n
             grad = ccc_grad[done: done + len(index)] if weight else torch.zeros_like(out.attributes, dtype=torch.float32)
             surrogate = (out.attributes.float() * grad).sum()  # its gradient w.r.t. the parameters: the exact one
-            _backward(step, (ce + surrogate) * weight)
+            _backward(step, (step.ce_weight * ce + surrogate) * weight)
             ce_total, done = ce_total + ce.item() * weight, done + len(index)
     return JointLoss(float(step.world.sum_each(np.array([ce_total]))[0]), ccc_value)
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from core.augmentation import masked_batch, set_learning_rates
 from core.bundle import ModelBundle
 from core.clustering import PseudoLabeler
 from core.config import RunConfig, config_hash
@@ -36,6 +37,7 @@ from core.training_data import TrainingData, prepare_training_data
 _LABELLED_SEED_OFFSET = 7919  # the labelled stage's K-means seed differs from the unlabelled stage's
 _FINAL_SEED_OFFSET = 104729  # and the K-means that gives the kept model its centroids from both
 _STAGE_SEEDS = {"train unlabelled": 1, "train joint": 2}  # dropout masks differ between the stages
+_MASK_SEED = 3  # the chunk masks' draw differs from the dropout masks' of the same batch
 
 __all__ = ["EpochStats", "TrainProgress", "TrainResult", "TrainingConfigError", "evaluate", "run_id_for", "train"]
 
@@ -114,6 +116,7 @@ def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path
         optimisers = _optimisers(model, cfg)
         state = _restore(writer, model, optimisers, cfg, report)  # resumes after the last completed epoch
         for epoch in range(state.epoch, cfg.train.epochs):
+            set_learning_rates(optimisers, cfg.train, epoch)  # constant as published, or the recipe's schedule
             ep = _Epoch(epoch, model, optimisers, data.normaliser, cfg, np.random.default_rng([cfg.seed, epoch]), report,
                         world)
             cluster_loss, unlabelled_sizes = float("nan"), []
@@ -262,12 +265,13 @@ def _fit(ep: _Epoch, chunk_set: ChunkSet, pseudo: np.ndarray, stage: str, optimi
     model.train()
     step = BatchStep(model, data_parallel(model, ep.world), chunk_set, torch.from_numpy(pseudo).to(ep.normaliser.device),
                      ep.normaliser, cfg.train.micro_batch_chunks, ep.world, BatchNormReplay(model, ep.world),
-                     cfg.train.precision)
+                     cfg.train.precision, cfg.train.joint_ce_weight)
     batches = split_batch(balanced_indices(pseudo, len(chunk_set), ep.rng), cfg.train.batch_utterances * cfg.chunks.n_chunks)
     losses = []
     for b, batch in enumerate(local_batches(step, batches)):  # this rank's inputs gathered ahead (`core.loader`)
         for opt in (*optimisers, head):
             opt.zero_grad(set_to_none=True)
+        batch = masked_batch(batch, cfg, seed=[cfg.seed, ep.index, _STAGE_SEEDS[stage], b, _MASK_SEED])  # if asked
         losses.append(backward(step, batch, _dropout_masks(ep, stage, b, len(batch.index))))
         for opt in (*optimisers, head):
             opt.step()

@@ -239,3 +239,12 @@ def test_cli_train_refuses_a_leaking_corpus_unless_allowed(tiny_corpus, tmp_path
     assert "trained tiny-" in capsys.readouterr().out
     (run,) = RunStore(tmp_path / "runs").list()
     assert "train/test share 1 speaker" in run.info.split_overlap
+
+
+def test_training_with_every_recipe_option_on_gives_a_run_of_its_own(trained_run, tiny_corpus, cache, tmp_path):
+    cfg = apply_overrides(tiny(), ["train.lr_schedule=cosine", "train.joint_ce_weight=0.5",
+                                   "train.time_mask_frames=10", "train.freq_mask_bins=20"])
+    result = train(cfg, tiny_corpus, RunStore(tmp_path), cache)
+    assert result.run.run_id != trained_run.run.run_id
+    assert np.isfinite(result.history[["cluster_loss", "joint_ce", "joint_ccc_loss"]]).all().all()
+    assert not result.history["joint_ccc_loss"].equals(trained_run.history["joint_ccc_loss"])
