@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from core.augmentation import apply_masks, draw_masks, lr_factor, masked_batch, set_learning_rates
-from core.config import RunConfig, TrainConfig, apply_overrides, default, paper, tiny
+from core.config import RunConfig, TrainConfig, apply_overrides, default, demo, paper, tiny
 from core.dataset import Normaliser
 from core.distributed import BatchNormReplay, World
 from core.model import EmotionCNN
@@ -17,8 +17,8 @@ from tests.helpers import random_chunk_set
 NEW_FIELDS = ("lr_schedule", "joint_ce_weight", "time_mask_frames", "freq_mask_bins")
 
 
-def test_new_options_are_off_in_every_preset_and_leave_run_ids_as_they_were():
-    for cfg in (default(), paper("valence"), tiny(), RunConfig()):
+def test_new_options_are_off_in_the_paper_presets_and_leave_their_run_ids_as_they_were():
+    for cfg in (paper("arousal"), paper("valence"), tiny(), RunConfig()):
         assert (cfg.train.lr_schedule, cfg.train.joint_ce_weight, cfg.train.time_mask_frames, cfg.train.freq_mask_bins) \
             == ("constant", 1.0, 0, 0)
         assert not set(NEW_FIELDS) & set(cfg.identity()["train"])
@@ -26,8 +26,19 @@ def test_new_options_are_off_in_every_preset_and_leave_run_ids_as_they_were():
         for name in NEW_FIELDS:
             del old["train"][name]
         assert RunConfig.from_dict(old) == cfg
-    changed = apply_overrides(default(), ["train.lr_schedule=cosine", "train.time_mask_frames=8"])
+    changed = apply_overrides(tiny(), ["train.lr_schedule=cosine", "train.time_mask_frames=8"])
     assert changed.identity()["train"]["lr_schedule"] == "cosine" and changed.identity()["train"]["time_mask_frames"] == 8
+
+
+def test_default_and_demo_carry_what_the_recipe_study_adopted():
+    """Round 2 of `benchmarks.recipe_study` (README): the joint cross-entropy at 0.3 with chunk masking."""
+    for cfg in (default(), demo()):
+        assert (cfg.train.joint_ce_weight, cfg.train.time_mask_frames, cfg.train.freq_mask_bins) == (0.3, 8, 16)
+        assert cfg.train.lr_schedule == "constant" and cfg.features.log and not cfg.train.freeze_regressor
+    from benchmarks.recipe_study import ROUND_BASELINES
+    before = apply_overrides(default(), ROUND_BASELINES[2])  # round 2's baseline: round 1's recipe
+    assert before == dataclasses.replace(default(), train=dataclasses.replace(
+        default().train, joint_ce_weight=1.0, time_mask_frames=0, freq_mask_bins=0))
 
 
 @pytest.mark.parametrize("overrides, message", [
