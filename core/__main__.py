@@ -343,7 +343,7 @@ COMMANDS = [
     Command("extract", "extract and cache mel features of a corpus (parallel, incremental)", arguments.extract, _extract),
     Command("train", "train (or load, or resume) a DeepEmoCluster run on a corpus", arguments.train, _train),
     Command("ablation", "train with and without the unlabelled stage; the paired difference of test CCC", arguments.ablation, _ablation),
-    Command("evaluate", "test CCC with 95 % intervals: the run's own test splits, or other corpora", arguments.evaluate, _evaluate),
+    Command("evaluate", "test CCC with 95 %% intervals: the run's own test splits, or other corpora", arguments.evaluate, _evaluate),
     Command("analyze", "cluster-emotion dependence of a run's latent space (and its map)", arguments.analyze, _analyze),
     Command("locate", "place clips in a run's latent space: attributes, cluster, map, neighbours", arguments.locate,
             _locate),

@@ -1,8 +1,9 @@
 import io
 
 import pandas as pd
+import pytest
 
-from core.__main__ import main
+from core.__main__ import build_parser, main
 from tests.helpers import sine, write_wav
 
 
@@ -50,3 +51,16 @@ def test_train_and_ablation_take_the_split_hygiene_flags():
         both = build_parser().parse_args([command, "--corpus", "c.csv", "--allow-speaker-overlap",
                                           "--allow-duplicate-audio"])
         assert both.allow_speaker_overlap and both.allow_duplicate_audio
+
+
+def test_help_of_every_command_prints(capsys):
+    """argparse %-formats help strings: a bare "95 %" in one once made `python -m core --help` crash."""
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0 and "evaluate" in capsys.readouterr().out
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    for name in commands:
+        with pytest.raises(SystemExit) as done:
+            main([name, "--help"])
+        assert done.value.code == 0, name
+        assert capsys.readouterr().out.startswith("usage:"), name
