@@ -4,13 +4,18 @@
 // view (zoom, pan), the drawing mode and the selection live here, so a recolour keeps them. Box and lasso
 // selections, and a click on a point, go back to Python as row numbers of that table. Where the view holds
 // more than `max_points` points, a density image of the points in view is drawn instead, and the points
-// appear once a zoom brings the view under that number.
+// appear once a zoom brings the view under that number. Density contours (optional) are drawn over either.
 
 const VERTEX = `attribute vec2 p; attribute vec4 c; uniform vec2 scale, offset; uniform float size, alpha; varying vec4 v;
 void main() { gl_Position = vec4(p * scale + offset, 0.0, 1.0); gl_PointSize = size; v = vec4(c.rgb, c.a * alpha); }`;
 const FRAGMENT = `precision mediump float; varying vec4 v;
 void main() { vec2 d = gl_PointCoord - 0.5; if (dot(d, d) > 0.25) discard; gl_FragColor = v; }`;
 const GREY = [190, 190, 190, 150]; // a point outside the selection or the filters
+const CONTOUR_MASS = [0.3, 0.6, 0.9]; // each contour encloses the densest cells holding this share of the points in view
+// Marching squares: the edges (0 top, 1 right, 2 bottom, 3 left) each corner pattern's contour joins, by the
+// pattern's bits (8 top-left, 4 top-right, 2 bottom-right, 1 bottom-left corner at or above the level).
+const SQUARE_EDGES = [[], [[3, 2]], [[2, 1]], [[3, 1]], [[0, 1]], [[3, 0], [2, 1]], [[0, 2]], [[3, 0]],
+                      [[3, 0]], [[0, 2]], [[3, 2], [0, 1]], [[0, 1]], [[3, 1]], [[2, 1]], [[3, 2]], []];
 
 function el(tag, css, parent) {
   const e = document.createElement(tag);
@@ -118,7 +123,7 @@ function load(m, data) {
   m.table = t; m.n = m.x.length;
   m.fields = data.hover || [];
   m.maxPoints = data.max_points; m.height = data.height;
-  m.size = data.size; m.alpha = data.opacity; m.density = data.density;
+  m.size = data.size; m.alpha = data.opacity; m.density = data.density; m.contours = data.contours;
   m.markers = data.markers || []; m.clusterLabels = data.labels || [];
   if (data.key !== m.dataKey) {  // another set of points: a new view, no selection
     m.dataKey = data.key; m.view = null; m.selection = null;
@@ -175,17 +180,20 @@ function draw(m) {
     gl.uniform1f(u("size"), m.size); gl.drawArrays(gl.POINTS, 0, m.firstHigh);
     gl.uniform1f(u("size"), m.size * 2.2); gl.drawArrays(gl.POINTS, m.firstHigh, m.n - m.firstHigh);
   }
+  m.root.dataset.contours = m.contours ? String(paintContours(m, ctx)) : "0";
   paintMarkers(m, ctx);
   paintLabels(m);
   const selected = m.selection ? `, ${m.selection.size.toLocaleString()} selected` : "";
-  m.status.textContent = dense ? `${visible.toLocaleString()} points in view: density shown, zoom in to see points${selected}`
-                               : `${visible.toLocaleString()} of ${m.n.toLocaleString()} points in view${selected}`;
+  const contours = m.contours ? ` · contours enclose ${CONTOUR_MASS.map((f) => f * 100).join(", ")} % of them` : "";
+  m.status.textContent = (dense ? `${visible.toLocaleString()} points in view: density shown, zoom in to see points`
+                                : `${visible.toLocaleString()} of ${m.n.toLocaleString()} points in view`) + contours + selected;
   m.root.dataset.drawn = dense ? "density" : String(visible);
   m.root.dataset.frames = String(Number(m.root.dataset.frames || 0) + 1);
 }
 
-function paintDensity(m, ctx, strength) {
-  const w = m.canvas.width, h = m.canvas.height, cell = 4, gw = Math.ceil(w / cell), gh = Math.ceil(h / cell);
+// (gh, gw) counts of the points in view per `cell` x `cell` pixels, row-major from the top left.
+function densityGrid(m, cell) {
+  const w = m.canvas.width, h = m.canvas.height, gw = Math.ceil(w / cell), gh = Math.ceil(h / cell);
   const grid = new Float32Array(gw * gh);
   let top = 0;
   for (let i = 0; i < m.n; i++) {
@@ -194,6 +202,11 @@ function paintDensity(m, ctx, strength) {
     const g = Math.floor(py / cell) * gw + Math.floor(px / cell);
     if (++grid[g] > top) top = grid[g];
   }
+  return { grid, gw, gh, top, cell };
+}
+
+function paintDensity(m, ctx, strength) {
+  const { grid, gw, gh, top } = densityGrid(m, 4), w = m.canvas.width, h = m.canvas.height;
   const image = ctx.createImageData(gw, gh), scale = Math.log1p(top || 1);
   for (let g = 0; g < grid.length; g++) {
     if (!grid[g]) continue;
@@ -204,6 +217,71 @@ function paintDensity(m, ctx, strength) {
   tmp.getContext("2d").putImageData(image, 0, 0);
   ctx.imageSmoothingEnabled = true;
   ctx.drawImage(tmp, 0, 0, w, h);
+}
+
+// A binomial blur [1 4 6 4 1] / 16 along rows then columns, twice: a density estimate, not a histogram.
+function smoothed(grid, gw, gh) {
+  let a = grid, b = new Float32Array(grid.length);
+  const taps = [1, 4, 6, 4, 1];
+  for (let pass = 0; pass < 4; pass++) {
+    const along = pass % 2 === 0, n = along ? gw : gh;
+    for (let j = 0; j < (along ? gh : gw); j++) {
+      for (let i = 0; i < n; i++) {
+        let sum = 0;
+        for (let k = -2; k <= 2; k++) {
+          const q = Math.min(n - 1, Math.max(0, i + k));
+          sum += taps[k + 2] * a[along ? j * gw + q : q * gw + j];
+        }
+        b[along ? j * gw + i : i * gw + j] = sum / 16;
+      }
+    }
+    [a, b] = [b, a];
+  }
+  return a;
+}
+
+// Highest-density levels: the density above which the densest cells hold `share` of all points in view.
+function massLevels(density, shares) {
+  const sorted = Float32Array.from(density).sort().reverse();
+  let total = 0;
+  for (const v of sorted) total += v;
+  const levels = [];
+  let sum = 0, k = 0;
+  for (const share of shares) {
+    while (k < sorted.length && sum < share * total) sum += sorted[k++];
+    levels.push(sorted[Math.max(0, k - 1)]);
+  }
+  return levels;
+}
+
+// Contour lines of the smoothed density at the CONTOUR_MASS levels; returns the number of segments drawn.
+function paintContours(m, ctx) {
+  const { grid, gw, gh, cell, top } = densityGrid(m, 6);
+  if (!top) return 0;
+  const d = smoothed(grid, gw, gh), levels = massLevels(d, CONTOUR_MASS);
+  let segments = 0;
+  ctx.strokeStyle = "rgba(30, 30, 30, 0.75)";
+  levels.forEach((level, n) => {
+    if (!(level > 0)) return;
+    ctx.lineWidth = 1.8 - 0.4 * n;  // the innermost (densest) contour boldest
+    ctx.beginPath();
+    for (let j = 0; j + 1 < gh; j++) {
+      for (let i = 0; i + 1 < gw; i++) {
+        const a = d[j * gw + i], b = d[j * gw + i + 1], c = d[(j + 1) * gw + i + 1], e = d[(j + 1) * gw + i];
+        const pattern = (a >= level) << 3 | (b >= level) << 2 | (c >= level) << 1 | (e >= level);
+        if (pattern === 0 || pattern === 15) continue;
+        const x = (i + 0.5) * cell, y = (j + 0.5) * cell, t = (p, q) => (level - p) / (q - p);
+        const point = [() => [x + t(a, b) * cell, y], () => [x + cell, y + t(b, c) * cell],
+                       () => [x + t(e, c) * cell, y + cell], () => [x, y + t(a, e) * cell]];
+        for (const [from, to] of SQUARE_EDGES[pattern]) {
+          ctx.moveTo(...point[from]()); ctx.lineTo(...point[to]());
+          segments++;
+        }
+      }
+    }
+    ctx.stroke();
+  });
+  return segments;
 }
 
 function paintMarkers(m, ctx) {

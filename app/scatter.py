@@ -29,7 +29,7 @@ class MapEvent:
 def scatter_map(table: pd.DataFrame, colours: PointColours, *, key: str, view: str, state: np.ndarray | None = None,
                 hover: list[tuple[str, str, int | None]] = (), markers: pd.DataFrame | None = None,
                 labels: pd.DataFrame | None = None, size: float = 4.0, opacity: float = 0.8, density: bool = False,
-                height: int = 620, on_click=None) -> MapEvent:
+                contours: bool = False, max_points: int = MAX_POINTS, height: int = 620, on_click=None) -> MapEvent:
     """Draw `table`'s points (index: file; columns x, y and the `hover` columns) coloured by `colours`.
 
     Args:
@@ -38,6 +38,8 @@ def scatter_map(table: pd.DataFrame, colours: PointColours, *, key: str, view: s
         hover: (column, label, decimals or None for text) shown when the pointer is over a point.
         markers: x, y, label (and optional colour) drawn as stars on top (chunks, located clips).
         labels: x, y, label written on the map (the clusters' words at their centres).
+        density, contours: density shading under the points; contour lines of the points in view.
+        max_points: more points in view than this and the map draws their density instead (zoom in for points).
         on_click: called when a point is clicked, before the page reruns; `clicked_file(key, table)` reads it.
     """
     points = pd.DataFrame({"x": table["x"].to_numpy(np.float32), "y": table["y"].to_numpy(np.float32),
@@ -52,8 +54,8 @@ def scatter_map(table: pd.DataFrame, colours: PointColours, *, key: str, view: s
         fields.append([f"h{k}", label, digits])
     result = _component(key=key, height="content", default={"selection": None}, on_selection_change=lambda: None,
                         on_clicked_change=on_click or (lambda: None), data={
-        "points": points, "key": view, "hover": fields, "legend": colours.legend, "max_points": MAX_POINTS,
-        "height": height, "size": size, "opacity": opacity, "density": density,
+        "points": points, "key": view, "hover": fields, "legend": colours.legend, "max_points": max_points,
+        "height": height, "size": size, "opacity": opacity, "density": density, "contours": contours,
         "markers": [] if markers is None else markers.to_dict("records"),
         "labels": [] if labels is None else labels.dropna(subset=["x", "y"])[["x", "y", "label"]].to_dict("records")})
     return MapEvent(stored_selection(key, table, view), _file_at(table, result.clicked))

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app import loaders
+from app.scatter import MAX_POINTS
 from core.config import AVD
 
 ATTRIBUTES = AVD  # core fixes the order of the attributes everywhere
@@ -43,8 +44,11 @@ def selected() -> tuple[str, str | None]:
     return st.session_state["run"], st.session_state.get("network")
 
 
+PROGRESS_EVERY_S = 1.0  # how often a page redraws a background job's progress (as a fragment, not the whole page)
+
+
 def job_progress_ui(job: loaders.Job) -> None:
-    """Progress of a background job; reruns the page every second until it ends."""
+    """Progress of a background job (drawn by a fragment that reruns every `PROGRESS_EVERY_S`)."""
     if job.resumed_after is not None:
         st.info(f"Resumed after epoch {job.resumed_after}: the server had stopped while it trained.")
     if job.epochs:  # the whole job: epochs done, then the map
@@ -68,7 +72,9 @@ class MapStyle:
     size: float  # point diameter in pixels
     opacity: float
     density: bool  # density shading under the points
+    contours: bool  # density contour lines over them
     words: bool  # the clusters' labels at their centres
+    max_points: int  # more points in view than this: their density is drawn instead (zoom in for points)
 
 
 def map_style_ui(table: pd.DataFrame, page: str = "latent") -> MapStyle:
@@ -77,16 +83,22 @@ def map_style_ui(table: pd.DataFrame, page: str = "latent") -> MapStyle:
     options = ["cluster", *[a for a in ATTRIBUTES if a in table and table[a].notna().any()],
                *[f"{a}_predicted" for a in ATTRIBUTES if f"{a}_predicted" in table],
                *[f"{a}_error" for a in ATTRIBUTES if a in table and table[a].notna().any()], *present, "split"]
-    left, size, opacity, toggles = st.columns([3, 2, 2, 2])
+    left, size, opacity, density, more = st.columns([3, 2, 2, 2, 2])
     colour = left.selectbox("Colour by", options, key=f"{page}.color_by", format_func=lambda c: c.replace("_", " "),
                             help="error: predicted minus true value (labelled utterances only).")
     return MapStyle(colour, size.slider("Point size", 1.0, 12.0, 4.0, 0.5, key=f"{page}.size"),
                     opacity.slider("Opacity", 0.1, 1.0, 0.8, 0.05, key=f"{page}.opacity"),
-                    toggles.toggle("Density shading", key=f"{page}.density",
+                    density.toggle("Density shading", key=f"{page}.density",
                                    help="How many points each part of the map holds, drawn under the points."),
-                    toggles.toggle("Cluster labels", value=True, key=f"{page}.words",
-                                   help="Each cluster at its centre, named by the attributes its predicted means "
-                                        "depart on (at least half a corpus standard deviation above: high, below: low)."))
+                    density.toggle("Density contours", key=f"{page}.contours",
+                                   help="Lines around the densest parts of the map: they enclose 30 %, 60 % and "
+                                        "90 % of the points in view (a smoothed count), recomputed as you zoom."),
+                    more.toggle("Cluster labels", value=True, key=f"{page}.words",
+                                help="Each cluster at its centre, named by the attributes its predicted means "
+                                     "depart on (at least half a corpus standard deviation above: high, below: low)."),
+                    int(more.number_input("Points drawn up to", 10, 5_000_000, MAX_POINTS, 10_000, key=f"{page}.max_points",
+                                          help="With more points than this in view the map shows their density; zoom "
+                                               "in and the points appear. Lower it on a slow machine.")))
 
 
 def filters_ui(table: pd.DataFrame) -> np.ndarray:

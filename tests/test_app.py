@@ -1,6 +1,7 @@
 """AppTest of every page: empty store (first start), a tiny trained run, the imported published models."""
 import subprocess
 import sys
+import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -17,8 +18,13 @@ def test_first_start_builds_the_demo_and_opens_the_explorer(tmp_path, monkeypatc
     monkeypatch.setenv("SER_RUNS_DIR", str(tmp_path / "data" / "runs"))
     monkeypatch.setenv("SER_DEMO_PRESET", "tiny")
     at = AppTest.from_file(APP, default_timeout=600)
-    at.run()  # the getting-started page reruns itself until the background job is done
-    assert not at.exception
+    at.run()
+    assert not at.exception and at.title[0].value == "DeepEmoCluster Explorer"  # getting started, with progress
+    deadline = time.monotonic() + 600
+    while not any(box.key == "run" for box in at.selectbox) and time.monotonic() < deadline:
+        time.sleep(1.0)  # the page's progress fragment polls the job; the whole app reruns once it is done
+        at.run()
+        assert not at.exception, at.exception
     assert (tmp_path / "data" / "demo" / "manifest.csv").is_file()
     assert at.selectbox(key="run").value.startswith("tiny-")
     assert at.selectbox(key="latent.color_by").value == "cluster"  # the latent map is the default page

@@ -78,6 +78,14 @@ def served_app(app_data):
         yield url
 
 
+def _wait_for(condition, timeout_s: float = 60.0) -> None:
+    """Poll `condition` (the map lives in a component's shadow root: locators reach it, page scripts do not)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the map did not get there in time"
+        time.sleep(0.2)
+
+
 def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_path):
     page = browser_page
     external = []  # the app asks no other host for anything (no font server, no CDN)
@@ -102,6 +110,30 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
     page.locator(".latent-map .legend-title").filter(has_text=re.compile("^arousal$")).wait_for(timeout=60_000)
     assert status.inner_text() == zoomed
     page.locator(".latent-map").get_by_role("button", name="Reset view").click()
+
+    # density contours; with fewer points allowed than the view holds, the density instead, points on zoom
+    latent_map = page.locator(".latent-map")
+    page.get_by_text("Density contours").click()
+    _wait_for(lambda: int(latent_map.get_attribute("data-contours") or 0) > 0)
+    assert "contours enclose 30, 60, 90 % of them" in status.inner_text()
+    budget = page.get_by_role("spinbutton", name="Points drawn up to")
+    budget.fill("20")
+    budget.press("Enter")
+    _wait_for(lambda: latent_map.get_attribute("data-drawn") == "density")
+    assert "density shown, zoom in to see points" in status.inner_text()
+    for _ in range(12):  # the wheel zooms in until the view holds at most 20 points: they are drawn again
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.wheel(0, -400)
+        if latent_map.get_attribute("data-drawn") != "density":
+            break
+    assert 0 <= int(latent_map.get_attribute("data-drawn")) <= 20
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-density.png"), full_page=True)
+    budget.fill("200000")
+    budget.press("Enter")
+    page.get_by_text("Density contours").click()
+    _wait_for(lambda: latent_map.get_attribute("data-contours") == "0")
+    latent_map.get_by_role("button", name="Reset view").click()
 
     # a box selection: the statistics of the selection against all points
     page.mouse.move(box["x"] + 5, box["y"] + 40)

@@ -1,6 +1,5 @@
 """First start on a fresh machine: the demo corpus is built and a demo model trained in the background."""
 import os
-import time
 
 import streamlit as st
 
@@ -18,13 +17,21 @@ st.write("No trained run yet. The built-in demo corpus (synthesised speech whose
 st.caption("Your own corpus: `python -m core train --corpus PATH --preset default` (see the README); "
            "the published MSP-Podcast models: `python -m core import-official --from DIR`.")
 job = loaders.demo_job(str(default_data_dir()), os.environ.get("SER_DEMO_PRESET", "demo"))
+
+
+@st.fragment(run_every=widgets.PROGRESS_EVERY_S)
+def _progress() -> None:
+    """The job's step and progress, redrawn on their own (the whole app reruns once, when the job ends)."""
+    if job.error or job.finished.is_set():
+        st.rerun()  # the whole app: the error below, or the explorer
+    st.subheader(next((words for key, words in STEPS if key in job.stage), "Starting"))
+    widgets.job_progress_ui(job)
+
+
 if job.error:
     st.error(f"The demo could not be prepared:\n\n{job.error}")
-    st.stop()
-if job.finished.is_set():
+elif job.finished.is_set():
     st.success("Done: opening the explorer…")
     st.rerun()
-st.subheader(next((words for key, words in STEPS if key in job.stage), "Starting"))
-widgets.job_progress_ui(job)
-time.sleep(1.0)
-st.rerun()
+else:
+    _progress()

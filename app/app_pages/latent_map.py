@@ -38,7 +38,8 @@ event = scatter.scatter_map(table, figures.point_colours(table, style.colour), k
                             view=f"{run_id}/{network}", state=state, markers=markers,
                             hover=[h for h in hover if h[0] == "file" or h[0] in table],
                             labels=loaders.load_cluster_labels(run_id, network) if style.words else None,
-                            size=style.size, opacity=style.opacity, density=style.density, on_click=_inspect_clicked)
+                            size=style.size, opacity=style.opacity, density=style.density, contours=style.contours,
+                            max_points=style.max_points, on_click=_inspect_clicked)
 if not shown.any():
     st.warning("No utterance passes the filters: every point is greyed. Widen them in the sidebar.")
 if event.selected is not None:

@@ -1,6 +1,5 @@
 """Runs in the store: corpus, config, training curves, test CCC with intervals beside the published numbers, the
 ablation's paired difference, other corpora; train new ones."""
-import time
 
 import pandas as pd
 import streamlit as st
@@ -85,14 +84,22 @@ if submitted and corpus:
     except (ValueError, OSError) as err:  # ManifestError is a ValueError: a bad path or corpus
         st.error(str(err))
 jobs = [*loaders.resumed_trainings().values(), *([st.session_state["runs.job"]] if "runs.job" in st.session_state else [])]
-for job in jobs:
-    st.markdown(f"**{job.label}**")
-    if job.error:
-        st.error(job.error)
-    elif job.finished.is_set():
-        st.success(f"Finished: {job.result.run_id}. Pick it in the sidebar.")
-    else:
-        widgets.job_progress_ui(job)
-if any(not job.finished.is_set() for job in jobs):
-    time.sleep(1.0)
-    st.rerun()
+running = any(not job.finished.is_set() for job in jobs)
+
+
+@st.fragment(run_every=widgets.PROGRESS_EVERY_S if running else None)
+def _trainings() -> None:
+    """The background trainings, redrawn on their own while one runs (not the whole page)."""
+    for job in jobs:
+        st.markdown(f"**{job.label}**")
+        if job.error:
+            st.error(job.error)
+        elif job.finished.is_set():
+            st.success(f"Finished: {job.result.run_id}. Pick it in the sidebar.")
+        else:
+            widgets.job_progress_ui(job)
+    if running and all(job.finished.is_set() for job in jobs):
+        st.rerun()  # the whole app: the new run appears in the sidebar and the tables above
+
+
+_trainings()
