@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from core import keep_freed_memory
-from benchmarks.app import APP_FIRST, bench_app_cold_start
+from benchmarks.app import APP_FIRST, bench_app_cold_start, bench_app_fresh_start
 from benchmarks.corpus import bench_demo_corpus, bench_feature_extraction
 from benchmarks.embedding import bench_embedding
 from benchmarks.latency import bench_locate, bench_predict_latency
@@ -22,15 +22,20 @@ from benchmarks.uncertainty import bench_bootstrap
 
 
 def run_all(work: Path | None = None, training: bool = True, projection: bool = True,
-            app: bool = True, scale: tuple[int, ...] | None = None, map_points: int | None = None) -> list[BenchResult]:
+            app: bool = True, scale: tuple[int, ...] | None = None, map_points: int | None = None,
+            fresh_app: bool = False) -> list[BenchResult]:
     """Every benchmark, each in a process of its own (but the app's, which measures its server's tree).
 
     `scale`: also the scale rows over synthetic stores of these many utterances (`benchmarks.scale`); with
     training, projection and app all off, only those. `map_points`: also the map of that many utterances in a
-    browser (`benchmarks.map`); with training, projection and app off and no `scale`, only that.
+    browser (`benchmarks.map`); with training, projection and app off and no `scale`, only that. `fresh_app`:
+    also a newcomer's first start in a browser (`benchmarks.app.bench_app_fresh_start`); with every other
+    benchmark off, only that.
     """
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(work or tmp)
+        if fresh_app and not (training or projection or app or scale or map_points):
+            return bench_app_fresh_start(work)
         if map_points and not (training or projection or app or scale):
             return bench_map(work, map_points)
         if scale and not (training or projection or app):
@@ -58,6 +63,8 @@ def run_all(work: Path | None = None, training: bool = True, projection: bool = 
             results += run_scale(work, scale)
         if map_points:
             results += bench_map(work, map_points)
+        if fresh_app:
+            results += bench_app_fresh_start(work)
     return results
 
 
@@ -79,12 +86,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--map", type=int, nargs="?", const=150_000, metavar="N",
                         help="add the latent map of N synthetic utterances (default 150000) in headless chromium: load, "
                              "recolour, selection, server memory (~1 minute); with every --no-* flag and no --scale, only that")
+    parser.add_argument("--fresh-app", action="store_true",
+                        help="add a newcomer's first start in headless chromium: empty data folder to the first map "
+                             "(~3-5 minutes); with every --no-* flag, only that")
     parser.add_argument("--work", type=Path, help="where the temporary working folder goes (default: the system's temporary folder)")
     args = parser.parse_args(argv)
     scale = tuple(int(n) for n in args.scale_sizes.split(",")) if args.scale else None
     with tempfile.TemporaryDirectory(dir=args.work) as work:  # deleted at the end, under --work if given
         results = run_all(Path(work), training=not args.no_training, projection=not args.no_projection,
-                          app=not args.no_app, scale=scale, map_points=args.map)
+                          app=not args.no_app, scale=scale, map_points=args.map, fresh_app=args.fresh_app)
     print(format_table(results))
     if args.out:
         args.out.write_text(json.dumps(as_json(results), indent=1))

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from benchmarks.app import APP_CACHED, APP_FIRST, bench_app_cold_start
+from benchmarks.app import APP_CACHED, APP_FIRST, APP_FRESH, APP_RETURNING, bench_app_cold_start, bench_app_fresh_start
 from benchmarks.browser import browser_unavailable
 from benchmarks.latency import bench_predict_latency
 from benchmarks.results import BenchResult, as_json, format_table
@@ -20,8 +20,8 @@ def test_bench_predict_latency_reports_a_positive_time_and_formats(tmp_path):
     assert data["machine"]["device"] == "cpu" and [r["name"] for r in data["results"]][1] == "app"
 
 
-@pytest.mark.slow  # two server starts and a UMAP fit: about a minute on 2 cores
-def test_app_cold_start_reaches_the_map_in_a_browser_twice(tmp_path):
+@pytest.mark.slow  # four server starts and a UMAP fit: about a minute on 2 cores
+def test_app_cold_start_reaches_the_map_in_a_browser_three_ways(tmp_path):
     if reason := browser_unavailable():
         if os.environ.get("SER_REQUIRE_BROWSER") == "1":
             pytest.fail(f"{reason} (SER_REQUIRE_BROWSER=1)")
@@ -30,15 +30,26 @@ def test_app_cold_start_reaches_the_map_in_a_browser_twice(tmp_path):
     from core.synthetic import make_demo_corpus
     make_demo_corpus(tmp_path / "demo", n_train=20, n_dev=5, n_test=5, n_unlabelled=10)
     results = bench_app_cold_start(tmp_path, tiny(), timeout_s=240)
-    assert [r.name for r in results] == [APP_FIRST, APP_CACHED]
+    assert [r.name for r in results] == [APP_FIRST, APP_CACHED, APP_RETURNING]
     assert all(r.value > 0 and r.peak_rss_mb > 0 for r in results)
-    assert [r["name"] for r in as_json(results)["results"]] == [APP_FIRST, APP_CACHED]
+    assert [r["name"] for r in as_json(results)["results"]] == [APP_FIRST, APP_CACHED, APP_RETURNING]
+
+
+@pytest.mark.slow  # the demo corpus, a tiny run and its map behind a browser: about a minute on 2 cores
+def test_app_fresh_start_times_a_newcomers_first_map(tmp_path):
+    if reason := browser_unavailable():
+        if os.environ.get("SER_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{reason} (SER_REQUIRE_BROWSER=1)")
+        pytest.skip(reason)
+    (result,) = bench_app_fresh_start(tmp_path, preset="tiny", timeout_s=600)
+    assert result.name == APP_FRESH and result.value > 0 and result.met is not None
+    assert "1/4 · Generating the demo corpus at" in result.detail and "the tiny run's 2 epochs" in result.detail
 
 
 def test_app_cold_start_without_a_browser_says_skipped(tmp_path, monkeypatch):
     monkeypatch.setattr("benchmarks.browser.CHROMIUM", tmp_path / "no-chromium")
-    results = bench_app_cold_start(tmp_path)
-    assert [r.value for r in results] == [None, None]
+    results = [*bench_app_cold_start(tmp_path), *bench_app_fresh_start(tmp_path)]
+    assert [r.value for r in results] == [None, None, None, None]
     assert all(r.detail.startswith("skipped: ") and "no-chromium" in r.detail for r in results)
 
 
