@@ -25,6 +25,7 @@ from core.run_store import RunStore
 from core.synthetic import make_demo_corpus
 from core.train import train
 from core.uncertainty import mean_ccc_difference
+from benchmarks.results import epochs_seconds
 
 ATTRIBUTES = ("arousal", "valence", "dominance")
 # Each round compares options with the `default` of its day, written as overrides of today's `default()`.
@@ -77,7 +78,7 @@ def run_study(work: Path, epochs: int = 5, round_number: int = 2, options: dict[
         for option, overrides in options.items():
             cfg = apply_overrides(default(), [*ROUND_BASELINES[round_number], *overrides, f"train.epochs={epochs}"])
             run = train(cfg, corpus, RunStore(work / "runs"), work / "cache").run  # a stored run is reused
-            seconds = sum(sum(epoch.values()) for epoch in run.history()["seconds"])  # the epochs' own stages
+            seconds = epochs_seconds(run)
             predictions[option] = run.test_predictions()
             rows.append(_row(option, corpus_name, predictions, seconds))
             print(f"{corpus_name:>9} | {option:<26} | {rows[-1].difference} | {seconds:.0f} s", file=sys.stderr, flush=True)

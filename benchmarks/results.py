@@ -50,3 +50,9 @@ def warm_median_s(call, repeats: int) -> float:
         call()
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
+
+
+def epochs_seconds(run) -> float:
+    """The wall time of a stored run's epochs (`core.run_store.Run`): their stages (embed, K-means, train,
+    validate) summed, not extraction or the test pass."""
+    return float(sum(sum(epoch.values()) for epoch in run.history()["seconds"]))

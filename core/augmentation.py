@@ -1,5 +1,6 @@
-"""Options of this project's recipe that the paper does not have, off in every preset: chunk masking of the
-training inputs (SpecAugment's time and frequency masks, Park et al. 2019) and the learning-rate schedule.
+"""Options of this project's recipe that the paper does not have, off in the `paper` presets: chunk masking of
+the training inputs (SpecAugment's time and frequency masks, Park et al. 2019; `default` uses it) and the
+learning-rate schedule.
 
 Masks are drawn per global chunk position of a batch from an explicit generator, like the dropout masks
 (`core.model.dropout_mask`), so a chunk gets the same mask whichever rank or micro-batch it lands in.
