@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app.trainer import TrainingProcessError, train_in_process
 from core.ablation import ablation_partner as core_ablation_partner
 from core.ablation import paired_difference
 from core.analysis import DependenceReport
@@ -35,7 +36,7 @@ from core.manifest import load_corpus, load_manifest
 from core.paths import default_cache_dir, default_data_dir, default_runs_dir
 from core.run_store import Run, RunStore
 from core.synthetic import make_demo_corpus
-from core.train import run_id_for, train
+from core.train import run_id_for
 
 
 @dataclass
@@ -71,6 +72,8 @@ def _start(job: Job, target) -> Job:
     def run():
         try:
             job.result = target(job)
+        except TrainingProcessError as err:  # the training's own error and traceback, from its process
+            job.error = str(err)
         except Exception as err:  # shown on the page; the app outlives a failed job
             job.error = f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=4)}"
         finally:
@@ -126,14 +129,14 @@ EMBEDDING_FOR_MAP, FITTING_MAP = "embedding the corpus for the map", "fitting th
 def _train_and_map(job: Job, corpus: pd.DataFrame, cfg) -> Run:
     run_id = run_id_for(cfg, corpus)
     _remember_training(run_id, True)  # a server stopped from here on resumes it when it starts again
-    result = train(cfg, corpus, RunStore(default_runs_dir()), default_cache_dir(), progress=job.on_training)
+    run = train_in_process(cfg, corpus, default_runs_dir(), default_cache_dir(), progress=job.on_training)
     _remember_training(run_id, False)
     job.update(EMBEDDING_FOR_MAP, 0, 1)
-    exploration = explore(result.run, cache_root=default_cache_dir(), progress=lambda stage, d, t: job.update(
+    exploration = explore(run, cache_root=default_cache_dir(), progress=lambda stage, d, t: job.update(
         f"{EMBEDDING_FOR_MAP}: {stage}", d, t))
     job.update(f"{FITTING_MAP} (UMAP; the first fit on a machine compiles numba code, ~1 min)", 0, 1)
     project(exploration)
-    return result.run
+    return run
 
 
 _TRAININGS_LOCK = threading.Lock()

@@ -36,7 +36,7 @@ CORE_LAYERS = [
     ["report", "cli_arguments"],  # a shareable report of one run; the command line's options
     ["__init__", "__main__"],  # the public names; the CLI
 ]
-APP_LAYERS = [["__init__", "figures", "loaders"], ["scatter", "inspector"], ["widgets"], ["streamlit_app", "app_pages"]]
+APP_LAYERS = [["__init__", "figures", "trainer"], ["loaders"], ["scatter", "inspector"], ["widgets"], ["streamlit_app", "app_pages"]]
 BENCHMARK_LAYERS = [["machine", "browser", "inputs", "server", "synthetic_store"], ["results", "synthetic_run"], ["memory"],
                     ["corpus", "embedding", "latency", "projection", "training", "app", "map", "scale_training",
                      "uncertainty", "recipe_study"], ["scale"],

@@ -1,0 +1,100 @@
+"""A training started by the app runs in a process of its own: `python -m app.trainer`.
+
+In a thread of the server it shared one interpreter lock with every rerun of every page, and the demo's
+epochs took two to three times as long as on the command line. The child is a fresh interpreter, not a
+multiprocessing child: those re-run the server's `__main__`, which under Streamlit is the app script. It
+reads its job (pickled) on stdin and reports `core.train.TrainProgress` through a pipe of its own. It ends
+with the server: seeing its parent gone, it exits within a second, as a crash would, and the run stays
+resumable from its last finished epoch (`RunStore.interrupted`).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from core.config import RunConfig
+from core.run_store import Run, RunStore
+from core.train import TrainProgress, train
+
+_WATCH_EVERY_S = 0.5  # how often a child looks for its parent
+
+
+class TrainingProcessError(RuntimeError):
+    """The training failed in its process; the message holds its error and traceback, or how it ended."""
+
+
+def train_in_process(cfg: RunConfig, corpus: pd.DataFrame, runs_dir: Path, cache_root: Path,
+                     progress: Callable[[TrainProgress], None]) -> Run:
+    """`core.train.train` of `cfg` on `corpus` in a child process; `progress` is called in this process.
+
+    Returns:
+        The completed run.
+
+    Raises:
+        TrainingProcessError: the training raised (its type, message and traceback) or its process died.
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        child = subprocess.Popen([sys.executable, "-m", "app.trainer", str(write_fd)], stdin=subprocess.PIPE,
+                                 pass_fds=(write_fd,))
+    finally:
+        os.close(write_fd)  # the child holds the only writer: its end reads as end-of-file here
+    messages = Connection(read_fd, writable=False)
+    try:
+        with child.stdin:  # read by the child as it starts (a large corpus is more than a pipe holds)
+            pickle.dump((cfg, corpus, str(runs_dir), str(cache_root), os.getpid()), child.stdin)
+        while True:
+            try:
+                kind, payload = messages.recv()
+            except EOFError:
+                raise TrainingProcessError(f"the training process ended without a result "
+                                           f"(exit code {child.wait()})") from None
+            if kind == "progress":
+                progress(payload)
+            elif kind == "error":
+                raise TrainingProcessError(payload)
+            else:
+                return RunStore(runs_dir).load(payload)
+    finally:
+        messages.close()  # a child still training stops at its next report (and its watch, below)
+        child.wait()
+
+
+def _main(fd: int) -> None:
+    cfg, corpus, runs_dir, cache_root, parent = pickle.load(sys.stdin.buffer)
+    threading.Thread(target=_exit_without, args=(parent,), name="parent watch", daemon=True).start()
+    messages, sending = Connection(fd, readable=False), threading.Lock()  # progress may come from many threads
+
+    def send(message: tuple) -> None:
+        with sending:
+            messages.send(message)
+    try:
+        result = train(cfg, corpus, RunStore(Path(runs_dir)), Path(cache_root),
+                       progress=lambda p: send(("progress", p)))
+        send(("done", result.run.run_id))
+    except BrokenPipeError:  # the server stopped reading: it is gone
+        os._exit(1)
+    except Exception as err:
+        send(("error", f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=4)}"))
+
+
+def _exit_without(parent: int) -> None:
+    """A killed server cannot stop its child: the child stops itself, as a crash would (its last finished
+    epoch is on disk; the run folder's lock goes with the process)."""
+    while os.getppid() == parent:
+        time.sleep(_WATCH_EVERY_S)
+    os._exit(1)
+
+
+if __name__ == "__main__":
+    _main(int(sys.argv[1]))
