@@ -1,5 +1,6 @@
 import json
 import os
+import re
 
 import pytest
 
@@ -44,6 +45,7 @@ def test_app_fresh_start_times_a_newcomers_first_map(tmp_path):
     (result,) = bench_app_fresh_start(tmp_path, preset="tiny", timeout_s=600)
     assert result.name == APP_FRESH and result.value > 0 and result.met is not None
     assert "1/4 · Generating the demo corpus at" in result.detail and "the tiny run's 2 epochs" in result.detail
+    assert re.search(r"\d+\.\d s each by `python -m core train` alone", result.detail)  # the same run's baseline
 
 
 def test_app_cold_start_without_a_browser_says_skipped(tmp_path, monkeypatch):
