@@ -1,5 +1,4 @@
 """The app's trainings in a process of their own (`app.trainer`): results, errors and a killed server."""
-import os
 import signal
 import subprocess
 import sys
