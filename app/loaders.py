@@ -1,7 +1,8 @@
 """Every Streamlit cache of the app, and the background jobs that must survive reruns.
 
 Jobs run in threads owned by `st.cache_resource` singletons, so a rerun or a second browser tab
-sees the same job instead of starting another one.
+sees the same job instead of starting another one; a job's training runs in a process of its own
+(`app.trainer`), the thread relaying its progress.
 """
 from __future__ import annotations
 
