@@ -86,6 +86,27 @@ def _wait_for(condition, timeout_s: float = 60.0) -> None:
         time.sleep(0.2)
 
 
+def _box_select(page, canvas, tries: int = 2) -> None:
+    """Drag a box over the whole map once the app is idle, until the statistics of the selection show.
+
+    A drag while the page reruns (the settings changed just before) can land on a map being redrawn, or
+    where the map was before the layout moved: the drag starts from the map's box as it is now."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    for attempt in range(tries):
+        _wait_for(lambda: not page.locator('[data-testid="stStatusWidget"]').count())
+        box = canvas.bounding_box()
+        page.mouse.move(box["x"] + 5, box["y"] + 40)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] - 5, box["y"] + box["height"] - 5, steps=4)
+        page.mouse.up()
+        try:
+            page.get_by_text("Selection:").first.wait_for(timeout=30_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+
+
 def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_path):
     page = browser_page
     external = []  # the app asks no other host for anything (no font server, no CDN)
@@ -136,11 +157,7 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
     latent_map.get_by_role("button", name="Reset view").click()
 
     # a box selection: the statistics of the selection against all points
-    page.mouse.move(box["x"] + 5, box["y"] + 40)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] - 5, box["y"] + box["height"] - 5, steps=4)
-    page.mouse.up()
-    page.get_by_text("Selection:").first.wait_for(timeout=60_000)
+    _box_select(page, canvas)
 
     # a search with no match is a message; an unknown name typed in the inspector too
     search = page.get_by_role("textbox", name="Search")
