@@ -66,7 +66,7 @@ def train_in_process(cfg: RunConfig, corpus: pd.DataFrame, runs_dir: Path, cache
             else:
                 return RunStore(runs_dir).load(payload)
     finally:
-        messages.close()  # a child still training stops at its next report (and its watch, below)
+        messages.close()  # a child still training (this caller failed) stops at its next report
         child.wait()
 
 

@@ -14,8 +14,7 @@ from core.manifest import load_manifest
 from core.run_store import RunStore
 from core.synthetic import make_demo_corpus
 from core.train import TrainProgress
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")
