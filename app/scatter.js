@@ -402,7 +402,8 @@ function attachMouse(m) {
       draw(m);
       return;
     }
-    if (e.target !== m.canvas) { m.tip.style.display = "none"; return; }
+    // the map lives in a shadow root: `e.target` of a window listener is its host, the path names the canvas
+    if (e.composedPath()[0] !== m.canvas) { m.tip.style.display = "none"; return; }
     if (hoverPending) return;
     hoverPending = true;
     requestAnimationFrame(() => {

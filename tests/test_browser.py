@@ -179,9 +179,18 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
         "(1 - (m.y[0] - v.cy) / v.hh) * m.canvas.height / 2]; }")
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()  # messages above the map moved it, and the page scrolled
+    tip = page.locator(".latent-map > div").filter(has_text="file: ")  # hover: the point's fields, text and numbers
+    for dx in (0, 1):  # a second move: the first may come before the map has its mouse listeners
+        page.mouse.move(box["x"] + x + dx, box["y"] + y)
+        page.wait_for_timeout(300)
+    tip.wait_for(timeout=10_000)
+    hovered = tip.inner_text()
+    assert re.search(r"^cluster: \d+$", hovered, re.M) and re.search(r"^split: (train|dev|test\d?|unlabelled)$", hovered, re.M)
+    assert re.search(r"^arousal predicted: -?\d+\.\d\d$", hovered, re.M), hovered
     page.mouse.click(box["x"] + x, box["y"] + y)
     page.get_by_role("heading", name="Clip ").first.wait_for(timeout=60_000)
     assert inspect.input_value() in page.get_by_role("heading", name="Clip ").first.inner_text()
+    assert f"file: {inspect.input_value()}" in hovered  # the point hovered is the clip the click opened
     page.get_by_text("Play a chunk").wait_for(timeout=60_000)
     assert page.get_by_text("Nearest corpus clips").count() == 1
     page.locator("[data-testid='stRadio'] label").nth(1).click()  # play the second chunk
