@@ -49,8 +49,9 @@ def scatter_map(table: pd.DataFrame, colours: PointColours, *, key: str, view: s
     for k, (column, label, digits) in enumerate(hover):
         if digits is not None:
             points[f"h{k}"] = table[column].to_numpy(np.float32)
-        else:  # text: the file names as they are, other text dictionary-encoded (a few distinct values)
-            points[f"h{k}"] = table.index.to_numpy() if column == "file" else table[column].astype("category").to_numpy()
+        else:  # text: the file names as they are, other text dictionary-encoded (a few distinct values); both
+            # assigned as pandas arrays, which Arrow takes as they are (`to_numpy()` made Python strings of them)
+            points[f"h{k}"] = table.index.array if column == "file" else table[column].astype("category").array
         fields.append([f"h{k}", label, digits])
     result = _component(key=key, height="content", default={"selection": None}, on_selection_change=lambda: None,
                         on_clicked_change=on_click or (lambda: None), data={
