@@ -35,6 +35,7 @@ from core.explore import (Exploration, LocateResult, Locator, analyze_exploratio
 from core.frontend import load_features
 from core.manifest import load_corpus, load_manifest
 from core.paths import default_cache_dir, default_data_dir, default_runs_dir
+from core.projection import warm_up
 from core.run_store import Run, RunStore
 from core.synthetic import make_demo_corpus
 from core.train import run_id_for
@@ -129,15 +130,30 @@ EMBEDDING_FOR_MAP, FITTING_MAP = "embedding the corpus for the map", "fitting th
 
 def _train_and_map(job: Job, corpus: pd.DataFrame, cfg) -> Run:
     run_id = run_id_for(cfg, corpus)
+    warming = warm_map_code()
     _remember_training(run_id, True)  # a server stopped from here on resumes it when it starts again
     run = train_in_process(cfg, corpus, default_runs_dir(), default_cache_dir(), progress=job.on_training)
     _remember_training(run_id, False)
     job.update(EMBEDDING_FOR_MAP, 0, 1)
     exploration = explore(run, cache_root=default_cache_dir(), progress=lambda stage, d, t: job.update(
         f"{EMBEDDING_FOR_MAP}: {stage}", d, t))
-    job.update(f"{FITTING_MAP} (UMAP; the first fit on a machine compiles numba code, ~1 min)", 0, 1)
+    job.update(f"{FITTING_MAP} (UMAP)", 0, 1)
+    warming.join()
     project(exploration)
     return run
+
+
+def warm_map_code() -> threading.Thread:
+    """Once per server: `core.projection.warm_up` in a thread, started by the first job before its own work
+    (the demo job: while it generates the corpus, which leaves a core idle). A job joins it before its map."""
+    with _WARMING_LOCK:
+        if not _WARMING:
+            _WARMING.append(threading.Thread(target=warm_up, name="UMAP warm-up", daemon=True))
+            _WARMING[0].start()
+        return _WARMING[0]
+
+
+_WARMING_LOCK, _WARMING = threading.Lock(), []
 
 
 _TRAININGS_LOCK = threading.Lock()
@@ -181,6 +197,7 @@ def demo_job(data_dir: str, preset_name: str = "demo") -> Job:
     """
     def work(job: Job) -> Run:
         DEMO_RUNNING.set()
+        warm_map_code()  # compiles while the corpus is synthesised (one core), not after the training (two)
         try:
             manifest = make_demo_corpus(Path(data_dir) / "demo",
                                         progress=lambda d, t: job.update("synthesising the demo corpus", d, t))

@@ -1,5 +1,7 @@
 """Latent space, map, placement, analysis and exports on a tiny trained run and on the published models."""
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ from core.manifest import load_manifest
 from core.projection import LatentProjector
 from core.run_store import RunStore
 from core.train import train
+from tests.conftest import REPO
 from tests.helpers import corrupt, sine, write_wav
 
 
@@ -91,6 +94,33 @@ def test_projector_places_the_unfitted_rest_inside_the_map():
     assert ((projector.coords_ >= lo - 1e-5) & (projector.coords_ <= hi + 1e-5)).all()
     far = projector.transform(np.full((1, 8), 100.0, np.float32))  # far outside the data: still inside the map
     assert ((far >= lo) & (far <= hi)).all()
+
+
+WARM_UP_CHECK = """
+import sys
+import numpy as np
+from numba.core.registry import CPUDispatcher
+from core.projection import LatentProjector, warm_up
+
+def compiled():  # signatures compiled by every numba function of umap-learn's modules
+    return {f"{module}.{name}": len(f.signatures) for module, m in list(sys.modules.items()) if module.startswith("umap")
+            for name, f in vars(m).items() if isinstance(f, CPUDispatcher)}
+
+warm_up()
+after_warm_up = compiled()
+assert after_warm_up["umap.layouts._nb_optimize_layout_euclidean_single_epoch"], after_warm_up
+assert after_warm_up["umap.umap_.smooth_knn_dist"], after_warm_up
+LatentProjector().fit(np.random.default_rng(1).normal(size=(600, 40)).astype(np.float32))  # demo-sized, other dims
+new = {name: n for name, n in compiled().items() if n != after_warm_up.get(name)}
+assert not new, f"the real fit compiled more: {new}"
+"""
+
+
+@pytest.mark.slow
+def test_warm_up_compiles_what_a_demo_sized_map_runs():
+    # a process of its own: in this one, earlier tests' maps have compiled the code already
+    done = subprocess.run([sys.executable, "-c", WARM_UP_CHECK], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_locate_round_trip_and_in_extent(exploration, coords, tmp_path):
