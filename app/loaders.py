@@ -143,6 +143,9 @@ def _train_and_map(job: Job, corpus: pd.DataFrame, cfg) -> Run:
     return run
 
 
+_WARMING_LOCK, _WARMING = threading.Lock(), []  # the server's one warm-up thread, once started
+
+
 def warm_map_code() -> threading.Thread:
     """Once per server: `core.projection.warm_up` in a thread, started by the first job before its own work
     (the demo job: while it generates the corpus, which leaves a core idle). A job joins it before its map."""
@@ -151,9 +154,6 @@ def warm_map_code() -> threading.Thread:
             _WARMING.append(threading.Thread(target=warm_up, name="UMAP warm-up", daemon=True))
             _WARMING[0].start()
         return _WARMING[0]
-
-
-_WARMING_LOCK, _WARMING = threading.Lock(), []
 
 
 _TRAININGS_LOCK = threading.Lock()

@@ -185,7 +185,8 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
         page.wait_for_timeout(300)
     tip.wait_for(timeout=10_000)
     hovered = tip.inner_text()
-    assert re.search(r"^cluster: \d+$", hovered, re.M) and re.search(r"^split: (train|dev|test\d?|unlabelled)$", hovered, re.M)
+    assert re.search(r"^cluster: \d+$", hovered, re.M), hovered
+    assert re.search(r"^split: (train|dev|test\d?|unlabelled)$", hovered, re.M), hovered
     assert re.search(r"^arousal predicted: -?\d+\.\d\d$", hovered, re.M), hovered
     page.mouse.click(box["x"] + x, box["y"] + y)
     page.get_by_role("heading", name="Clip ").first.wait_for(timeout=60_000)
