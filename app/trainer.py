@@ -24,6 +24,7 @@ import pandas as pd
 
 from core.config import RunConfig
 from core.run_store import Run, RunStore
+from core.runtime import keep_freed_memory
 from core.train import TrainProgress, train
 
 _WATCH_EVERY_S = 0.5  # how often a child looks for its parent
@@ -71,6 +72,7 @@ def train_in_process(cfg: RunConfig, corpus: pd.DataFrame, runs_dir: Path, cache
 
 
 def _main(fd: int) -> None:
+    keep_freed_memory()  # as `python -m core` does: the demo epoch in the app took 24.2 s without it, 20.3 s with
     cfg, corpus, runs_dir, cache_root, parent = pickle.load(sys.stdin.buffer)
     threading.Thread(target=_exit_without, args=(parent,), name="parent watch", daemon=True).start()
     messages, sending = Connection(fd, readable=False), threading.Lock()  # progress may come from many threads
