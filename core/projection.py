@@ -7,8 +7,6 @@ call and can land points outside the fitted map (umap-learn issues #200, #506).
 """
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
@@ -81,22 +79,13 @@ class LatentProjector:
         self._reference_coords = coords
 
 
-_WARM = threading.Lock()
-_warmed: set[UmapConfig] = set()
-
-
 def warm_up(cfg: UmapConfig = UmapConfig(), dims: int = 16) -> None:
     """Compile umap-learn's numba code in this process: fit a small random map with `cfg`'s settings.
 
     A process's first UMAP fit spends most of a minute compiling (umap-learn caches little of it on disk).
-    The app runs this in a thread while it generates the demo corpus, on the core that leaves idle, so the
-    map after the training finds the code compiled. The sample is small enough for the exact neighbour
-    search, as a demo-sized corpus's (umap-learn's approximate search starts at 4096 points), so that is the
-    path compiled. Once per process and configuration; later calls return at once.
+    The app runs this once per server, in a thread, while it generates the demo corpus on one core
+    (`app.loaders.warm_map_code`), so the map after the training finds the code compiled. The sample is
+    small enough for the exact neighbour search, as a demo-sized corpus's (umap-learn's approximate search
+    starts at 4096 points), so that is the path compiled.
     """
-    with _WARM:
-        if cfg in _warmed:
-            return
-        points = np.random.default_rng(0).normal(size=(300, dims)).astype(np.float32)
-        LatentProjector(cfg).fit(points)
-        _warmed.add(cfg)
+    LatentProjector(cfg).fit(np.random.default_rng(0).normal(size=(300, dims)).astype(np.float32))
