@@ -6,6 +6,11 @@ are the ones options are chosen on) and a *held-out* corpus (another seed, so ot
 nothing else) with a large test split, which costs inference only. An option is adopted only if its
 paired-bootstrap difference of mean test CCC over the attributes (`core.uncertainty.mean_ccc_difference`,
 the same resampled utterances for both recipes) against `default` excludes zero on the held-out corpus.
+
+Round 3 asks another question of the `demo` preset: which faster setting loses nothing. Its corpora have the
+demo's own size, its runs the demo's 10 epochs unless an option says otherwise, and an option is adopted
+only if the lower end of its held-out interval lies above -NONINFERIORITY_MARGIN (it loses at most that
+much mean CCC, at 95 %), fixed before the round was run.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from core import keep_freed_memory
-from core.config import apply_overrides, default
+from core.config import RunConfig, apply_overrides, default, demo
 from core.evaluation import split_estimates
 from core.manifest import load_manifest
 from core.run_store import RunStore
@@ -30,9 +35,12 @@ from benchmarks.results import epochs_seconds
 ATTRIBUTES = ("arousal", "valence", "dominance")
 # Each round compares options with the `default` of its day, written as overrides of today's `default()`.
 # Round 1's was power-mel input in batches of 64 utterances; it adopted log-mel input with batches of 16,
-# round 2's baseline, which adopted the joint cross-entropy at weight 0.3 with chunk masking.
+# round 2's baseline, which adopted the joint cross-entropy at weight 0.3 with chunk masking. Round 3's was
+# the demo preset in float32; it adopted bf16 where the hardware computes it (`train.precision=auto`).
 _ROUND_2_ADOPTED = ["train.joint_ce_weight=1.0", "train.time_mask_frames=0", "train.freq_mask_bins=0"]
-ROUND_BASELINES = {1: ["features.log=false", "train.batch_utterances=64", *_ROUND_2_ADOPTED], 2: _ROUND_2_ADOPTED}
+ROUND_BASELINES = {1: ["features.log=false", "train.batch_utterances=64", *_ROUND_2_ADOPTED], 2: _ROUND_2_ADOPTED,
+                   3: ["train.precision=fp32"]}
+ROUND_PRESETS = {1: default, 2: default, 3: demo}  # the preset a round's "default" starts from
 ROUNDS = {  # round -> option -> overrides of that round's baseline ("default")
     1: {"default": [],
         "log-mel input": ["features.log=true"],
@@ -48,11 +56,21 @@ ROUNDS = {  # round -> option -> overrides of that round's baseline ("default")
         "chunk masking (8 frames, 16 mel bins)": ["train.time_mask_frames=8", "train.freq_mask_bins=16"],
         "cross-entropy weight 0.3 + chunk masking": ["train.joint_ce_weight=0.3", "train.time_mask_frames=8",
                                                      "train.freq_mask_bins=16"]},  # the two that won selection
+    3: {"default": [],  # the demo preset as it was: fp32, 10 epochs
+        "bf16 autocast": ["train.precision=bf16"],
+        "7 epochs": ["train.epochs=7"],
+        "bf16 autocast + 7 epochs": ["train.precision=bf16", "train.epochs=7"]},
 }
+NONINFERIORITY_MARGIN = 0.02  # round 3: mean test CCC an adopted option may lose at most (95 % interval)
 CORPORA = {  # the issue's size: 200 labelled + 200 unlabelled training utterances
     "selection": {"seed": 11, "n_train": 200, "n_dev": 60, "n_test": 300, "n_unlabelled": 200},
     "held-out": {"seed": 101, "n_train": 200, "n_dev": 60, "n_test": 1000, "n_unlabelled": 200},
 }
+DEMO_CORPORA = {  # round 3: the built-in demo's size (240 labelled + 240 unlabelled), larger test splits
+    "selection": {"seed": 11, "n_train": 240, "n_dev": 60, "n_test": 300, "n_unlabelled": 240},
+    "held-out": {"seed": 101, "n_train": 240, "n_dev": 60, "n_test": 1000, "n_unlabelled": 240},
+}
+ROUND_CORPORA = {1: CORPORA, 2: CORPORA, 3: DEMO_CORPORA}
 
 
 @dataclass(frozen=True)
@@ -63,26 +81,31 @@ class StudyRow:
     mean_ccc: float
     difference: str  # mean test CCC minus default's, with its paired 95 % interval
     beats_default: bool  # that interval lies above zero
+    no_worse: bool  # its lower end lies above -NONINFERIORITY_MARGIN
     train_s: float  # the epochs' stages (embed, K-means, train, validate); not extraction or the test pass
 
 
-def run_study(work: Path, epochs: int = 5, round_number: int = 2, options: dict[str, list[str]] | None = None,
+def run_study(work: Path, epochs: int | None = 5, round_number: int = 2, options: dict[str, list[str]] | None = None,
               corpora: dict[str, dict] | None = None) -> list[StudyRow]:
     """Train every option of round `round_number` on every corpus (cached runs are reused) and compare each with the
-    round's baseline, "default"."""
-    options, corpora = options or ROUNDS[round_number], corpora or CORPORA
+    round's baseline, "default". `epochs` None keeps the preset's; an option's own epochs win either way."""
+    options, corpora = options or ROUNDS[round_number], corpora or ROUND_CORPORA[round_number]
     rows = []
     for corpus_name, params in corpora.items():
         corpus = load_manifest(make_demo_corpus(work / f"corpus-{corpus_name}", **params))
         predictions = {}
         for option, overrides in options.items():
-            cfg = apply_overrides(default(), [*ROUND_BASELINES[round_number], *overrides, f"train.epochs={epochs}"])
+            cfg = _config(ROUND_PRESETS[round_number](), epochs, [*ROUND_BASELINES[round_number], *overrides])
             run = train(cfg, corpus, RunStore(work / "runs"), work / "cache").run  # a stored run is reused
             seconds = epochs_seconds(run)
             predictions[option] = run.test_predictions()
             rows.append(_row(option, corpus_name, predictions, seconds))
             print(f"{corpus_name:>9} | {option:<26} | {rows[-1].difference} | {seconds:.0f} s", file=sys.stderr, flush=True)
     return rows
+
+
+def _config(base: RunConfig, epochs: int | None, overrides: list[str]) -> RunConfig:
+    return apply_overrides(base, [*([] if epochs is None else [f"train.epochs={epochs}"]), *overrides])
 
 
 def _row(option: str, corpus: str, predictions: dict, seconds: float) -> StudyRow:
@@ -95,29 +118,35 @@ def _row(option: str, corpus: str, predictions: dict, seconds: float) -> StudyRo
                     {a: f"{estimates.loc[a, 'ccc']:.3f} [{estimates.loc[a, 'low']:.3f}, {estimates.loc[a, 'high']:.3f}]"
                      for a in ATTRIBUTES},
                     float(np.mean([estimates.loc[a, "ccc"] for a in ATTRIBUTES])),
-                    "—" if option == "default" else diff.text(), option != "default" and diff.low > 0, seconds)
+                    "—" if option == "default" else diff.text(), option != "default" and diff.low > 0,
+                    option != "default" and diff.low > -NONINFERIORITY_MARGIN, seconds)
 
 
-def format_rows(rows: list[StudyRow], epochs: int) -> str:
-    lines = [f"| option | corpus | arousal | valence | dominance | mean | mean − default [95 % CI] | training ({epochs} epochs) |",
+def format_rows(rows: list[StudyRow], epochs: int | None) -> str:
+    span = f"{epochs} epochs" if epochs else "the preset's epochs"
+    lines = [f"| option | corpus | arousal | valence | dominance | mean | mean − default [95 % CI] | training ({span}) |",
              "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r.option} | {r.corpus} | {r.ccc['arousal']} | {r.ccc['valence']} | {r.ccc['dominance']} | "
-              f"{r.mean_ccc:.3f} | {r.difference}{' **beats default**' if r.beats_default else ''} | {r.train_s:.0f} s |"
-              for r in rows]
+              f"{r.mean_ccc:.3f} | {r.difference}{_verdict(r)} | {r.train_s:.0f} s |" for r in rows]
     return "\n".join(lines)
+
+
+def _verdict(row: StudyRow) -> str:
+    return " **beats default**" if row.beats_default else " **no worse**" if row.no_worse else ""
 
 
 def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # once per process: the training loop's allocation churn (~1.5x faster CPU steps)
     parser = argparse.ArgumentParser(prog="python -m benchmarks.recipe_study", description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="folder for the corpora, features and runs (kept)")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, help="epochs of every run (default: 5; round 3: the demo's 10)")
     parser.add_argument("--round", type=int, choices=sorted(ROUNDS), default=max(ROUNDS),
                         help="which round's options (default: the latest, against today's `default`)")
     parser.add_argument("--out", type=Path, help="JSON file for the rows")
     args = parser.parse_args(argv)
-    rows = run_study(args.work, args.epochs, args.round)
-    print(format_rows(rows, args.epochs))
+    epochs = args.epochs or (None if args.round == 3 else 5)
+    rows = run_study(args.work, epochs, args.round)
+    print(format_rows(rows, epochs))
     if args.out:
         args.out.write_text(json.dumps([r.__dict__ for r in rows], indent=1))
     return 0

@@ -109,7 +109,7 @@ class ClusterConfig:
                f"backend must be one of ['auto', 'sklearn', 'faiss'], got {self.backend!r}")
 
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
 LR_SCHEDULES = ("constant", "cosine")
 # section -> field -> the default that leaves run ids as they were
 LATER_FIELDS = {"train": {"precision": "fp32", "lr_schedule": "constant", "joint_ce_weight": 1.0,
@@ -136,7 +136,8 @@ class TrainConfig:
     freeze_regressor: bool = False
     device: str = "auto"  # "auto" = CUDA when available, else CPU
     # "fp32" as published, or "bf16": the training passes (forward + backward, the K-means embedding passes)
-    # under bfloat16 autocast; validation, test, the centroids and all inference stay in float32.
+    # under bfloat16 autocast; validation, test, the centroids and all inference stay in float32. "auto":
+    # bf16 where the device computes it in hardware, else fp32 (`core.model.resolve_precision`).
     precision: str = "fp32"
     # The body's SGD and Adam learning rates per epoch: "constant" as published, or "cosine", which scales
     # them by (1 + cos(pi * epoch / epochs)) / 2 (1 at the first epoch, towards 0 at the last). The fresh
@@ -253,11 +254,15 @@ def demo() -> RunConfig:
     The published method and network; fewer chunks per utterance (demo clips last 1.6-3.7 s, so
     11 one-second chunks overlap heavily anyway), batches of 8 utterances (more steps from a small
     corpus), 10 epochs, and a 4x higher Adam learning rate so that those few epochs go somewhere.
+    Training passes in bf16 where the device computes it in hardware (`precision="auto"`): round 3 of the
+    recipe study found it no worse on a held-out corpus (+0.014 mean test CCC [0.003, 0.025]) at about
+    half the epoch time on a CPU with AVX512-BF16.
     """
     base = default()  # the demo is the `default` recipe at demo size: it inherits what the recipe adopts
     return dataclasses.replace(base, name="demo", chunks=dataclasses.replace(base.chunks, n_chunks=3),
                                model=dataclasses.replace(base.model, n_clusters=10),
-                               train=dataclasses.replace(base.train, epochs=10, batch_utterances=8, lr_adam=2e-3))
+                               train=dataclasses.replace(base.train, epochs=10, batch_utterances=8, lr_adam=2e-3,
+                                                         precision="auto"))
 
 
 def tiny() -> RunConfig:

@@ -5,6 +5,7 @@ Plain nn.Module; no training logic, no disk.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -88,10 +89,29 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def resolve_precision(device: torch.device, precision: str) -> str:
+    """"auto" -> "bf16" where `device` computes bfloat16 in hardware (a CUDA GPU that does, a CPU with
+    AVX512-BF16 or AMX), else "fp32", where bf16 would be emulated and slower; anything else as given."""
+    if precision != "auto":
+        return precision
+    return "bf16" if _native_bf16(device.type, device.index) else "fp32"
+
+
+@functools.lru_cache(maxsize=None)
+def _native_bf16(device_type: str, index: int | None) -> bool:
+    if device_type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device_type == "cpu":  # torch.cpu's own probes (not public API, hence getattr)
+        probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+        return any(probe is not None and probe() for probe in probes)
+    return False
+
+
 def autocast(device: torch.device, precision: str) -> torch.autocast:
     """The forward passes' precision (`train.precision`): "fp32", or "bf16" autocast (convolutions and
-    linear layers in bfloat16, BatchNorm statistics, losses and the optimiser in float32)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    linear layers in bfloat16, BatchNorm statistics, losses and the optimiser in float32), or "auto"
+    (`resolve_precision`)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=resolve_precision(device, precision) == "bf16")
 
 
 def _init_weights(m: nn.Module) -> None:

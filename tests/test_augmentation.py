@@ -41,6 +41,14 @@ def test_default_and_demo_carry_what_the_recipe_study_adopted():
         default().train, joint_ce_weight=1.0, time_mask_frames=0, freq_mask_bins=0))
 
 
+def test_demo_alone_carries_round_3s_hardware_bf16():
+    """Round 3: bf16 where the device computes it, in the demo preset only; its baseline is the demo in fp32."""
+    assert demo().train.precision == "auto" and default().train.precision == paper().train.precision == "fp32"
+    from benchmarks.recipe_study import ROUND_BASELINES
+    assert apply_overrides(demo(), ROUND_BASELINES[3]) == dataclasses.replace(
+        demo(), train=dataclasses.replace(demo().train, precision="fp32"))
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["train.lr_schedule=linear"], "lr_schedule"), (["train.joint_ce_weight=-1"], "joint_ce_weight"),
     (["train.time_mask_frames=-1"], "time_mask_frames"), (["train.time_mask_frames=62"], "chunk_frames"),

@@ -6,7 +6,7 @@ import torch
 from core.config import RunConfig, TrainConfig, tiny
 from core.dataset import ChunkSet, Normaliser, load_chunks
 from core.loader import prefetched_inputs
-from core.model import EmotionCNN, autocast
+from core.model import EmotionCNN, _native_bf16, autocast, resolve_precision
 from tests.helpers import random_chunk_set
 
 CPU = torch.device("cpu")
@@ -70,6 +70,7 @@ def test_precision_is_a_checked_train_option_that_names_its_runs():
     fp32, bf16 = RunConfig(), RunConfig(train=TrainConfig(precision="bf16"))
     # at its default the field stays out of the run id, so runs stored before it existed keep theirs
     assert "precision" not in fp32.identity()["train"] and bf16.identity()["train"]["precision"] == "bf16"
+    assert RunConfig(train=TrainConfig(precision="auto")).identity()["train"]["precision"] == "auto"
     old = fp32.to_dict()
     del old["train"]["precision"]
     assert RunConfig.from_dict(old) == fp32
@@ -88,3 +89,16 @@ def test_bf16_autocast_runs_the_convolutions_in_bfloat16_and_backpropagates():
         model(x)
     assert seen == [torch.bfloat16, torch.float32]
     assert all(p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("avx512_bf16, amx, expected", [(False, False, "fp32"), (True, False, "bf16"), (False, True, "bf16")])
+def test_auto_precision_is_bf16_only_on_a_cpu_that_computes_it(monkeypatch, avx512_bf16, amx, expected):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    _native_bf16.cache_clear()
+    try:
+        assert resolve_precision(CPU, "auto") == expected
+        assert autocast(CPU, "auto")._enabled is (expected == "bf16")
+        assert (resolve_precision(CPU, "fp32"), resolve_precision(CPU, "bf16")) == ("fp32", "bf16")  # as given
+    finally:
+        _native_bf16.cache_clear()  # the next caller probes this machine again
