@@ -189,6 +189,8 @@ def _epoch_table(history: pd.DataFrame, best: int | None) -> pd.DataFrame:
     for attribute in dev.columns:
         table[f"dev CCC {attribute}"] = dev[attribute].to_numpy(float)
     table["NMI with previous"] = history["nmi_previous"].to_numpy(float)
+    if "precision" in history:  # "—" for epochs of a run resumed across versions, from before it was recorded
+        table["precision"] = history["precision"].fillna("—").to_numpy()
     table["kept"] = ["yes" if e == best else "" for e in history["epoch"]]
     return table
 

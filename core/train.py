@@ -28,7 +28,7 @@ from core.evaluation import evaluate, interval_records, predict_utterances, pred
 from core.forward import embed_chunks
 from core.manifest import corpus_fingerprint
 from core.metrics import attribute_ccc, cluster_stability
-from core.model import EmotionCNN, autocast, dropout_mask, resolve_device
+from core.model import EmotionCNN, autocast, dropout_mask, resolve_device, resolve_precision
 from core.objective import BatchStep, cluster_backward, joint_backward, local_batches, split_batch
 from core.run_store import Checkpoint, Run, RunInfo, RunLockedError, RunMetrics, RunStore, RunWriter
 from core.train_checks import TrainingConfigError, check_split_hygiene, check_trainable
@@ -65,6 +65,7 @@ class EpochStats:
     unlabelled_cluster_sizes: list[int]
     seconds: dict[str, float]  # wall time per stage: embed, kmeans, train, validate
     trained_chunks: int  # chunks through forward + backward this epoch
+    precision: str  # what its passes ran in, "fp32" or "bf16": `train.precision` as its device resolved it
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path
             dev_ccc = _validate(ep, data.dev)  # step 3: dev CCC picks the checkpoint that is kept
             stats = EpochStats(epoch, cluster_loss, joint_ce, joint_ccc, dev_ccc,
                                cluster_stability(state.previous_pseudo, pseudo.labels_), pseudo.cluster_sizes().tolist(),
-                               unlabelled_sizes, ep.seconds, data.n_trained_chunks)
+                               unlabelled_sizes, ep.seconds, data.n_trained_chunks,
+                               resolve_precision(data.normaliser.device, cfg.train.precision))
             state = _finish_epoch(writer, ep, data, state, stats, pseudo)
         return _complete(writer, runs, data, cfg, corpus, world)
 

@@ -86,6 +86,7 @@ def test_runs_page_shows_curves_and_the_ssl_ablation(app_store):
     assert not at.exception
     assert any("SSL ablation" in m.value for m in at.markdown)
     assert any("Dev CCC per epoch" in m.value for m in at.markdown)
+    assert any(c.value.startswith("Training passes ran in fp32 (`train.precision` = 'fp32'") for c in at.caption)
     tables = [d.value for d in at.dataframe]
     test_ccc = next(t for t in tables if "CCC [95 % CI]" in t)  # every test CCC with its interval
     assert test_ccc["CCC [95 % CI]"].str.contains(r"\[").all()

@@ -39,6 +39,7 @@ def test_report_holds_every_section_in_order(trained_report):
     sections = _sections(page)
     assert list(sections) == list(TITLES)
     assert run.run_id in page and "train.use_unlabelled = true" in sections[TITLES[0]]
+    assert "<th>precision</th>" in sections[TITLES[1]] and "<td>fp32</td>" in sections[TITLES[1]]  # per epoch
     assert re.search(r"<td>-?\d\.\d{3} \[-?\d\.\d{3}, -?\d\.\d{3}\]</td>", sections[TITLES[2]])  # CCC [low, high]
     assert html.escape(PUBLISHED_NOTE) in sections[TITLES[2]] and "0.6732" in sections[TITLES[2]]
     assert "CCC difference [95 % CI]" in sections[TITLES[3]]  # the ablation partner is stored

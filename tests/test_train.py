@@ -48,9 +48,19 @@ def test_train_tiny_end_to_end_writes_a_complete_run(trained_run):
     history = trained_run.history
     assert list(history["epoch"]) == [0, 1] and history["cluster_loss"].notna().all()
     assert set(history.loc[0, "dev_ccc"]) == {"arousal", "valence", "dominance"}
+    assert list(history["precision"]) == ["fp32", "fp32"]
     torch.load(run.dir / "checkpoints" / "last.pt", weights_only=True)
     bundle = run.load_bundle()
     assert set(bundle.normalisation.label_mean) == {"arousal", "valence", "dominance"}
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_each_epoch_records_the_precision_auto_resolved_to(monkeypatch, native, tiny_corpus, cache, tmp_path):
+    import core.model
+    monkeypatch.setattr(core.model, "_native_bf16", lambda device_type, index: native)
+    result = train(apply_overrides(tiny(), ["train.precision=auto", "train.epochs=1"]), tiny_corpus,
+                   RunStore(tmp_path), cache)
+    assert list(result.run.history()["precision"]) == ["bf16" if native else "fp32"]
 
 
 def test_train_existing_run_is_loaded_not_retrained(trained_run, tiny_corpus, cache):

@@ -47,6 +47,9 @@ if not history.empty:
                      .rename(columns={"cluster_loss": "unlabelled stage: cluster CE", "joint_ce": "labelled stage: cluster CE",
                                       "joint_ccc_loss": "labelled stage: 1 - CCC", "nmi_previous": "NMI with the previous epoch"}),
                      x_label="epoch", y_label="loss / NMI")
+    if "precision" in history:
+        st.caption("Training passes ran in " + " and ".join(history["precision"].dropna().unique())
+                   + f" (`train.precision` = {run.config.train.precision!r}, as the training device resolved it)")
 st.markdown("**Test CCC** (this run's corpus) with 95 % bootstrap intervals (1 000 resamples of utterances; also "
             f"of whole speakers where at least {MIN_RESAMPLED_SPEAKERS} are known)")
 try:
