@@ -1,6 +1,8 @@
 """The recipe options the paper does not have (issue 13, item 5): chunk masking, the learning-rate schedule
 and the joint stage's cross-entropy weight; all off in every preset, so those runs keep their ids."""
 import dataclasses
+import inspect
+import math
 
 import numpy as np
 import pytest
@@ -47,6 +49,27 @@ def test_demo_alone_carries_round_3s_hardware_bf16():
     from benchmarks.recipe_study import ROUND_BASELINES
     assert apply_overrides(demo(), ROUND_BASELINES[3]) == dataclasses.replace(
         demo(), train=dataclasses.replace(demo().train, precision="fp32"))
+
+
+def test_round_4_takes_corpus_and_seed_pairs_as_the_units_of_its_interval():
+    """Round 4: an option's differences over (corpus, seed) pairs, their mean and its 95 % t-interval."""
+    from benchmarks.recipe_study import BUILT_IN_DEMO, NONINFERIORITY_MARGIN, StudyRow, format_rows, seed_summary
+    from core.synthetic import make_demo_corpus
+    defaults = {k: p.default for k, p in inspect.signature(make_demo_corpus).parameters.items() if k in BUILT_IN_DEMO}
+    assert defaults == BUILT_IN_DEMO  # round 4's "demo" corpus is what `python -m core demo-corpus` writes
+    ccc = {a: "0.700 [0.600, 0.800]" for a in ("arousal", "valence", "dominance")}
+    values = {0: -0.03, 1: 0.01, 2: 0.05}
+    rows = [StudyRow(option, "c", ccc, 0.7, "—" if option == "default" else f"{values[seed]:.3f} [...]", False, False,
+                     1.0, seed, math.nan if option == "default" else values[seed])
+            for seed in values for option in ("default", "bf16 autocast")]
+    (summary,) = seed_summary(rows)
+    half = 4.302653 * 0.04 / math.sqrt(3)  # t(0.975, 2) x the values' sd / sqrt(3)
+    assert summary.pairs == 3 and summary.mean == pytest.approx(0.01)
+    assert (summary.low, summary.high) == pytest.approx((0.01 - half, 0.01 + half), abs=1e-6)
+    assert summary.no_worse is (summary.low > -NONINFERIORITY_MARGIN) is False  # -0.089: it may lose more
+    table = format_rows(rows, None)
+    assert "| option | corpus | seed | arousal" in table and "| bf16 autocast | c | 2 | 0.700" in table
+    assert table.endswith(f"- bf16 autocast: +0.010 [{0.01 - half:+.3f}, {0.01 + half:+.3f}] over 3 runs")
 
 
 @pytest.mark.parametrize("overrides, message", [
