@@ -43,12 +43,13 @@ def test_default_and_demo_carry_what_the_recipe_study_adopted():
         default().train, joint_ce_weight=1.0, time_mask_frames=0, freq_mask_bins=0))
 
 
-def test_demo_alone_carries_round_3s_hardware_bf16():
-    """Round 3: bf16 where the device computes it, in the demo preset only; its baseline is the demo in fp32."""
-    assert demo().train.precision == "auto" and default().train.precision == paper().train.precision == "fp32"
+def test_every_preset_trains_in_fp32_after_round_4():
+    """Round 3 adopted bf16 where the device computes it for the demo; round 4, over training seeds, withdrew it.
+    Both rounds' baseline is the demo in fp32, which is the demo again (and keeps its run ids)."""
+    assert demo().train.precision == default().train.precision == paper().train.precision == "fp32"
     from benchmarks.recipe_study import ROUND_BASELINES
-    assert apply_overrides(demo(), ROUND_BASELINES[3]) == dataclasses.replace(
-        demo(), train=dataclasses.replace(demo().train, precision="fp32"))
+    assert apply_overrides(demo(), ROUND_BASELINES[3]) == apply_overrides(demo(), ROUND_BASELINES[4]) == demo()
+    assert "precision" not in demo().identity()["train"]
 
 
 def test_round_4_takes_corpus_and_seed_pairs_as_the_units_of_its_interval():
