@@ -73,7 +73,7 @@ ROUNDS = {  # round -> option -> overrides of that round's baseline ("default")
         "bf16 autocast": ["train.precision=bf16"]},  # what round 3 adopted, on hardware that computes it
 }
 ROUND_SEEDS = {4: (0, 1, 2)}  # training seeds (`seed`); the other rounds train with the preset's alone
-NONINFERIORITY_MARGIN = 0.02  # round 3: mean test CCC an adopted option may lose at most (95 % interval)
+NONINFERIORITY_MARGIN = 0.02  # rounds 3 and 4: mean test CCC an adopted option may lose at most (95 % interval)
 CORPORA = {  # the size: 200 labelled + 200 unlabelled training utterances
     "selection": {"seed": 11, "n_train": 200, "n_dev": 60, "n_test": 300, "n_unlabelled": 200},
     "held-out": {"seed": 101, "n_train": 200, "n_dev": 60, "n_test": 1000, "n_unlabelled": 200},
