@@ -114,12 +114,12 @@ class SeedSummary:
         return self.low > -NONINFERIORITY_MARGIN
 
     def text(self) -> str:
-        verdict = " **beats default**" if self.low > 0 else " **no worse**" if self.no_worse else ""
-        return f"{self.option}: {self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}] over {self.pairs} runs{verdict}"
+        return (f"{self.option}: {self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}] over {self.pairs} runs"
+                f"{_verdict(self.low > 0, self.no_worse)}")
 
 
 def run_study(work: Path, epochs: int | None = 5, round_number: int = 2, options: dict[str, list[str]] | None = None,
-              corpora: dict[str, dict] | None = None, seeds: tuple[int, ...] | None = None) -> list[StudyRow]:
+              corpora: dict[str, dict] | None = None) -> list[StudyRow]:
     """Train every option of round `round_number` on every corpus, for each training seed of the round (cached runs
     are reused), and compare each with the round's baseline, "default", of the same corpus and seed. `epochs`
     None keeps the preset's; an option's own epochs win either way."""
@@ -127,7 +127,7 @@ def run_study(work: Path, epochs: int | None = 5, round_number: int = 2, options
     rows = []
     for corpus_name, params in corpora.items():
         corpus = load_manifest(make_demo_corpus(work / f"corpus-{corpus_name}", **params))
-        for seed in seeds or ROUND_SEEDS.get(round_number, (None,)):
+        for seed in ROUND_SEEDS.get(round_number, (None,)):
             predictions = {}
             for option, overrides in options.items():
                 seeded = [*ROUND_BASELINES[round_number], *overrides, *([] if seed is None else [f"seed={seed}"])]
@@ -178,14 +178,14 @@ def format_rows(rows: list[StudyRow], epochs: int | None) -> str:
     lines = [f"| option | corpus |{' seed |' if seeded else ''} arousal | valence | dominance | mean | "
              f"mean − default [95 % CI] | training ({span}) |", "|---" * (8 + seeded) + "|"]
     lines += [f"| {r.option} | {r.corpus} |{f' {r.seed} |' if seeded else ''} {r.ccc['arousal']} | {r.ccc['valence']} | "
-              f"{r.ccc['dominance']} | {r.mean_ccc:.3f} | {r.difference}{_verdict(r)} | {r.train_s:.0f} s |" for r in rows]
+              f"{r.ccc['dominance']} | {r.mean_ccc:.3f} | {r.difference}{_verdict(r.beats_default, r.no_worse)} | {r.train_s:.0f} s |" for r in rows]
     if seeded:
         lines += ["", *(f"- {s.text()}" for s in seed_summary(rows))]
     return "\n".join(lines)
 
 
-def _verdict(row: StudyRow) -> str:
-    return " **beats default**" if row.beats_default else " **no worse**" if row.no_worse else ""
+def _verdict(beats_default: bool, no_worse: bool) -> str:
+    return " **beats default**" if beats_default else " **no worse**" if no_worse else ""
 
 
 def main(argv: list[str] | None = None) -> int:
