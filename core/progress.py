@@ -20,6 +20,8 @@ class TrainPrinter:
             ccc = " ".join(f"{a} {v:.3f}" for a, v in p.dev_ccc.items())
             eta = f", ETA {p.eta_s / 60:.1f} min" if p.eta_s else ""
             print(f"\repoch {p.epoch + 1}/{p.epochs}: dev CCC {ccc}{eta}" + " " * 20, file=sys.stderr, flush=True)
+        elif p.space is not None:  # the epoch's clustering space, for a live map: nothing to print
+            return
         elif self.tty or p.done == p.total:
             end = "\n" if (not self.tty and p.done == p.total) else ""
             print(f"\r  epoch {p.epoch + 1}/{p.epochs} {p.stage}: {p.done}/{p.total}", end=end, file=sys.stderr, flush=True)

@@ -24,6 +24,7 @@ from core.clustering import PseudoLabeler
 from core.config import RunConfig, config_hash
 from core.dataset import ChunkSet, Normaliser, balanced_indices
 from core.distributed import BatchNormReplay, World, data_parallel, synchronise_batchnorm
+from core.epoch_space import EpochSpace, epoch_space
 from core.evaluation import evaluate, interval_records, predict_utterances, prediction_table, split_estimates
 from core.forward import embed_chunks
 from core.manifest import corpus_fingerprint
@@ -44,13 +45,14 @@ __all__ = ["EpochStats", "TrainProgress", "TrainResult", "TrainingConfigError", 
 
 @dataclass(frozen=True)
 class TrainProgress:
-    stage: str  # "features", "resume", "embed unlabelled", "train unlabelled", "embed labelled", "train joint", "validate"
+    stage: str  # "features", "resume", "embed/train unlabelled", "embed labelled", "clustered", "train joint", "validate"
     epoch: int  # 0-based
     epochs: int
     done: int  # batches (or files) done in this stage
     total: int
     eta_s: float | None = None  # seconds left for the whole run, once an epoch has finished
     dev_ccc: dict[str, float] | None = None  # after "validate"
+    space: EpochSpace | None = None  # after "clustered": the labelled utterances as this epoch's K-means saw them
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,8 @@ def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path
                 unlabelled_sizes = pseudo.cluster_sizes().tolist()
             vectors = _embed(ep, data.train, "embed labelled")  # step 2: the same on labelled chunks ...
             pseudo = _kmeans(ep, vectors, seed=cfg.seed + epoch + _LABELLED_SEED_OFFSET)
+            ep.report(TrainProgress("clustered", epoch, cfg.train.epochs, 1, 1, space=epoch_space(  # for a live map
+                epoch, data.train, vectors, pseudo.labels_, cfg.model.n_clusters, seed=cfg.seed)))
             model.reset_cluster_head(cfg.model.n_clusters)
             joint_ce, joint_ccc = _fit_joint(ep, data.train, pseudo.labels_)  # ... then CE + (1 - CCC)
             dev_ccc = _validate(ep, data.dev)  # step 3: dev CCC picks the checkpoint that is kept
@@ -296,8 +300,7 @@ def _validate(ep: _Epoch, dev: ChunkSet) -> dict[str, float]:
 
 
 def _set_trainable(module: torch.nn.Module, trainable: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(trainable)
+    module.requires_grad_(trainable)
 
 
 def _bundle(model: EmotionCNN, data: TrainingData, cfg: RunConfig) -> ModelBundle:

@@ -27,7 +27,7 @@ CORE_LAYERS = [
     ["feature_store", "run_store", "analysis_store", "evaluation_store"],  # storage: imports the data types above,
     # never the reverse
     ["extraction"],  # audio -> feature store, in parallel
-    ["training_data"],  # what a run trains on
+    ["training_data", "epoch_space"],  # what a run trains on; the space an epoch clustered (a live map)
     ["train", "inference"],  # the DeepCluster loop; new audio through a stored run
     ["explore", "official", "cross_corpus"],  # latent space of a run + map + locate; the published models; a run
     # evaluated on corpora

@@ -89,6 +89,24 @@ def test_unlabelled_stage_updates_encoder_and_cluster_branch_not_regressor(tiny_
         assert torch.equal(before[key], after[key]), key
 
 
+def test_each_epoch_reports_the_space_its_labelled_k_means_clustered(tiny_corpus, cache, tmp_path):
+    """`TrainProgress.space` (a live map's data): every labelled training utterance, its label the majority of
+    the chunk pseudo-labels the run stores for that epoch, reported before the joint stage trains on them."""
+    from core.latent import cluster_shares
+    seen = []
+    result = train(tiny(), tiny_corpus, RunStore(tmp_path / "runs"), cache, progress=seen.append)
+    spaces = [p.space for p in seen if p.space is not None]
+    assert [s.epoch for s in spaces] == [0, 1] and {p.stage for p in seen if p.space is not None} == {"clustered"}
+    first_joint = next(i for i, p in enumerate(seen) if p.stage == "train joint")
+    assert seen[first_joint - 1].space is spaces[0]  # reported before the joint stage trains on its labels
+    assignments = np.load(result.run.dir / "assignments.npy")
+    train_files = tiny_corpus.index[tiny_corpus["split"] == "train"]
+    for space, chunk_labels in zip(spaces, assignments):
+        assert sorted(space.files) == sorted(train_files) and space.n_utterances == len(train_files)
+        assert space.embeddings.shape == (len(train_files), tiny().model.hidden_dim)
+        assert space.cluster.tolist() == cluster_shares(chunk_labels, 2, 3).argmax(1).tolist()
+
+
 def test_pseudo_labels_change_between_epochs(trained_run):
     assignments = np.load(trained_run.run.dir / "assignments.npy")
     assert not np.array_equal(assignments[0], assignments[1])
