@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app.trainer import TrainingProcessError, train_in_process
+from app.trainer import TrainingProcessError, demo_corpus_in_process, train_in_process
 from core.ablation import ablation_partner as core_ablation_partner
 from core.ablation import paired_difference
 from core.analysis import DependenceReport
@@ -27,6 +27,7 @@ from core.atomic import atomic_write_json
 from core.audio import AudioLoadingError
 from core.cluster_words import cluster_centres, cluster_descriptions
 from core.config import UmapConfig, preset
+from core.epoch_space import EpochSpace, epoch_map
 from core.cross_corpus import test_estimates
 from core.evaluation import Evaluation
 from core.evaluation_store import stored_evaluations
@@ -37,7 +38,6 @@ from core.manifest import load_corpus, load_manifest
 from core.paths import default_cache_dir, default_data_dir, default_runs_dir
 from core.projection import warm_up
 from core.run_store import Run, RunStore
-from core.synthetic import make_demo_corpus
 from core.train import run_id_for
 
 
@@ -57,6 +57,11 @@ class Job:
     error: str | None = None
     resumed_after: int | None = None  # epochs a stopped server had finished, when this job resumed them
     finished: threading.Event = field(default_factory=threading.Event)
+    corpus: pd.DataFrame | None = None  # what it trains on (a training job): the live map's hover fields
+    live: LiveMap | None = None  # the map of the latest epoch's clustering space, once one is fitted
+    _live_next: EpochSpace | None = None  # an epoch's space waiting to be fitted
+    _live_lock: threading.Lock = field(default_factory=threading.Lock)
+    _live_fitting: bool = False
 
     def update(self, stage: str, done: int, total: int) -> None:
         self.stage, self.done, self.total = stage, done, total
@@ -68,6 +73,40 @@ class Job:
         self.epoch, self.epochs = progress.epoch, progress.epochs
         if progress.dev_ccc is not None:
             self.dev_ccc, self.eta_s = progress.dev_ccc, progress.eta_s
+        if progress.space is not None and self.corpus is not None:
+            self._fit_live(progress.space)
+
+    def _fit_live(self, space: EpochSpace) -> None:
+        """Fit the map of `space` in a thread of its own (not the thread that relays the training's messages,
+        which a fit would hold up); an epoch that ends while one is fitted waits, one that ends after it is dropped."""
+        with self._live_lock:
+            self._live_next = space
+            if self._live_fitting:
+                return
+            self._live_fitting = True
+        threading.Thread(target=self._fit_live_maps, name=f"{self.label} live map", daemon=True).start()
+
+    def _fit_live_maps(self) -> None:
+        while True:
+            with self._live_lock:
+                space, self._live_next = self._live_next, None
+                if space is None:
+                    self._live_fitting = False
+                    return
+            warm_map_code().join()  # UMAP's numba code, compiled once per server
+            try:
+                self.live = LiveMap(space.epoch, epoch_map(space, self.corpus), space.n_utterances, None)
+            except Exception as err:  # e.g. too few utterances for a map: said on the page, the training goes on
+                self.live = LiveMap(space.epoch, None, space.n_utterances, f"{type(err).__name__}: {err}")
+
+
+@dataclass(frozen=True)
+class LiveMap:
+    """A training's map of its latest epoch (`core.epoch_space.epoch_map`), or why there is none."""
+    epoch: int  # 0-based
+    table: pd.DataFrame | None  # index file; x, y, cluster (that epoch's pseudo-label), speaker, emotion, labels
+    n_utterances: int  # labelled training utterances in all (the table holds a sample beyond LIVE_UTTERANCES)
+    error: str | None
 
 
 def _start(job: Job, target) -> Job:
@@ -131,6 +170,7 @@ EMBEDDING_FOR_MAP, FITTING_MAP = "embedding the corpus for the map", "fitting th
 def _train_and_map(job: Job, corpus: pd.DataFrame, cfg) -> Run:
     run_id = run_id_for(cfg, corpus)
     warming = warm_map_code()
+    job.corpus = corpus  # from now on each epoch's clustering space is drawn (`Job.live`)
     _remember_training(run_id, True)  # a server stopped from here on resumes it when it starts again
     run = train_in_process(cfg, corpus, default_runs_dir(), default_cache_dir(), progress=job.on_training)
     _remember_training(run_id, False)
@@ -197,10 +237,10 @@ def demo_job(data_dir: str, preset_name: str = "demo") -> Job:
     """
     def work(job: Job) -> Run:
         DEMO_RUNNING.set()
-        warm_map_code()  # compiles while the corpus is synthesised (one core), not after the training (two)
+        warm_map_code()  # compiles while the corpus is synthesised (one core each), not after the training (two)
         try:
-            manifest = make_demo_corpus(Path(data_dir) / "demo",
-                                        progress=lambda d, t: job.update("synthesising the demo corpus", d, t))
+            manifest = demo_corpus_in_process(Path(data_dir) / "demo",
+                                              progress=lambda d, t: job.update("synthesising the demo corpus", d, t))
             return _train_and_map(job, load_manifest(manifest), preset(preset_name))
         finally:
             DEMO_RUNNING.clear()

@@ -440,6 +440,7 @@ export default function (component) {
   const m = root.__map;
   m.setState = setStateValue; m.trigger = setTriggerValue;
   root.style.height = data.height + "px";
+  root.dataset.map = data.kind;  // "corpus": a run's map; "live": a training's latest epoch (tests tell them apart)
   const t0 = performance.now();
   load(m, data);
   root.dataset.loadMs = String(Math.round(performance.now() - t0));  // how long the last data took to draw

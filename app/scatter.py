@@ -30,7 +30,8 @@ class MapEvent:
 def scatter_map(table: pd.DataFrame, colours: PointColours, *, key: str, view: str, state: np.ndarray | None = None,
                 hover: list[tuple[str, str, int | None]] = (), markers: pd.DataFrame | None = None,
                 labels: pd.DataFrame | None = None, size: float = 4.0, opacity: float = 0.8, density: bool = False,
-                contours: bool = False, max_points: int = MAX_POINTS, height: int = 620, on_click=None) -> MapEvent:
+                contours: bool = False, max_points: int = MAX_POINTS, height: int = 620, on_click=None,
+                kind: str = "corpus") -> MapEvent:
     """Draw `table`'s points (index: file; columns x, y and the `hover` columns) coloured by `colours`.
 
     Args:
@@ -42,6 +43,7 @@ def scatter_map(table: pd.DataFrame, colours: PointColours, *, key: str, view: s
         density, contours: density shading under the points; contour lines of the points in view.
         max_points: more points in view than this and the map draws their density instead (zoom in for points).
         on_click: called when a point is clicked, before the page reruns; `clicked_file(key, table)` reads it.
+        kind: "corpus" (a run's map) or "live" (a training's latest epoch, `core.epoch_space`), on the map's element.
     """
     points = pd.DataFrame({"x": table["x"].to_numpy(np.float32), "y": table["y"].to_numpy(np.float32),
                            "rgba": colours.rgba, "state": np.ones(len(table), np.uint8) if state is None
@@ -57,7 +59,7 @@ def scatter_map(table: pd.DataFrame, colours: PointColours, *, key: str, view: s
     result = _component(key=key, height="content", default={"selection": None}, on_selection_change=lambda: None,
                         on_clicked_change=on_click or (lambda: None), data={
         "points": points, "key": view, "hover": fields, "legend": colours.legend, "max_points": max_points,
-        "height": height, "size": size, "opacity": opacity, "density": density, "contours": contours,
+        "height": height, "kind": kind, "size": size, "opacity": opacity, "density": density, "contours": contours,
         "markers": [] if markers is None else markers.to_dict("records"),
         "labels": [] if labels is None else labels.dropna(subset=["x", "y"])[["x", "y", "label"]].to_dict("records")})
     return MapEvent(stored_selection(key, table, view), _file_at(table, result.clicked))

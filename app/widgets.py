@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import loaders
+from app import figures, loaders, scatter
 from app.scatter import MAX_POINTS
 from core.config import AVD
 
@@ -65,6 +65,30 @@ def job_progress_ui(job: loaders.Job) -> None:
         cols[1].metric("ETA", f"{job.eta_s / 60:.1f} min")
     if job.dev_ccc:
         cols[2].write("dev CCC: " + ", ".join(f"{a} {v:.2f}" for a, v in job.dev_ccc.items()))
+    if job.live is not None:
+        live_map_ui(job.live, key=f"live.{job.label}")
+
+
+LIVE_HOVER = [("file", "file", None), ("cluster", "pseudo-label", 0), ("speaker", "speaker", None),
+              ("emotion", "emotion", None), *[(a, a, 2) for a in ATTRIBUTES]]
+
+
+def live_map_ui(live: loaders.LiveMap, key: str) -> None:
+    """A training's map of its latest epoch (`core.epoch_space`), coloured by pseudo-label or a true attribute."""
+    st.subheader(f"The latent space as epoch {live.epoch + 1} clustered it")
+    if live.table is None:
+        st.caption(f"No map of this epoch: {live.error}")
+        return
+    sample = f" (a sample of {len(live.table):,} of {live.n_utterances:,})" if len(live.table) < live.n_utterances else ""
+    st.caption(f"{len(live.table):,} labelled training utterances{sample} in the clustering space, as the epoch's K-means "
+               "saw them before its joint stage: each point's cluster is the pseudo-label of most of its chunks. "
+               "Redrawn every epoch; the run's own map (every clip, the kept model) opens when the training ends.")
+    colours = ["cluster", *[a for a in ATTRIBUTES if a in live.table and live.table[a].notna().any()]]
+    colour = st.radio("Colour by", colours, horizontal=True, key=f"{key}.colour",
+                      format_func=lambda c: "pseudo-label" if c == "cluster" else f"true {c}")
+    scatter.scatter_map(live.table, figures.point_colours(live.table, colour), key=key, view=f"{key}/{live.epoch}",
+                        hover=[h for h in LIVE_HOVER if h[0] == "file" or h[0] in live.table], size=7.0, height=440,
+                        kind="live")
 
 
 @dataclass(frozen=True)

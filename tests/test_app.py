@@ -146,3 +146,40 @@ def test_compare_two_runs_over_one_corpus(app_store):
     assert common == len(RunStore(app_store / "runs").list()[0].corpus())  # the same corpus: every utterance
     contingency = at.dataframe[0].value
     assert contingency.to_numpy().sum() == common
+
+
+def test_a_training_job_draws_its_latest_epochs_clustering_space(tmp_path):
+    """A job relays each epoch's clustering space (`core.train.TrainProgress.space`); a thread of its own fits its
+    map, and the job's progress shows it, coloured by pseudo-label or by a true attribute."""
+    import numpy as np
+    import pandas as pd
+
+    from app import loaders
+    from core.dataset import ChunkSet
+    from core.epoch_space import epoch_space
+    from core.train import TrainProgress
+    n = 30
+    files = pd.Index([f"audio/clip_{i:02d}.wav" for i in range(n)], name="file")
+    corpus = pd.DataFrame({"split": "train", "speaker": "spk", "emotion": "calm", "arousal": np.linspace(1, 7, n),
+                           "valence": 4.0, "dominance": np.nan}, index=files)
+    chunks = ChunkSet(np.zeros((1, 2), np.float32), np.zeros(n, np.int64), np.arange(n), files, None, 1, 1)
+    vectors = np.random.default_rng(0).standard_normal((n, 8)).astype(np.float32)
+    job = loaders.Job("live test", corpus=corpus)
+    job.on_training(TrainProgress("clustered", 1, 4, 1, 1, space=epoch_space(1, chunks, vectors, np.arange(n) % 3, 3)))
+    deadline = time.monotonic() + 300  # the first UMAP fit of this process compiles numba's code
+    while job.live is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert job.live.error is None and job.live.epoch == 1 and len(job.live.table) == n
+    assert job.live.table["cluster"].tolist() == (np.arange(n) % 3).tolist()
+
+    def page(job):
+        from app import widgets
+        widgets.job_progress_ui(job)
+    at = AppTest.from_function(page, args=(job,), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.subheader[0].value == "The latent space as epoch 2 clustered it"
+    colour = at.radio(key="live.live test.colour")
+    assert colour.options == ["pseudo-label", "true arousal", "true valence"]  # no dominance label: not offered
+    colour.set_value("arousal").run()
+    assert not at.exception, at.exception

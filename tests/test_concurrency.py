@@ -11,7 +11,7 @@ import pytest
 
 from core.run_store import RunStore
 from tests.conftest import REPO
-from benchmarks.browser import MAP
+from benchmarks.browser import LIVE_MAP, MAP
 from tests.test_browser import chromium, serve_app  # noqa: F401  (fixtures)
 
 
@@ -108,6 +108,8 @@ def test_a_killed_server_resumes_its_training_when_started_again(chromium, app_d
         assert preset.input_value() == "demo"
         page.get_by_role("button", name="Train in the background").click()
         page.locator("[data-testid='stProgress']").filter(has_text="epoch 3/10").first.wait_for(timeout=300_000)
+        page.locator(LIVE_MAP).wait_for(timeout=60_000)  # the training's own map of its latest epoch
+        assert page.get_by_text(re.compile(r"The latent space as epoch \d+ clustered it")).count()
         servers[0].kill()  # SIGKILL mid-epoch: no clean-up of any kind
         servers[0].wait(timeout=30)
         page.close()
@@ -121,4 +123,8 @@ def test_a_killed_server_resumes_its_training_when_started_again(chromium, app_d
         assert epochs >= 2  # two epochs had finished before the kill: none is trained again
         page.get_by_text(f"{interrupted.run_id} (resumed)", exact=True).wait_for(timeout=30_000)
         page.locator("[data-testid='stProgress']").filter(has_text=f"epoch {epochs + 1}/10").first.wait_for(timeout=120_000)
+        page.locator(LIVE_MAP).wait_for(timeout=180_000)  # the resumed training draws its epochs again (this server
+        # compiles UMAP's code first); an epoch that ends while one is fitted replaces it
+        live = page.get_by_text(re.compile(r"The latent space as epoch \d+ clustered it")).inner_text()
+        assert int(re.search(r"epoch (\d+)", live).group(1)) > epochs
         page.screenshot(path=str(REPO / "test-artifacts" / "browser-resumed.png"), full_page=True)
