@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.trainer import TrainingProcessError, train_in_process
+from app.trainer import TrainingProcessError, demo_corpus_in_process, train_in_process
 from core.config import apply_overrides, tiny
 from core.manifest import load_manifest
 from core.run_store import RunStore
@@ -30,6 +30,8 @@ def test_a_training_in_a_child_process_reports_progress_and_returns_the_stored_r
     stages = {p.stage for p in seen}
     assert {"features", "train joint", "validate"} <= stages
     assert seen[-1].epoch == tiny().train.epochs - 1 and seen[-1].dev_ccc is not None
+    spaces = [p.space for p in seen if p.space is not None]  # each epoch's clustering space crossed the pipe
+    assert [s.epoch for s in spaces] == [0, 1] and all(len(s.files) == 16 for s in spaces)
 
 
 def test_an_error_in_the_child_reaches_the_caller_with_its_message(manifest, tmp_path):
@@ -37,6 +39,23 @@ def test_an_error_in_the_child_reaches_the_caller_with_its_message(manifest, tmp
     with pytest.raises(TrainingProcessError, match="(?s)^TrainingConfigError: .*n_clusters=5000"):
         train_in_process(too_many, load_manifest(manifest), tmp_path / "runs", tmp_path / "cache", lambda p: None)
     assert not RunStore(tmp_path / "runs").list()
+
+
+def test_the_demo_corpus_made_in_a_child_process_is_the_one_made_here(tmp_path):
+    seen = []
+    sizes = {"n_train": 3, "n_dev": 1, "n_test": 1, "n_unlabelled": 2}
+    manifest = demo_corpus_in_process(tmp_path / "child", lambda done, total: seen.append((done, total)), **sizes)
+    assert manifest == tmp_path / "child" / "manifest.csv" and seen[-1] == (7, 7)
+    here = make_demo_corpus(tmp_path / "here", **sizes)
+    assert manifest.read_text() == here.read_text()
+    for clip in sorted((tmp_path / "here" / "audio").iterdir()):
+        assert (tmp_path / "child" / "audio" / clip.name).read_bytes() == clip.read_bytes(), clip.name
+
+
+def test_a_failed_synthesis_reaches_the_caller_with_its_message(tmp_path):
+    (tmp_path / "taken").write_text("a file where the corpus folder would go")
+    with pytest.raises(TrainingProcessError, match="^(FileExistsError|NotADirectoryError): .*taken"):
+        demo_corpus_in_process(tmp_path / "taken", lambda d, t: None)
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads a process's children from /proc (Linux)")
