@@ -13,8 +13,8 @@ STEPS = [("synthesising", "1/4 · Generating the demo corpus"), ("features", "2/
 st.title("DeepEmoCluster Explorer")
 st.write("No trained run yet. The built-in demo corpus (synthesised speech whose prosody follows arousal, "
          "valence and dominance) is generated, a DeepEmoCluster model trained on it (`demo` preset, a few "
-         "minutes on 2 CPU cores: the ETA below says how many) and its latent map fitted. The explorer opens by "
-         "itself when it is done.")
+         "minutes on 2 CPU cores: the ETA below says how many) and its latent map fitted. From the first epoch on, "
+         "the page draws the space each epoch clustered; the explorer opens by itself when it is done.")
 st.caption("Your own corpus: `python -m core train --corpus PATH --preset default` (see the README); "
            "the published MSP-Podcast models: `python -m core import-official --from DIR`.")
 job = loaders.demo_job(str(default_data_dir()), os.environ.get("SER_DEMO_PRESET", "demo"))
