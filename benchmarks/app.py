@@ -145,8 +145,8 @@ def bench_app_fresh_start(work: Path, preset: str = "demo", timeout_s: float = 9
     epochs = len(run.history())
     marks = "; ".join(f"{heading} at {at:.0f} s" for heading, at in steps.items() if heading[:1].isdigit())
     live = BenchResult(APP_FRESH_LIVE, live_at, "s", target, "never shown" if live_at is None else
-                       f"{marks.split('; 3/4')[0]}; then one epoch's embedding of the labelled clips, their k-means "
-                       "and UMAP of them; the training goes on beside it; headless chromium, polled every 0.5 s",
+                       "the demo corpus, its features, then the first epoch's embedding of the labelled clips, their "
+                       "k-means and a UMAP of them, the training going on beside it; headless chromium, polled every 0.5 s",
                        met=None if live_at is None else live_at <= APP_FRESH_AIM_S)
     return [live, BenchResult(APP_FRESH, seconds, "s", target,
                         f"{marks}; the {preset} run's {epochs} epochs took {epochs_seconds(run):.0f} s in the app "
