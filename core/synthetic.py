@@ -41,7 +41,6 @@ from typing import Callable
 from xml.sax.saxutils import escape
 
 import numpy as np
-import scipy.signal
 import soundfile as sf
 import soxr
 
@@ -205,6 +204,7 @@ def _make_speakers(rng: np.random.Generator) -> list[dict]:
 
 def _render_clip(a: float, v: float, d: float, spk: dict, rng: np.random.Generator) -> np.ndarray:
     """Speak one clip for labels (a, v, d) and apply the post-filters; float32 at SAMPLE_RATE."""
+    import scipy.signal  # here, not above: ~1 s of import that every `import core` (the app's start) would pay
     a, v, d = a - 4, v - 4, d - 4
     words = SENTENCES[rng.integers(len(SENTENCES))].split()
     # valence: a pitch ramp over the whole sentence (every ~1-s chunk sees its slope), rising when

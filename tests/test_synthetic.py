@@ -143,3 +143,13 @@ def test_acoustics_follow_the_documented_mapping(forty):
     # valence shapes the final contour: the last 30 % of the voiced frames rise above the rest, or fall
     final = np.array([np.median(t[-(k := max(1, int(0.3 * len(t)))):]) - np.median(t[:-k]) for t in tracks])
     assert spearmanr(final, valence)[0] > 0.4
+
+
+def test_importing_core_leaves_the_synthesis_filters_unimported():
+    """scipy.signal (~1 s of import) is the synthesis's alone: `import core`, which every app start and CLI
+    command pays, does not load it."""
+    import subprocess
+    import sys
+    code = "import sys, core; from app import loaders, widgets; print('scipy.signal' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
