@@ -223,6 +223,13 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
         page.get_by_role("button", name="cluster_emotion.csv").click()
     table = Path(download.value.path()).read_text()
     assert table.startswith("source,cluster,size,share")
+    page.screenshot(path=str(ARTIFACTS / "browser-export.png"), full_page=True)
+    page.get_by_role("link", name="Clusters × emotion").click()  # the other pages, pictured for the record
+    page.get_by_role("heading", name="Prototype clips (nearest to each centroid)").wait_for(timeout=120_000)
+    page.screenshot(path=str(ARTIFACTS / "browser-clusters.png"), full_page=True)
+    page.get_by_role("link", name="Runs", exact=True).click()
+    page.get_by_role("heading", name="Train a new run").wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "browser-runs.png"), full_page=True)
 
     # compare with the ablation partner: a box on the first map greys the other map's unselected utterances
     page.get_by_role("link", name="Compare runs").click()
