@@ -116,7 +116,10 @@ def cluster_heatmap(per_cluster: pd.DataFrame, attributes: list[str]) -> go.Figu
     means = per_cluster[[f"{a}_mean" for a in attributes]].rename(columns=lambda c: c[:-5])
     fig = px.imshow(means, text_auto=".2f", aspect="auto", color_continuous_scale="Viridis",
                      labels={"x": "attribute", "y": "cluster", "color": "mean"})
-    return fig.update_layout(height=60 + 28 * len(means), yaxis={"type": "category", "dtick": 1})
+    # a row of 28 px per cluster above the axis titles and margins (at 60 + 28 px a row, a run of 3 clusters was
+    # drawn as a strip whose labels overlapped)
+    return fig.update_layout(height=max(260, 130 + 28 * len(means)), margin={"t": 30, "b": 60},
+                             yaxis={"type": "category", "dtick": 1})
 
 
 def _natural(value) -> tuple:

@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from app.figures import MISSING, PALETTE, point_colours
+from app.figures import MISSING, PALETTE, cluster_heatmap, point_colours
 from app.widgets import size_text
 
 
@@ -40,3 +40,12 @@ def test_continuous_colours_span_the_range_and_errors_centre_on_zero():
 
 def test_size_text_is_never_zero_kilobytes():
     assert [size_text(n) for n in (0, 812, 4_200, 31_000_000, 2_500_000_000)] == ["0 B", "812 B", "4.2 kB", "31 MB", "2.5 GB"]
+
+
+def test_the_cluster_heatmap_gives_every_cluster_a_readable_row():
+    for k in (3, 10, 30):
+        means = pd.DataFrame({"arousal_mean": np.linspace(2, 6, k), "valence_mean": 4.0},
+                             index=pd.Index(range(k), name="cluster"))
+        layout = cluster_heatmap(means, ["arousal", "valence"]).layout
+        rows_px = (layout.height - layout.margin.t - layout.margin.b) / k
+        assert rows_px >= 20, (k, layout.height)
