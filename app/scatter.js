@@ -313,7 +313,12 @@ function paintLabels(m) {
     if (px < 0 || py < 0 || px > m.canvas.width || py > m.canvas.height) continue;
     const d = el("div", `position:absolute;left:${px}px;top:${py}px;transform:translate(-50%,-50%);` +
       "background:rgba(255,255,255,.8);padding:1px 4px;border-radius:3px;font-weight:600;white-space:nowrap", m.labels);
+    d.className = "cluster-label";
     d.textContent = lb.label;
+    // kept whole inside the map and below its buttons: a centre near an edge would cut its words off
+    const top = m.bar.offsetHeight + 4, w = d.offsetWidth, h = d.offsetHeight;
+    d.style.left = `${Math.max(w / 2, Math.min(px, m.canvas.width - w / 2))}px`;
+    d.style.top = `${Math.max(top + h / 2, Math.min(py, m.canvas.height - h / 2))}px`;
   }
 }
 
