@@ -92,6 +92,18 @@ def chunk_timeline(timeline: pd.DataFrame, attributes: list[str]) -> go.Figure:
                              yaxis={"title": "predicted value"})
 
 
+def epoch_lines(table: pd.DataFrame, y_title: str) -> go.Figure:
+    """One line per column over the index (epochs from 1), attributes in their own colours, the legend below
+    in as many rows as its names need (Streamlit's own line chart cut long names and the last entries off)."""
+    fig = go.Figure()
+    for column in table.columns:
+        fig.add_trace(go.Scatter(x=table.index, y=table[column], name=str(column), mode="lines+markers",
+                                 line={"color": ATTRIBUTE_COLOURS.get(column)}))
+    return fig.update_layout(height=340, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                             legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0},
+                             xaxis={"title": "epoch", "dtick": 1}, yaxis={"title": y_title})
+
+
 def spectrogram(mel, frame_seconds: float) -> go.Figure:
     """The clip's log-mel spectrogram (frames x mel bins), time in seconds."""
     import numpy as np

@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from app.figures import MISSING, PALETTE, cluster_heatmap, point_colours
+from app.figures import ATTRIBUTE_COLOURS, MISSING, PALETTE, cluster_heatmap, epoch_lines, point_colours
 from app.widgets import size_text
 
 
@@ -49,3 +49,12 @@ def test_the_cluster_heatmap_gives_every_cluster_a_readable_row():
         layout = cluster_heatmap(means, ["arousal", "valence"]).layout
         rows_px = (layout.height - layout.margin.t - layout.margin.b) / k
         assert rows_px >= 20, (k, layout.height)
+
+
+def test_epoch_lines_name_every_series_in_full_and_colour_attributes_as_everywhere():
+    table = pd.DataFrame({"arousal": [0.1, 0.3], "NMI with the previous epoch": [0.5, 0.7]}, index=[1, 2])
+    fig = epoch_lines(table, "dev CCC")
+    assert [t.name for t in fig.data] == ["arousal", "NMI with the previous epoch"]
+    assert fig.data[0].line.color == ATTRIBUTE_COLOURS["arousal"]
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0  # below the plot, wrapped by plotly
+    assert fig.layout.xaxis.title.text == "epoch" and fig.layout.yaxis.title.text == "dev CCC"

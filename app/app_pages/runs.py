@@ -4,8 +4,7 @@ ablation's paired difference, other corpora; train new ones."""
 import pandas as pd
 import streamlit as st
 
-from app import loaders, widgets
-from app.figures import ATTRIBUTE_COLOURS
+from app import figures, loaders, widgets
 from core.config import PRESETS
 from core.cross_corpus import EvaluationError
 from core.evaluation import estimate_text
@@ -38,15 +37,15 @@ with st.expander("Config"):
 history = run.history()
 if not history.empty:
     dev = pd.DataFrame(history["dev_ccc"].tolist(), index=history["epoch"] + 1).rename_axis("epoch")
-    dev = dev[sorted(dev.columns)]  # the chart orders its series by name: the colours follow the same order
     left, right = st.columns(2)
     left.markdown("**Dev CCC per epoch**")
-    left.line_chart(dev, x_label="epoch", y_label="dev CCC", color=[ATTRIBUTE_COLOURS.get(a, "#7f7f7f") for a in dev.columns])
+    left.plotly_chart(figures.epoch_lines(dev, "dev CCC"), key="runs.dev_ccc", width="stretch")
     right.markdown("**Losses and cluster stability (NMI vs the previous epoch)**")
-    right.line_chart(history.set_index(history["epoch"] + 1)[["cluster_loss", "joint_ce", "joint_ccc_loss", "nmi_previous"]]
-                     .rename(columns={"cluster_loss": "unlabelled stage: cluster CE", "joint_ce": "labelled stage: cluster CE",
-                                      "joint_ccc_loss": "labelled stage: 1 - CCC", "nmi_previous": "NMI with the previous epoch"}),
-                     x_label="epoch", y_label="loss / NMI")
+    right.plotly_chart(figures.epoch_lines(history.set_index(history["epoch"] + 1)[[
+        "cluster_loss", "joint_ce", "joint_ccc_loss", "nmi_previous"]].rename(columns={
+            "cluster_loss": "unlabelled stage: cluster CE", "joint_ce": "labelled stage: cluster CE",
+            "joint_ccc_loss": "labelled stage: 1 - CCC", "nmi_previous": "NMI with the previous epoch"}), "loss / NMI"),
+        key="runs.losses", width="stretch")
     if "precision" in history:
         st.caption("Training passes ran in " + " and ".join(history["precision"].dropna().unique())
                    + f" (`train.precision` = {run.config.train.precision!r}, as the training device resolved it)")
