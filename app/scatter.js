@@ -315,10 +315,14 @@ function paintLabels(m) {
       "background:rgba(255,255,255,.8);padding:1px 4px;border-radius:3px;font-weight:600;white-space:nowrap", m.labels);
     d.className = "cluster-label";
     d.textContent = lb.label;
-    // kept whole inside the map and below its buttons: a centre near an edge would cut its words off
-    const top = m.bar.offsetHeight + 4, w = d.offsetWidth, h = d.offsetHeight;
-    d.style.left = `${Math.max(w / 2, Math.min(px, m.canvas.width - w / 2))}px`;
-    d.style.top = `${Math.max(top + h / 2, Math.min(py, m.canvas.height - h / 2))}px`;
+    // kept whole inside the map, below its buttons and off the legend: a centre near an edge cut its words off
+    const top = m.bar.offsetHeight + 4, w = d.offsetWidth, h = d.offsetHeight, g = m.legend;
+    const x = Math.max(w / 2, Math.min(px, m.canvas.width - w / 2));
+    let y = Math.max(top + h / 2, Math.min(py, m.canvas.height - h / 2));
+    if (g.offsetHeight && x + w / 2 > g.offsetLeft && y - h / 2 < g.offsetTop + g.offsetHeight && y + h / 2 > g.offsetTop) {
+      y = g.offsetTop + g.offsetHeight + h / 2 + 2;  // under the legend, which covers the map's top right
+    }
+    d.style.left = `${x}px`; d.style.top = `${y}px`;
   }
 }
 

@@ -242,10 +242,12 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - 5, steps=4)
     page.mouse.up()
     page.get_by_text("utterances selected on the other map").wait_for(timeout=60_000)
-    for latent in page.locator(".latent-map").all():  # the clusters' words lie whole inside their map
-        outer = latent.bounding_box()
+    for latent in page.locator(".latent-map").all():  # the clusters' words lie whole inside their map, off its legend
+        outer, legend = latent.bounding_box(), latent.locator(".legend-title").locator("..").bounding_box()
         for label in latent.locator(".cluster-label").all():
             inner = label.bounding_box()
+            assert inner["y"] >= legend["y"] + legend["height"] or inner["x"] + inner["width"] <= legend["x"] \
+                or inner["y"] + inner["height"] <= legend["y"], label.inner_text()
             for start, size in (("x", "width"), ("y", "height")):
                 assert outer[start] <= inner[start] <= inner[start] + inner[size] <= outer[start] + outer[size] + 1, \
                     label.inner_text()
