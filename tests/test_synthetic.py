@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import librosa
@@ -148,8 +150,6 @@ def test_acoustics_follow_the_documented_mapping(forty):
 def test_importing_core_leaves_the_synthesis_filters_unimported():
     """scipy.signal (~1 s of import) is the synthesis's alone: `import core`, which every app start and CLI
     command pays, does not load it."""
-    import subprocess
-    import sys
     code = "import sys, core; from app import loaders, widgets; print('scipy.signal' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
