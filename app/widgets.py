@@ -69,6 +69,11 @@ def job_progress_ui(job: loaders.Job) -> None:
         live_map_ui(job.live, key=f"live.{job.label}")
 
 
+def labelled_attributes(table: pd.DataFrame) -> list[str]:
+    """The attributes `table` holds a true value of for at least one utterance (a map can be coloured by them)."""
+    return [a for a in ATTRIBUTES if a in table and table[a].notna().any()]
+
+
 LIVE_HOVER = [("file", "file", None), ("cluster", "pseudo-label", 0), ("speaker", "speaker", None),
               ("emotion", "emotion", None), *[(a, a, 2) for a in ATTRIBUTES]]
 
@@ -83,7 +88,7 @@ def live_map_ui(live: loaders.LiveMap, key: str) -> None:
     st.caption(f"{len(live.table):,} labelled training utterances{sample} in the clustering space, as the epoch's K-means "
                "saw them before its joint stage: each point's cluster is the pseudo-label of most of its chunks. "
                "Redrawn every epoch; the run's own map (every clip, the kept model) opens when the training ends.")
-    colours = ["cluster", *[a for a in ATTRIBUTES if a in live.table and live.table[a].notna().any()]]
+    colours = ["cluster", *labelled_attributes(live.table)]
     colour = st.radio("Colour by", colours, horizontal=True, key=f"{key}.colour",
                       format_func=lambda c: "pseudo-label" if c == "cluster" else f"true {c}")
     scatter.scatter_map(live.table, figures.point_colours(live.table, colour), key=key, view=f"{key}/{live.epoch}",
@@ -105,9 +110,9 @@ class MapStyle:
 def map_style_ui(table: pd.DataFrame, page: str = "latent") -> MapStyle:
     """Colour, point size, opacity, density shading and cluster labels of a map."""
     present = [c for c in ("emotion", "speaker") if c in table and table[c].notna().any()]
-    options = ["cluster", *[a for a in ATTRIBUTES if a in table and table[a].notna().any()],
-               *[f"{a}_predicted" for a in ATTRIBUTES if f"{a}_predicted" in table],
-               *[f"{a}_error" for a in ATTRIBUTES if a in table and table[a].notna().any()], *present, "split"]
+    labelled = labelled_attributes(table)
+    options = ["cluster", *labelled, *[f"{a}_predicted" for a in ATTRIBUTES if f"{a}_predicted" in table],
+               *[f"{a}_error" for a in labelled], *present, "split"]
     left, size, opacity, density, more = st.columns([3, 2, 2, 2, 2])
     colour = left.selectbox("Colour by", options, key=f"{page}.color_by", format_func=lambda c: c.replace("_", " "),
                             help="error: predicted minus true value (labelled utterances only).")
