@@ -42,3 +42,14 @@ def random_chunk_set(n_utterances: int, n_chunks: int, seed: int = 0):
     base = ChunkSet.from_chunks(chunks)
     targets = rng.standard_normal((n_utterances, 3)).astype(np.float32)
     return ChunkSet(base.frames, base.starts, base.utterance, pd.RangeIndex(n_utterances), targets, n_chunks, 62)
+
+
+def chunk_set_without_frames(files, n_chunks: int):
+    """A `ChunkSet` that names its utterances (`files`, `n_chunks` each) but holds no frames: for code that reads
+    only its files and layout, such as an epoch's clustering space (`core.epoch_space`)."""
+    import pandas as pd
+    from core.dataset import ChunkSet
+    files = pd.Index(files, name="file")
+    n = len(files)
+    return ChunkSet(np.zeros((1, 4), np.float32), np.zeros(n * n_chunks, np.int64), np.repeat(np.arange(n), n_chunks),
+                    files, None, n_chunks, 1)

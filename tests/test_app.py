@@ -155,14 +155,13 @@ def test_a_training_job_draws_its_latest_epochs_clustering_space(tmp_path):
     import pandas as pd
 
     from app import loaders
-    from core.dataset import ChunkSet
     from core.epoch_space import epoch_space
     from core.train import TrainProgress
+    from tests.helpers import chunk_set_without_frames
     n = 30
-    files = pd.Index([f"audio/clip_{i:02d}.wav" for i in range(n)], name="file")
+    chunks = chunk_set_without_frames([f"audio/clip_{i:02d}.wav" for i in range(n)], 1)
     corpus = pd.DataFrame({"split": "train", "speaker": "spk", "emotion": "calm", "arousal": np.linspace(1, 7, n),
-                           "valence": 4.0, "dominance": np.nan}, index=files)
-    chunks = ChunkSet(np.zeros((1, 2), np.float32), np.zeros(n, np.int64), np.arange(n), files, None, 1, 1)
+                           "valence": 4.0, "dominance": np.nan}, index=chunks.files)
     vectors = np.random.default_rng(0).standard_normal((n, 8)).astype(np.float32)
     job = loaders.Job("live test", corpus=corpus)
     job.on_training(TrainProgress("clustered", 1, 4, 1, 1, space=epoch_space(1, chunks, vectors, np.arange(n) % 3, 3)))

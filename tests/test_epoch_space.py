@@ -3,14 +3,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.dataset import ChunkSet
 from core.epoch_space import epoch_map, epoch_space
+from tests.helpers import chunk_set_without_frames
 
 
-def _chunk_set(n: int, c: int) -> ChunkSet:
-    files = pd.Index([f"clip_{i:03d}.wav" for i in range(n)], name="file")
-    return ChunkSet(np.zeros((1, 4), np.float32), np.zeros(n * c, np.int64), np.repeat(np.arange(n), c), files,
-                    None, c, 1)
+def _chunk_set(n: int, c: int):
+    return chunk_set_without_frames([f"clip_{i:03d}.wav" for i in range(n)], c)
 
 
 def test_each_utterance_is_the_mean_of_its_chunks_and_the_majority_of_their_labels():
