@@ -28,7 +28,8 @@ def bench_locate(work: Path, n_corpus: int = 20_000, repeats: int = 20) -> Bench
     """Locate one 5-s clip (decode, features, network, cluster, k-NN placement, neighbours) in a map of
     `n_corpus` utterances; an untrained joint network and random embeddings: the cost is the same."""
     import pandas as pd
-    from core.explore import Exploration, Locator
+    from core.explore import Exploration
+    from core.locator import Locator
     from core.latent import LatentSpace
     cfg = RunConfig(name="bench")
     bundle = untrained_bundle({"joint": cfg.model}, cfg)

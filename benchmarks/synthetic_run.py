@@ -3,7 +3,7 @@
 The run is an untrained `demo`-preset network saved with its corpus (`RunStore.save_complete`); its latent
 space and its map are written where `core.explore` looks for them, so the app finds them cached. The corpus
 is `n_utterances` hard links to a few hundred real, playable clips (`benchmarks.synthetic_store.write_clips`).
-Embeddings are drawn around K centres (clusters then follow from nearest centroids as in `build_latent_space`),
+Embeddings are drawn around K centres (clusters then follow from nearest centroids as in `core.embedding.build_latent_space`),
 map coordinates around K centres on the plane; predictions and labels follow the cluster with noise.
 """
 from __future__ import annotations

@@ -1,31 +1,44 @@
 """DeepEmoCluster Explorer core: audio, features, network, corpora, stores and inference.
 
-The public names are re-exported here; each lives in the module named in its docstring.
+The public names are re-exported here; each lives in the module named in `_EXPORTS`. They are imported on
+first use (PEP 562), not with the package: `import core.run_store` must not cost torch and scikit-learn's
+import (~3 s on two cores), so that the app's map page, which reads only cached results, starts without them.
 """
-from core.audio import AUDIO_EXTENSIONS, AudioLoadingError, load_audio, peak_normalise
-from core.config import AVD, AudioConfig, ChunkConfig, FeatureConfig, LabelConfig, ModelConfig, RunConfig, apply_overrides, config_hash
-from core.extraction import CorpusAudioError, extract_features
-from core.features import chunk_starts, cut_chunks, mel_spectrogram, mel_spectrograms, normalise, pad_short
-from core.inference import PredictionResult, Predictor
-from core.manifest import ManifestError, load_corpus, load_folder, load_manifest, load_msp_podcast, validate_manifest
-from core.model import EmotionCNN, ModelOutput
-from core.official import import_official
-from core.atomic import CorruptFileError
-from core.bundle import ModelBundle, Normalisation
-from core.dataset import FeatureSet
-from core.feature_store import FeatureStore
-from core.paths import default_cache_dir, default_data_dir, default_runs_dir
-from core.run_store import Run, RunInfo, RunNotFoundError, RunStore
-from core.runtime import keep_freed_memory
-from core.synthetic import make_corpus, make_demo_corpus
+import importlib
 
-__all__ = [
-    "AUDIO_EXTENSIONS", "AVD", "AudioConfig", "AudioLoadingError", "ChunkConfig", "CorpusAudioError", "CorruptFileError",
-    "EmotionCNN",
-    "FeatureConfig", "FeatureSet", "FeatureStore", "LabelConfig", "ManifestError", "ModelBundle", "ModelConfig",
-    "ModelOutput", "Normalisation", "PredictionResult", "Predictor", "Run", "RunConfig", "RunInfo", "RunNotFoundError", "RunStore",
-    "apply_overrides", "default_cache_dir", "default_data_dir", "default_runs_dir", "chunk_starts", "config_hash", "cut_chunks", "extract_features", "import_official",
-    "keep_freed_memory", "load_audio", "load_corpus", "load_folder", "load_manifest", "load_msp_podcast", "make_corpus",
-    "make_demo_corpus", "mel_spectrogram", "mel_spectrograms", "normalise", "pad_short", "peak_normalise",
-    "validate_manifest",
-]
+_EXPORTS = {
+    "core.atomic": ["CorruptFileError"],
+    "core.audio": ["AUDIO_EXTENSIONS", "AudioLoadingError", "load_audio", "peak_normalise"],
+    "core.bundle": ["ModelBundle", "Normalisation"],
+    "core.config": ["AVD", "AudioConfig", "ChunkConfig", "FeatureConfig", "LabelConfig", "ModelConfig", "RunConfig",
+                    "apply_overrides", "config_hash"],
+    "core.dataset": ["FeatureSet"],
+    "core.extraction": ["CorpusAudioError", "extract_features"],
+    "core.feature_store": ["FeatureStore"],
+    "core.features": ["chunk_starts", "cut_chunks", "mel_spectrogram", "mel_spectrograms", "normalise", "pad_short"],
+    "core.inference": ["PredictionResult", "Predictor"],
+    "core.manifest": ["ManifestError", "load_corpus", "load_folder", "load_manifest", "load_msp_podcast",
+                      "validate_manifest"],
+    "core.model": ["EmotionCNN", "ModelOutput"],
+    "core.official": ["import_official"],
+    "core.paths": ["default_cache_dir", "default_data_dir", "default_runs_dir"],
+    "core.run_info": ["RunInfo"],
+    "core.run_store": ["Run", "RunNotFoundError", "RunStore"],
+    "core.runtime": ["keep_freed_memory"],
+    "core.synthetic": ["make_corpus", "make_demo_corpus"],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    globals()[name] = value  # found in the module's namespace from now on, without this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

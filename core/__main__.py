@@ -21,11 +21,12 @@ from core.config import LabelConfig, RunConfig, apply_overrides, preset, toml_ov
 from core.cross_corpus import EvaluationError, evaluate_corpora, run_test_predictions, test_estimates
 from core.distributed import DistributedError, close_world, init_world
 from core.evaluation import estimate_text, speaker_spreads, split_estimates
-from core.explore import ExploreError, Locator, analyze_exploration, explore, project
+from core.explore import ExploreError, analyze_exploration, explore, project
 from core.export import export_exploration
 from core.extraction import CorpusAudioError, extract_features
 from core.feature_store import FeatureStore
 from core.inference import Predictor, expand_audio_paths
+from core.locator import Locator
 from core.manifest import ManifestError, load_corpus
 from core.official import OfficialImportError, find_official_files, import_official
 from core.paths import default_cache_dir, default_demo_dir

@@ -21,7 +21,6 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
-import torch
 
 COMPLETE = "COMPLETE"  # the completion marker of a folder (a run, a latent space), written last
 _SELF_CHECKSUM = "marker_sha256"  # the key under which a checked JSON file records its own digest
@@ -92,6 +91,7 @@ def parquet_bytes(table: pd.DataFrame) -> bytes:
 
 
 def torch_bytes(obj: Any) -> bytes:
+    import torch  # here, not with the module: reading a store must not import torch (`core/__init__` says why)
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return buffer.getvalue()

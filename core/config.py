@@ -93,6 +93,11 @@ class ModelConfig:
                f"attributes must be distinct names from {list(AVD)}, got {list(self.attributes)}")
         _check(self.n_clusters >= 2, f"n_clusters must be >= 2, got {self.n_clusters}")
 
+    @property
+    def network_name(self) -> str:
+        """The network's name in a trained run's bundle: "joint" (several attributes) or the one it predicts."""
+        return "joint" if len(self.attributes) > 1 else self.attributes[0]
+
 
 @dataclass(frozen=True, kw_only=True)
 class ClusterConfig:

@@ -1,35 +1,31 @@
 """Explore a run's latent space over a corpus: embeddings, map, cluster-emotion analysis, locating clips.
 
-Everything is computed once per (run, network, corpus) and cached in the run's `analysis/` folder.
+Everything is computed once per (run, network, corpus) and cached in the run's `analysis/` folder. What
+computes imports torch, scikit-learn or UMAP where it is called, on a cache miss: reading a cached space, map
+and novelty reference (the app's map page) imports none of them (`core/__init__` says why).
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
 
-from core.analysis import DependenceReport, analyze
 from core.analysis_store import load_latent, load_novelty, load_projection, save_latent, save_novelty, save_projection
-from core.bundle import ModelBundle
-from core.clustering import nearest_centroid
 from core.config import UmapConfig, config_hash
-from core.dataset import Normaliser, make_chunk_set, utterance_mean
-from core.distributed import World
-from core.extraction import extract_features
-from core.feature_store import FeatureStore
-from core.forward import chunk_predictions, embed_networks
-from core.inference import Predictor, chunk_times
-from core.latent import LATENT_FORMAT_VERSION, LatentSpace, build_latent_space, cluster_shares
+from core.latent import LATENT_FORMAT_VERSION, LatentSpace
 from core.manifest import corpus_fingerprint, load_manifest
-from core.novelty import PERCENTILE, Novelty, corpus_novelty, nearest_corpus_distance
+from core.novelty import PERCENTILE, Novelty, corpus_novelty
 from core.paths import default_cache_dir, default_demo_dir
-from core.projection import LatentProjector
 from core.run_store import Run
 from core.synthetic import make_demo_corpus
+
+if TYPE_CHECKING:
+    from core.analysis import DependenceReport
+    from core.distributed import World
 
 
 class ExploreError(ValueError):
@@ -61,20 +57,23 @@ def explore(run: Run, corpus: pd.DataFrame | None = None, *, network: str | None
     Raises:
         ExploreError: no corpus given for a run that has none, or an unknown network.
     """
-    world = world or World()
     if corpus is None:
         corpus = run.corpus()
         if corpus is None:
             raise ExploreError(f"run {run.run_id} has no corpus of its own (an imported model): give one (--corpus)")
-    bundle = run.load_bundle()
-    network = network or run.info.primary_network or next(iter(bundle.networks))
-    if network not in bundle.networks:
-        raise ExploreError(f"unknown network {network!r}; run {run.run_id} has {sorted(bundle.networks)}")
+    networks = run.info.networks
+    network = network or run.info.primary_network or networks[0]
+    if network not in networks:
+        raise ExploreError(f"unknown network {network!r}; run {run.run_id} has {sorted(networks)}")
     # the format version is part of the key: a latent space computed another way is recomputed, never mixed in
     folder = run.analysis_dir(f"{network}-{corpus_fingerprint(corpus)[:12]}-v{LATENT_FORMAT_VERSION}")
     latent = load_latent(folder)
-    if world.broadcast(latent is None):  # rank 0 decides: a latent space half-written by a crash is recomputed
-        latent = _compute_latent(run, bundle, network, corpus, cache_root or default_cache_dir(), progress, world)
+    # rank 0 decides: a latent space half-written by a crash is recomputed
+    if latent is None if world is None else world.broadcast(latent is None):
+        from core.distributed import World  # torch, imported only to compute: reading a cached space needs none
+        from core.embedding import compute_latent
+        world = world or World()
+        latent = compute_latent(run, network, corpus, cache_root or default_cache_dir(), progress, world)
         if world.is_main:
             save_latent(folder, latent)
         world.barrier()
@@ -94,28 +93,12 @@ def corpus_to_explore(run: Run, demo_dir: Path | None = None) -> pd.DataFrame:
     return load_manifest(manifest)
 
 
-def _compute_latent(run: Run, bundle: ModelBundle, network: str, corpus: pd.DataFrame, cache_root: Path,
-                    progress, world: World) -> LatentSpace:
-    cfg, norm = bundle.config, bundle.normalisation
-    report = progress or (lambda stage, done, total: None)
-    store = FeatureStore(cache_root, cfg.audio, cfg.features, cfg.chunks)
-    features = extract_features(corpus, store, cfg.audio, cfg.features, cfg.chunks,
-                                progress=lambda d, t: report("features", d, t), world=world).features
-    chunk_set = make_chunk_set(features, features.files, cfg.chunks)
-    normaliser = Normaliser.from_statistics(norm.feature_mean, norm.feature_std, cfg.features.clip, world.device)
-    outputs = embed_networks(bundle.networks, chunk_set, normaliser, world,
-                             progress=lambda name, d, t: report(f"embedding ({name})", d, t))
-    return build_latent_space(features.files, outputs[network], cfg.chunks.n_chunks,
-                              run.centroids() if run.info.trained else None, bundle.networks[network].n_clusters,
-                              chunk_predictions(bundle.networks, outputs), norm, seed=cfg.seed,
-                              chunk_start_frames=chunk_set.starts - features.offsets[chunk_set.utterance])
-
-
 def project(exploration: Exploration, cfg: UmapConfig = UmapConfig()) -> np.ndarray:
     """(N, n_components) map coordinates of the corpus's utterances, fitted once per UmapConfig."""
     key = config_hash(cfg)[:12]
     coords = load_projection(exploration.folder, key)
     if coords is None:
+        from core.projection import LatentProjector
         projector = LatentProjector(cfg).fit(exploration.latent.embeddings[cfg.space])
         coords = projector.coords_
         save_projection(exploration.folder, key, coords, {"umap": dataclasses.asdict(cfg), "n_points": len(coords),
@@ -142,6 +125,7 @@ def analyze_exploration(exploration: Exploration, splits: list[str] | None = Non
     attributes = list(latent.predictions.columns)
     labels = corpus.loc[rows, attributes] if corpus[attributes].notna().any().any() else None
     emotions = corpus.loc[rows, "emotion"] if corpus["emotion"].notna().any() else None
+    from core.analysis import analyze
     return analyze(latent.cluster[rows], labels, latent.predictions[rows], emotions, n_shuffles=n_shuffles,
                    seed=exploration.run.config.seed)
 
@@ -195,97 +179,3 @@ def distinct_names(names: list[str]) -> list[str]:
         used.add(candidate)
         out.append(candidate)
     return out
-
-
-@dataclass(frozen=True)
-class LocateResult:
-    table: pd.DataFrame  # index `file`: attributes, cluster, x, y(, z), neighbours, neighbour_distances,
-                         # nearest_distance, out_of_distribution
-    errors: dict[str, str]  # path -> why it could not be read
-    novelty: Novelty | None = None  # the corpus reference the out-of-distribution flag compares with
-    chunks: pd.DataFrame | None = None  # one row per (file, chunk): cluster, attributes, x, y(, z)
-
-
-class Locator:
-    """Place new clips in an explored latent space: predictions, cluster, map position, neighbours.
-
-    Position: the distance-weighted mean of the k nearest corpus utterances' map coordinates in the
-    map's embedding space (`core.projection`): fast and always inside the map. Out of distribution: the
-    distance to the nearest corpus utterance in the clustering space, against the corpus's own (`core.novelty`).
-    """
-
-    def __init__(self, exploration: Exploration, coords: np.ndarray, cfg: UmapConfig = UmapConfig(),
-                 predictor: Predictor | None = None):
-        self.exploration, self.cfg = exploration, cfg
-        self.predictor = predictor or Predictor(exploration.run.load_bundle(), device="auto")
-        self.projector = LatentProjector.from_map(exploration.latent.embeddings[cfg.space], coords, cfg)
-
-    def locate_files(self, paths: list[str | Path], n_neighbours: int = 5, *, refuse_silent: bool = False,
-                     max_duration_s: float | None = None) -> LocateResult:
-        """A table per clip (index `file`): attributes, cluster, map coordinates, nearest corpus clips.
-
-        Args:
-            refuse_silent, max_duration_s: see `Predictor.load` (the app refuses silent uploads).
-
-        Returns:
-            the table and {path: reason} for files that could not be read.
-        """
-        paths = [str(p) for p in paths]
-        loaded = self.predictor.load(paths, refuse_silent=refuse_silent, max_duration_s=max_duration_s)
-        clips, errors = loaded.clips, loaded.errors
-        if not clips:
-            return LocateResult(pd.DataFrame(), errors)
-        ok = [clip.path for clip in clips]
-        predicted = self.predictor.predict_chunks([c.features for c in clips])
-        outputs, latent = predicted.outputs[self.exploration.network], self.exploration.latent
-        c = predicted.chunks.shape[1]  # C chunks per clip (N, C, A)
-        chunk_vectors = {"cluster": outputs.cluster_features, "latent": outputs.latent}[self.cfg.space]
-        embedding = utterance_mean(chunk_vectors, c)  # as `build_latent_space` does for the corpus
-        chunk_cluster = nearest_centroid(outputs.cluster_features, latent.centroids)
-        share = cluster_shares(chunk_cluster, c, len(latent.centroids))
-        coords = self.projector.transform(embedding)
-        distances, neighbours = self.projector.neighbours(embedding, n_neighbours)
-        files = latent.files
-        table = pd.DataFrame(predicted.utterances, columns=self.predictor.attributes, index=pd.Index(ok, name="file"))
-        table["cluster"] = share.argmax(1)
-        for i, axis in enumerate("xyz"[: coords.shape[1]]):
-            table[axis] = coords[:, i]
-        table["neighbours"] = [[str(files[j]) for j in row] for row in neighbours]
-        table["neighbour_distances"] = [row.round(4).tolist() for row in distances]
-        chunk_table = self._chunk_table(clips, predicted.chunks, chunk_cluster, chunk_vectors, c)
-        reference = novelty(self.exploration)
-        cluster_space = embedding if self.cfg.space == "cluster" else utterance_mean(outputs.cluster_features, c)
-        table["nearest_distance"], _ = nearest_corpus_distance(latent.embeddings["cluster"], cluster_space)
-        table["out_of_distribution"] = reference.is_out(table["nearest_distance"].to_numpy())
-        return LocateResult(table, errors, reference, chunk_table)
-
-    def corpus_neighbours(self, file, k: int = 5) -> pd.Series:
-        """The `k` corpus utterances nearest to corpus utterance `file` in the map's space, itself left out:
-        distances indexed by file, nearest first."""
-        latent = self.exploration.latent
-        vector = latent.embeddings[self.cfg.space][[latent.files.get_loc(file)]]
-        distances, neighbours = self.projector.neighbours(vector, k + 1)
-        found = pd.Series(distances[0], index=latent.files[neighbours[0]], name="distance")
-        return found.drop(file, errors="ignore").head(k)
-
-    def chunk_positions(self, file) -> np.ndarray:
-        """(C, n_components) map positions of a corpus utterance's chunks, placed as uploads are (k-NN in the
-        map's space from the chunk embeddings)."""
-        latent = self.exploration.latent
-        return self.projector.transform(np.asarray(latent.chunk_embeddings[self.cfg.space][latent.chunk_rows(file)],
-                                                   np.float32))
-
-    def _chunk_table(self, clips: list, chunks: np.ndarray, chunk_cluster: np.ndarray, chunk_vectors: np.ndarray,
-                     c: int) -> pd.DataFrame:
-        """One row per (file, chunk) of located clips: start_s, end_s, cluster, predicted attributes and map
-        position (from the chunks' vectors in the map's space)."""
-        coords = self.projector.transform(chunk_vectors)
-        index = pd.MultiIndex.from_product([[clip.path for clip in clips], range(c)], names=["file", "chunk"])
-        table = pd.DataFrame(chunks.reshape(len(clips) * c, -1), columns=self.predictor.attributes, index=index)
-        times = np.array([t for clip in clips for t in chunk_times(clip.n_samples, self.predictor.bundle.config)])
-        table.insert(0, "start_s", times[:, 0])
-        table.insert(1, "end_s", times[:, 1])
-        table.insert(2, "cluster", chunk_cluster)
-        for i, axis in enumerate("xyz"[: coords.shape[1]]):
-            table[axis] = coords[:, i]
-        return table

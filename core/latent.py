@@ -2,6 +2,7 @@
 
 Two 256-d spaces (SPEC 2.4): the cluster branch's pre-ReLU vectors (where K-means ran: the default
 for the map, clusters and placement) and the shared latent block (offered as an alternative view).
+The space and what reads it; `core.embedding` computes it (with torch, which reading a cached space never imports).
 """
 from __future__ import annotations
 
@@ -10,10 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.bundle import Normalisation
-from core.clustering import PseudoLabeler, nearest_centroid
-from core.dataset import utterance_mean
-from core.forward import ChunkOutputs, utterance_predictions
 
 # Part of every cached latent space's key: a change to how embeddings, clusters or predictions are
 # computed bumps it, so caches written before are recomputed, never mixed in. 2: one forward path
@@ -42,40 +39,6 @@ class LatentSpace:
         """The rows of utterance `file`'s chunks in the chunk arrays."""
         i = self.files.get_loc(file)
         return slice(i * self.n_chunks, (i + 1) * self.n_chunks)
-
-
-def build_latent_space(files: pd.Index, outputs: ChunkOutputs, n_chunks: int, centroids: np.ndarray | None,
-                       n_clusters: int, chunk_predictions: dict[str, np.ndarray], normalisation: Normalisation,
-                       seed: int = 0, chunk_start_frames: np.ndarray | None = None) -> LatentSpace:
-    """Aggregate chunk outputs to utterances and assign clusters.
-
-    Args:
-        outputs: chunk outputs of the network whose space is explored.
-        chunk_predictions: attribute -> (N*C,) z-normalised chunk predictions (from every network).
-        chunk_start_frames: (N*C,) first frame of each chunk within its utterance.
-
-    Clusters are the nearest of `centroids` (the run's final K-means) in the cluster space. Imported
-    published models ship no centroids: then K-means with `n_clusters` (their head's size) runs over
-    this corpus's chunks in that space, seeded, and `centroid_source` says so.
-    """
-    chunk = {"cluster": outputs.cluster_features, "latent": outputs.latent}
-    source = "training"
-    if centroids is None:
-        labeler = PseudoLabeler(n_clusters, random_state=seed).fit(outputs.cluster_features)
-        centroids, source = labeler.cluster_centers_, "k-means on this corpus"
-    chunk_cluster = nearest_centroid(outputs.cluster_features, centroids)
-    share = cluster_shares(chunk_cluster, n_chunks, len(centroids))
-    predictions = pd.DataFrame(utterance_predictions(chunk_predictions, n_chunks, normalisation),
-                               index=pd.Index(files, name="file"))
-    return LatentSpace(
-        files=pd.Index(files, name="file"), n_chunks=n_chunks,
-        chunk_embeddings={s: v.astype(np.float16) for s, v in chunk.items()},
-        embeddings={s: utterance_mean(v, n_chunks) for s, v in chunk.items()},
-        chunk_cluster=chunk_cluster, cluster=share.argmax(1), cluster_share=share,
-        centroids=np.asarray(centroids, np.float32), centroid_source=source, predictions=predictions,
-        chunk_predictions=np.stack([normalisation.denormalise(a, z) for a, z in chunk_predictions.items()], 1
-                                   ).astype(np.float32) if chunk_predictions else None,
-        chunk_start_frames=None if chunk_start_frames is None else np.asarray(chunk_start_frames, np.int32))
 
 
 def chunk_timeline(latent: LatentSpace, file, frame_seconds: float, chunk_frames: int) -> pd.DataFrame:

@@ -5,13 +5,13 @@ distance to its nearest *other* utterance). A clip whose distance to its nearest
 beyond their `PERCENTILE`th percentile is flagged: fewer than 1 % of the corpus's own utterances are that
 isolated. Exact over every utterance up to `MAX_QUERIES`; above, over a seeded random sample of that many
 utterances (each still against the whole corpus), which pins the 99th percentile with ~500 tail points.
+scikit-learn is imported where distances are computed: reading a cached reference needs none (`core/__init__`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
 
 PERCENTILE = 99.0
 MAX_QUERIES = 50_000
@@ -36,6 +36,7 @@ def corpus_novelty(embeddings: np.ndarray, percentile: float = PERCENTILE, max_q
     X = np.asarray(embeddings, np.float32)
     if len(X) < 2:
         raise ValueError(f"a corpus needs at least 2 utterances for nearest-neighbour distances, got {len(X)}")
+    from sklearn.neighbors import NearestNeighbors
     queries = np.arange(len(X))
     if len(X) > max_queries:
         queries = np.sort(np.random.default_rng(seed).choice(len(X), max_queries, replace=False))
@@ -47,6 +48,7 @@ def corpus_novelty(embeddings: np.ndarray, percentile: float = PERCENTILE, max_q
 
 def nearest_corpus_distance(embeddings: np.ndarray, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(distance, index) of each clip's nearest corpus utterance, in the same space."""
+    from sklearn.neighbors import NearestNeighbors
     distance, index = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(
         np.asarray(embeddings, np.float32)).kneighbors(np.asarray(clips, np.float32))
     return distance[:, 0].astype(np.float32), index[:, 0]

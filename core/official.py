@@ -16,7 +16,8 @@ from scipy.io import loadmat
 from core.config import ModelConfig, RunConfig
 from core.model import EmotionCNN, official_state_dict
 from core.bundle import ModelBundle, Normalisation
-from core.run_store import Run, RunInfo, RunStore
+from core.run_info import RunInfo
+from core.run_store import Run, RunStore
 
 # attribute -> (file tag in the published names, clusters K as published)
 OFFICIAL_ATTRIBUTES = {"arousal": ("act", 10), "dominance": ("dom", 30), "valence": ("val", 30)}

@@ -18,20 +18,23 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import pandas as pd
-import torch
 
 from core.atomic import (COMPLETE, CorruptFileError, atomic_write_bytes, bytes_digest, json_bytes, json_default,
                          npy_bytes, parquet_bytes, read_checked_json, torch_bytes, verify_file, write_checked_json, write_marker,
                          write_with_digest)
-from core.bundle import ModelBundle, bundle_from_state, bundle_state
 from core.config import RunConfig
+from core.run_info import SCHEMA_VERSION, RunInfo, RunMetrics
 from core.paths import default_runs_dir
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:  # torch and the network are imported where a model is read or written: listing runs and
+    import torch   # reading their results (the app's map page) needs neither (`core/__init__` says why)
+
+    from core.bundle import ModelBundle
+
 TEST_PREDICTIONS = "test_predictions.parquet"  # a finished run's per-utterance test predictions
 JOURNAL = "checkpoints/checksums.json"  # digests of the files of a run being trained (`RunWriter`)
 _RUN_HINT = "a finished run cannot be rebuilt: train it again (train --force), or delete its folder and import it again"
@@ -44,47 +47,6 @@ class RunNotFoundError(LookupError):
 
 class RunLockedError(RuntimeError):
     """Another process is training this run."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class RunInfo:
-    """What a run is (its `config.json`): how it was made, from what, with which config."""
-    kind: str  # "trained" (by `core.train`) or "official" (the published models, imported)
-    name: str
-    config: RunConfig
-    run_id: str = ""
-    created: str = ""  # ISO 8601, UTC, stamped when the run is opened
-    corpus_fingerprint: str | None = None  # trained runs: `core.manifest.corpus_fingerprint`
-    corpus_size: dict[str, int] = field(default_factory=dict)  # split -> utterances
-    source: dict[str, str] = field(default_factory=dict)  # imported: network -> checkpoint file name
-    primary_network: str | None = None  # whose space the map uses by default (imported: arousal)
-    attribution: str | None = None
-    published_test_ccc: dict[str, float] = field(default_factory=dict)
-    centroids: str | None = None  # how clusters are derived where the run stores no centroids
-    split_overlap: str | None = None  # trained runs: the leaks between splits that were allowed (`core.split_hygiene`)
-    schema_version: int = SCHEMA_VERSION
-
-    @property
-    def trained(self) -> bool:
-        return self.kind == "trained"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunInfo":
-        """Keys this version does not know are ignored, so runs written by a later version still load."""
-        known = {f.name for f in dataclasses.fields(cls)} - {"config"}
-        return cls(config=RunConfig.from_dict(data["config"]), **{k: v for k, v in data.items() if k in known})
-
-
-@dataclass(frozen=True)
-class RunMetrics:
-    """`metrics.json`: the best checkpoint's test CCC, with 95 % bootstrap intervals (`core.uncertainty`)."""
-    test_ccc: dict[str, dict[str, float]]  # split -> attribute -> CCC
-    best_epoch: int
-    # split -> attribute -> `core.evaluation.interval_records`; empty in runs finished before intervals existed
-    test_intervals: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -234,7 +196,7 @@ class RunStore:
         tmp = self.root / f".tmp-{info.run_id}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         atomic_write_bytes(tmp / "config.json", json_bytes(_stamped(info).to_dict()))
-        atomic_write_bytes(tmp / "model.pt", torch_bytes(bundle_state(bundle)))
+        atomic_write_bytes(tmp / "model.pt", _bundle_bytes(bundle))
         if corpus is not None:
             atomic_write_bytes(tmp / "corpus.parquet", parquet_bytes(corpus))
         write_marker(tmp / COMPLETE, _run_files(tmp))
@@ -296,6 +258,7 @@ class RunWriter:
             return None
         history, assignments = (self._verified(n) for n in ("history.jsonl", "assignments.npy"))
         last_centroids = self.dir / "last_centroids.npy"
+        import torch
         state = torch.load(self._verified("checkpoints/last.pt"), map_location="cpu", weights_only=True)
         epoch = state["epoch"]
         return Checkpoint(
@@ -312,7 +275,8 @@ class RunWriter:
         """Record a completed epoch: the best bundle when this epoch is the best, history, assignments and
         centroids, then the checkpoint, written last: resuming trusts only what the checkpoint names."""
         if best is not None:
-            self.write_bytes("checkpoints/best.pt", torch_bytes(bundle_state(best)))
+            self.write_bytes("checkpoints/best.pt", _bundle_bytes(best))
+        import torch
         rows = checkpoint.history.to_dict("records")
         self.write_bytes("history.jsonl", "".join(json.dumps(r, sort_keys=True, default=json_default) + "\n"
                                                   for r in rows).encode())
@@ -346,7 +310,7 @@ class RunWriter:
         self.write_bytes("metrics.json", json_bytes(dataclasses.asdict(metrics)))
         if test_predictions is not None:
             self.write_bytes(TEST_PREDICTIONS, parquet_bytes(test_predictions))
-        self.write_bytes("model.pt", torch_bytes(bundle_state(bundle)))
+        self.write_bytes("model.pt", _bundle_bytes(bundle))
         files = _run_files(self.dir)
         for path in files:
             self._verified(path.name)
@@ -390,7 +354,15 @@ def _run_files(folder: Path) -> list[Path]:
 
 
 def _load_bundle(path: Path) -> ModelBundle:
+    import torch
+
+    from core.bundle import bundle_from_state
     return bundle_from_state(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def _bundle_bytes(bundle: ModelBundle) -> bytes:
+    from core.bundle import bundle_state
+    return torch_bytes(bundle_state(bundle))
 
 
 def _read_history(path: Path) -> pd.DataFrame:

@@ -310,7 +310,7 @@ def _bundle(model: EmotionCNN, data: TrainingData, cfg: RunConfig) -> ModelBundl
         copy.reset_cluster_head(model.n_clusters)
     copy.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
     copy.eval()
-    return ModelBundle({"joint" if len(cfg.model.attributes) > 1 else cfg.model.attributes[0]: copy},
+    return ModelBundle({cfg.model.network_name: copy},
                        data.normalisation, cfg)
 
 

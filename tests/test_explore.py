@@ -9,7 +9,8 @@ import pytest
 from sklearn.manifold import trustworthiness
 
 from core.config import UmapConfig, tiny
-from core.explore import Locator, analyze_exploration, explore, project
+from core.explore import analyze_exploration, explore, project
+from core.locator import Locator
 from core.manifest import load_manifest
 from core.projection import LatentProjector
 from core.run_store import RunStore

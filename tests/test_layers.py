@@ -14,8 +14,9 @@ MAX_LINES = 400  # STYLE rule 4: one concept per module
 CORE_LAYERS = [
     ["config", "runtime", "paths", "atomic", "palette"],  # settings, process options, default folders, atomic writes
     # + checksums, the figures' colours
-    ["audio", "features", "metrics", "analysis", "projection", "agreement", "cluster_words", "novelty"],  # pure:
-    # decoding, mel maths, CCC, statistics, UMAP, two clusterings compared, clusters in words, out of distribution
+    ["audio", "features", "metrics", "analysis", "projection", "agreement", "cluster_words", "novelty", "run_info"],
+    # pure: decoding, mel maths, CCC, statistics, UMAP, two clusterings compared, clusters in words, out of
+    # distribution, what a run is
     ["frontend", "manifest"],  # files -> features; corpora -> utterance tables
     ["dataset", "model", "clustering", "synthetic", "split_hygiene", "uncertainty"],  # chunks and model input; the
     # CNN; K-means; the demo corpus; speakers and audio shared between splits; bootstrap intervals of a CCC
@@ -27,12 +28,13 @@ CORE_LAYERS = [
     ["feature_store", "run_store", "analysis_store", "evaluation_store"],  # storage: imports the data types above,
     # never the reverse
     ["extraction"],  # audio -> feature store, in parallel
-    ["training_data", "epoch_space"],  # what a run trains on; the space an epoch clustered (a live map)
+    ["training_data", "epoch_space", "embedding"],  # what a run trains on; the space an epoch clustered (a live
+    # map); a run's latent space computed over a corpus
     ["train", "inference"],  # the DeepCluster loop; new audio through a stored run
-    ["explore", "official", "cross_corpus"],  # latent space of a run + map + locate; the published models; a run
+    ["explore", "official", "cross_corpus"],  # latent space of a run + map, cached; the published models; a run
     # evaluated on corpora
-    ["export", "progress", "ablation", "report_document", "report_figures"],  # tables of an exploration; the CLI's
-    # terminal progress; ablations; a report as HTML and Markdown; its figures
+    ["export", "progress", "ablation", "report_document", "report_figures", "locator"],  # tables of an exploration;
+    # the CLI's terminal progress; ablations; a report as HTML and Markdown; its figures; new clips located
     ["report", "cli_arguments"],  # a shareable report of one run; the command line's options
     ["__init__", "__main__"],  # the public names; the CLI
 ]

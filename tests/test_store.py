@@ -17,7 +17,8 @@ from core.analysis_store import load_latent, load_projection, save_latent, save_
 from core.atomic import COMPLETE, CorruptFileError, atomic_torch_save, atomic_write_bytes
 from core.bundle import ModelBundle, Normalisation, bundle_from_state, bundle_state
 from core.feature_store import FeatureStore
-from core.run_store import Checkpoint, RunInfo, RunNotFoundError, RunStore
+from core.run_info import RunInfo
+from core.run_store import Checkpoint, RunNotFoundError, RunStore
 from tests.helpers import corrupt
 
 
