@@ -3,6 +3,9 @@
 Jobs run in threads owned by `st.cache_resource` singletons, so a rerun or a second browser tab
 sees the same job instead of starting another one; a job's training runs in a process of its own
 (`app.trainer`), the thread relaying its progress.
+
+Only what reads a cached map is imported here with the module: a cache that computes imports its core module
+(torch, scikit-learn, UMAP) itself, so that the map page of a cached run is drawn without them (`core/__init__`).
 """
 from __future__ import annotations
 
@@ -14,31 +17,27 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from app.trainer import TrainingProcessError, demo_corpus_in_process, train_in_process
-from core.ablation import ablation_partner as core_ablation_partner
-from core.ablation import paired_difference
-from core.analysis import DependenceReport
 from core.atomic import atomic_write_json
 from core.audio import AudioLoadingError
 from core.cluster_words import cluster_centres, cluster_descriptions
 from core.config import UmapConfig, preset
-from core.epoch_space import EpochSpace, epoch_map
-from core.cross_corpus import test_estimates
-from core.evaluation import Evaluation
-from core.evaluation_store import stored_evaluations
-from core.explore import (Exploration, LocateResult, Locator, analyze_exploration, corpus_to_explore, explore, project,
-                          prototypes, utterance_table)
-from core.frontend import load_features
+from core.explore import Exploration, analyze_exploration, corpus_to_explore, explore, project, prototypes, utterance_table
 from core.manifest import load_corpus, load_manifest
 from core.paths import default_cache_dir, default_data_dir, default_runs_dir
-from core.projection import warm_up
 from core.run_store import Run, RunStore
-from core.train import run_id_for
+
+if TYPE_CHECKING:
+    from core.analysis import DependenceReport
+    from core.epoch_space import EpochSpace
+    from core.evaluation import Evaluation
+    from core.locator import LocateResult, Locator
 
 
 @dataclass
@@ -94,6 +93,7 @@ class Job:
                     self._live_fitting = False
                     return
             warm_map_code().join()  # UMAP's numba code, compiled once per server
+            from core.epoch_space import epoch_map
             try:
                 self.live = LiveMap(space.epoch, epoch_map(space, self.corpus), space.n_utterances, None)
             except Exception as err:  # e.g. too few utterances for a map: said on the page, the training goes on
@@ -128,6 +128,7 @@ def list_runs() -> list[Run]:
 
 
 def ablation_partner(run_id: str) -> Run | None:
+    from core.ablation import ablation_partner as core_ablation_partner
     runs = list_runs()
     return core_ablation_partner(next(r for r in runs if r.run_id == run_id), runs)
 
@@ -139,18 +140,21 @@ def load_test_estimates(run_id: str) -> pd.DataFrame:
     Raises:
         EvaluationError: an imported model (no test split of its own).
     """
+    from core.cross_corpus import test_estimates
     return test_estimates(RunStore(default_runs_dir()).load(run_id))
 
 
 @st.cache_data(show_spinner="Pairing the two runs' test predictions…", max_entries=8)
 def load_paired_difference(with_id: str, without_id: str) -> pd.DataFrame:
     """`core.ablation.paired_difference`: test CCC with minus without the unlabelled stage, paired intervals."""
+    from core.ablation import paired_difference
     store = RunStore(default_runs_dir())
     return paired_difference(store.load(with_id), store.load(without_id))
 
 
 def evaluations(run_id: str) -> list[Evaluation]:
     """The run's stored cross-corpus evaluations (read each time: `python -m core evaluate` may add one)."""
+    from core.evaluation_store import stored_evaluations
     return stored_evaluations(RunStore(default_runs_dir()).load(run_id).dir)
 
 
@@ -158,7 +162,7 @@ def evaluations(run_id: str) -> list[Evaluation]:
 def load_report_html(run_id: str) -> bytes:
     """The run's report (`core.report.write_report`) as one self-contained HTML page, written to a temporary
     folder and read back. The latent space it analyses is cached on disk, so a rebuild takes seconds."""
-    from core.report import write_report  # on the first download only: matplotlib stays off the app's start path
+    from core.report import write_report  # matplotlib: on the first download only
     run = RunStore(default_runs_dir()).load(run_id)
     with tempfile.TemporaryDirectory() as folder:
         return write_report(run, Path(folder) / "report", cache_root=default_cache_dir()).read_bytes()
@@ -168,6 +172,7 @@ EMBEDDING_FOR_MAP, FITTING_MAP = "embedding the corpus for the map", "fitting th
 
 
 def _train_and_map(job: Job, corpus: pd.DataFrame, cfg) -> Run:
+    from core.train import run_id_for
     run_id = run_id_for(cfg, corpus)
     warming = warm_map_code()
     job.corpus = corpus  # from now on each epoch's clustering space is drawn (`Job.live`)
@@ -189,6 +194,7 @@ _WARMING_LOCK, _WARMING = threading.Lock(), []  # the server's one warm-up threa
 def warm_map_code() -> threading.Thread:
     """Once per server: `core.projection.warm_up` in a thread, started by the first job before its own work
     (the demo job: while it generates the corpus, which leaves a core idle). A job joins it before its map."""
+    from core.projection import warm_up
     with _WARMING_LOCK:
         if not _WARMING:
             _WARMING.append(threading.Thread(target=warm_up, name="UMAP warm-up", daemon=True))
@@ -285,6 +291,7 @@ def load_analysis(run_id: str, network: str | None, splits: tuple[str, ...] = ()
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def load_locator(run_id: str, network: str | None, space: str = "cluster") -> Locator:
+    from core.locator import Locator
     return Locator(load_exploration(run_id, network), load_map(run_id, network, 2, space), UmapConfig(space=space))
 
 
@@ -335,6 +342,7 @@ def load_cluster_labels(run_id: str, network: str | None) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=64)
 def load_spectrogram(path: str, run_id: str) -> np.ndarray:
     """(frames, mel bins) un-normalised mel power of one clip, as the network's frontend computes it."""
+    from core.frontend import load_features
     cfg = RunStore(default_runs_dir()).load(run_id).config
     loaded = load_features([path], cfg.audio, cfg.features, cfg.chunks)
     if not loaded.clips:

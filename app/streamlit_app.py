@@ -2,17 +2,22 @@
 import streamlit as st
 
 from app import figures, loaders, widgets
-from core.atomic import CorruptFileError
-from core.audio import AudioLoadingError
-from core.cross_corpus import EvaluationError
-from core.explore import ExploreError
-from core.extraction import CorpusAudioError
-from core.manifest import ManifestError
-from core.run_store import RunNotFoundError
 from core.runtime import keep_freed_memory
 
-EXPECTED = (AudioLoadingError, CorpusAudioError, CorruptFileError, EvaluationError, ExploreError, ManifestError,
+
+def expected_errors() -> tuple[type[Exception], ...]:
+    """core's expected errors: messages for the user, never tracebacks. Imported once one is raised: two live
+    in modules that import torch, which the map page of a cached run does without (`core/__init__`)."""
+    from core.atomic import CorruptFileError
+    from core.audio import AudioLoadingError
+    from core.cross_corpus import EvaluationError
+    from core.explore import ExploreError
+    from core.extraction import CorpusAudioError
+    from core.manifest import ManifestError
+    from core.run_store import RunNotFoundError
+    return (AudioLoadingError, CorpusAudioError, CorruptFileError, EvaluationError, ExploreError, ManifestError,
             RunNotFoundError)
+
 
 keep_freed_memory()  # the server embeds, trains and predicts: `core.runtime` says why; idempotent on every rerun
 st.set_page_config(page_title="DeepEmoCluster Explorer", page_icon=figures.page_icon(), layout="wide")
@@ -33,6 +38,8 @@ page = st.navigation([
 ])
 try:
     page.run()
-except EXPECTED as err:  # core's expected errors are messages for the user, never tracebacks
+except Exception as err:
+    if not isinstance(err, expected_errors()):
+        raise
     st.error(str(err))
     st.stop()

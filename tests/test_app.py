@@ -1,4 +1,5 @@
 """AppTest of every page: empty store (first start), a tiny trained run, the imported published models."""
+import os
 import subprocess
 import sys
 import time
@@ -28,6 +29,19 @@ def test_first_start_builds_the_demo_and_opens_the_explorer(tmp_path, monkeypatc
     assert (tmp_path / "data" / "demo" / "manifest.csv").is_file()
     assert at.selectbox(key="run").value.startswith("tiny-")
     assert at.selectbox(key="latent.color_by").value == "cluster"  # the latent map is the default page
+
+
+def test_the_map_of_a_cached_run_is_drawn_without_torch_or_scikit_learn(app_store):
+    """The cached start (server start to visible map, issue 12: <= 5 s) rests on the map page only reading cached
+    results: torch, scikit-learn, scipy.stats, librosa and UMAP (~3 s of imports on two cores) come on first use."""
+    script = ("import sys; from streamlit.testing.v1 import AppTest; "
+              f"at = AppTest.from_file({APP!r}, default_timeout=120).run(); "
+              "assert not at.exception, at.exception; assert at.title[0].value == 'Latent map', at.title; "
+              "print(sorted(m for m in ('torch', 'sklearn', 'scipy.stats', 'librosa', 'umap', 'numba') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=os.environ, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
 
 
 @pytest.mark.parametrize("page", PAGES)

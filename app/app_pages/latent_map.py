@@ -3,7 +3,6 @@ import numpy as np
 import streamlit as st
 
 from app import figures, inspector, loaders, scatter, widgets
-from core.analysis import compare_selection
 
 HOVER_TEXT = [("file", "file", None), ("cluster", "cluster", 0), ("speaker", "speaker", None),
               ("emotion", "emotion", None), ("split", "split", None)]
@@ -47,6 +46,7 @@ if event.selected is not None:
     if picked.empty:
         st.info("The selection holds no points inside the filters: drag over coloured points.")
     else:
+        from core.analysis import compare_selection  # scipy and scikit-learn: on the first selection, not the map
         columns = [c for c in (*[f"{a}_predicted" for a in attributes], *attributes) if table[c].notna().any()]
         st.subheader(f"Selection: {len(picked):,} utterances")
         st.dataframe(compare_selection(table[shown], picked, columns), key="latent.compare", width="stretch")
