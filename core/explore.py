@@ -1,4 +1,5 @@
-"""Explore a run's latent space over a corpus: embeddings, map, cluster-emotion analysis, locating clips.
+"""Explore a run's latent space over a corpus: embeddings, map, cluster-emotion analysis (`core.locator` places
+new clips in it).
 
 Everything is computed once per (run, network, corpus) and cached in the run's `analysis/` folder. What
 computes imports torch, scikit-learn or UMAP where it is called, on a cache miss: reading a cached space, map
@@ -68,8 +69,8 @@ def explore(run: Run, corpus: pd.DataFrame | None = None, *, network: str | None
     # the format version is part of the key: a latent space computed another way is recomputed, never mixed in
     folder = run.analysis_dir(f"{network}-{corpus_fingerprint(corpus)[:12]}-v{LATENT_FORMAT_VERSION}")
     latent = load_latent(folder)
-    # rank 0 decides: a latent space half-written by a crash is recomputed
-    if latent is None if world is None else world.broadcast(latent is None):
+    missing = latent is None if world is None else world.broadcast(latent is None)  # rank 0 decides
+    if missing:  # a latent space half-written by a crash is recomputed too
         from core.distributed import World  # torch, imported only to compute: reading a cached space needs none
         from core.embedding import compute_latent
         world = world or World()

@@ -265,3 +265,10 @@ def test_corpus_to_explore_is_the_runs_own_or_the_demo_corpus(exploration, offic
     make_demo_corpus(tmp_path / "demo", n_train=4, n_dev=2, n_test=2, n_unlabelled=2)
     demo = corpus_to_explore(official_run, tmp_path / "demo")  # an imported model has no corpus of its own
     assert len(demo) == 10 and set(demo["split"]) == {"train", "dev", "test", "unlabelled"}
+
+
+def test_a_runs_networks_are_named_without_loading_its_model(exploration, official_run):
+    """`RunInfo.networks` (what `explore` checks a network against, the model unloaded) names the bundle's networks."""
+    for run in (exploration.run, official_run):
+        assert sorted(run.info.networks) == sorted(run.load_bundle().networks)  # config.json keeps keys sorted
+    assert len(exploration.run.info.networks) == 1 and set(official_run.info.networks) == {"arousal", "valence", "dominance"}
