@@ -10,6 +10,7 @@ Only what reads a cached map is imported here with the module: a cache that comp
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import tempfile
 import threading
@@ -200,6 +201,20 @@ def warm_map_code() -> threading.Thread:
             _WARMING.append(threading.Thread(target=warm_up, name="UMAP warm-up", daemon=True))
             _WARMING[0].start()
         return _WARMING[0]
+
+
+CLIP_MODULES = ("core.locator", "core.frontend", "core.analysis")  # what a click on a point imports: torch, librosa,
+# scikit-learn and scipy.stats, about 3 s on two cores
+
+
+@st.cache_resource(show_spinner=False)
+def warm_clip_code() -> threading.Thread:
+    """Once per server, after the first map: `CLIP_MODULES` imported in a thread, so that the first click on a point
+    does not wait for them (the map page is drawn without them: `core/__init__` says why)."""
+    thread = threading.Thread(target=lambda: [importlib.import_module(m) for m in CLIP_MODULES],
+                              name="clip-code warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 _TRAININGS_LOCK = threading.Lock()

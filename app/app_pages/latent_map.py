@@ -60,3 +60,4 @@ if typed and clip is None:
     st.warning(f"No utterance named {typed!r} in this corpus.")
 if clip:
     inspector.clip_inspector_ui(clip, table, run_id, network)
+loaders.warm_clip_code()  # the map is drawn: what a click runs is imported meanwhile, once per server
