@@ -27,8 +27,8 @@ from core.atomic import (COMPLETE, CorruptFileError, atomic_write_bytes, bytes_d
                          npy_bytes, parquet_bytes, read_checked_json, torch_bytes, verify_file, write_checked_json, write_marker,
                          write_with_digest)
 from core.config import RunConfig
-from core.run_info import SCHEMA_VERSION, RunInfo, RunMetrics
 from core.paths import default_runs_dir
+from core.run_info import SCHEMA_VERSION, RunInfo, RunMetrics
 
 if TYPE_CHECKING:  # torch and the network are imported where a model is read or written: listing runs and
     import torch   # reading their results (the app's map page) needs neither (`core/__init__` says why)
