@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     except EXPECTED_ERRORS as err:
         if os.environ.get("RANK", "0") == "0":  # one line, from rank 0 (or the only process)
             print(f"error: {err}", file=sys.stderr)
+        else:  # torchrun stops every rank once one exits with an error: leave rank 0 (which may still be importing
+            time.sleep(10.0)  # under load) the time to say why; its exit ends the job, and this wait, at once
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: every finished epoch is saved; run the same command again to resume", file=sys.stderr)
