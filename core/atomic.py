@@ -97,6 +97,12 @@ def torch_bytes(obj: Any) -> bytes:
     return buffer.getvalue()
 
 
+def torch_load(path: Path) -> Any:
+    """What `torch_bytes` wrote, on the CPU: tensors and plain types only (`weights_only`, no pickled classes)."""
+    import torch  # as in `torch_bytes`
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def json_default(value: Any) -> Any:
     if isinstance(value, (np.integer, np.floating)):
         return value.item()

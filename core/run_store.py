@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from core.atomic import (COMPLETE, CorruptFileError, atomic_write_bytes, bytes_digest, json_bytes, json_default,
-                         npy_bytes, parquet_bytes, read_checked_json, torch_bytes, verify_file, write_checked_json, write_marker,
-                         write_with_digest)
+                         npy_bytes, parquet_bytes, read_checked_json, torch_bytes, torch_load, verify_file,
+                         write_checked_json, write_marker, write_with_digest)
 from core.config import RunConfig
 from core.paths import default_runs_dir
 from core.run_info import SCHEMA_VERSION, RunInfo, RunMetrics
@@ -258,8 +258,7 @@ class RunWriter:
             return None
         history, assignments = (self._verified(n) for n in ("history.jsonl", "assignments.npy"))
         last_centroids = self.dir / "last_centroids.npy"
-        import torch
-        state = torch.load(self._verified("checkpoints/last.pt"), map_location="cpu", weights_only=True)
+        state = torch_load(self._verified("checkpoints/last.pt"))
         epoch = state["epoch"]
         return Checkpoint(
             epoch=epoch, best_score=state["best_score"], model=state["model"],
@@ -354,10 +353,8 @@ def _run_files(folder: Path) -> list[Path]:
 
 
 def _load_bundle(path: Path) -> ModelBundle:
-    import torch
-
     from core.bundle import bundle_from_state
-    return bundle_from_state(torch.load(path, map_location="cpu", weights_only=True))
+    return bundle_from_state(torch_load(path))
 
 
 def _bundle_bytes(bundle: ModelBundle) -> bytes:
