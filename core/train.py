@@ -131,8 +131,9 @@ def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path
                 unlabelled_sizes = pseudo.cluster_sizes().tolist()
             vectors = _embed(ep, data.train, "embed labelled")  # step 2: the same on labelled chunks ...
             pseudo = _kmeans(ep, vectors, seed=cfg.seed + epoch + _LABELLED_SEED_OFFSET)
-            ep.report(TrainProgress("clustered", epoch, cfg.train.epochs, 1, 1, space=epoch_space(  # for a live map
-                epoch, data.train, vectors, pseudo.labels_, cfg.model.n_clusters, seed=cfg.seed)))
+            if progress is not None:  # a watcher draws this epoch's clustering space (a live map); ranks other than 0 have none
+                ep.report(TrainProgress("clustered", epoch, cfg.train.epochs, 1, 1, space=epoch_space(
+                    epoch, data.train, vectors, pseudo.labels_, cfg.model.n_clusters, seed=cfg.seed)))
             model.reset_cluster_head(cfg.model.n_clusters)
             joint_ce, joint_ccc = _fit_joint(ep, data.train, pseudo.labels_)  # ... then CE + (1 - CCC)
             dev_ccc = _validate(ep, data.dev)  # step 3: dev CCC picks the checkpoint that is kept

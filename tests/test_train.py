@@ -107,6 +107,16 @@ def test_each_epoch_reports_the_space_its_labelled_k_means_clustered(tiny_corpus
         assert space.cluster.tolist() == cluster_shares(chunk_labels, 2, 3).argmax(1).tolist()
 
 
+def test_without_a_watcher_no_epoch_space_is_built(tiny_corpus, cache, tmp_path, monkeypatch):
+    """The live map's data is made for a `progress` callback only: a run without one (the CLI's ranks other
+    than 0) skips it."""
+    import core.train
+    built = []
+    monkeypatch.setattr(core.train, "epoch_space", lambda *a, **k: built.append(a))
+    train(apply_overrides(tiny(), ["train.epochs=1"]), tiny_corpus, RunStore(tmp_path), cache)
+    assert built == []
+
+
 def test_pseudo_labels_change_between_epochs(trained_run):
     assignments = np.load(trained_run.run.dir / "assignments.npy")
     assert not np.array_equal(assignments[0], assignments[1])
