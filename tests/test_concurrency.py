@@ -110,6 +110,7 @@ def test_a_killed_server_resumes_its_training_when_started_again(chromium, app_d
         page.locator("[data-testid='stProgress']").filter(has_text="epoch 3/10").first.wait_for(timeout=300_000)
         page.locator(LIVE_MAP).wait_for(timeout=60_000)  # the training's own map of its latest epoch
         assert page.get_by_text(re.compile(r"The latent space as epoch \d+ clustered it")).count()
+        _live_map_kept_while_progress_redraws(page)
         servers[0].kill()  # SIGKILL mid-epoch: no clean-up of any kind
         servers[0].wait(timeout=30)
         page.close()
@@ -128,3 +129,22 @@ def test_a_killed_server_resumes_its_training_when_started_again(chromium, app_d
         live = page.get_by_text(re.compile(r"The latent space as epoch \d+ clustered it")).inner_text()
         assert int(re.search(r"epoch (\d+)", live).group(1)) > epochs
         page.screenshot(path=str(REPO / "test-artifacts" / "browser-resumed.png"), full_page=True)
+
+
+def _live_map_kept_while_progress_redraws(page, seconds: float = 10.0) -> None:
+    """The progress fragment reruns every 2 s; the live map it holds gets its data again only when its epoch
+    changes (`scatter.js` counts the data it is given), on the same element. Polled every 0.5 s, so that each
+    rerun's change of the elapsed time and each new epoch is seen."""
+    heading = page.get_by_text(re.compile(r"The latent space as epoch \d+ clustered it"))
+    elapsed = page.locator("[data-testid='stMetric']").filter(has_text="elapsed").first
+    live = page.locator(LIVE_MAP)
+    live.evaluate("e => e.dataset.mark = 'kept'")  # a remounted element would lose it
+    loads, epochs, reruns = int(live.get_attribute("data-loads")), [heading.inner_text()], [elapsed.inner_text()]
+    for _ in range(int(seconds / 0.5)):
+        page.wait_for_timeout(500)
+        for seen, now in ((epochs, heading.inner_text()), (reruns, elapsed.inner_text())):
+            if now != seen[-1]:
+                seen.append(now)
+    assert len(reruns) - 1 >= 3 and len(reruns) > len(epochs), (reruns, epochs)  # reruns that kept the epoch
+    assert int(live.get_attribute("data-loads")) - loads == len(epochs) - 1, (loads, epochs, reruns)
+    assert live.get_attribute("data-mark") == "kept"
