@@ -195,12 +195,16 @@ _WARMING_LOCK, _WARMING = threading.Lock(), []  # the server's one warm-up threa
 def warm_map_code() -> threading.Thread:
     """Once per server: `core.projection.warm_up` in a thread, started by the first job before its own work
     (the demo job: while it generates the corpus, which leaves a core idle). A job joins it before its map."""
-    from core.projection import warm_up
     with _WARMING_LOCK:
         if not _WARMING:
-            _WARMING.append(threading.Thread(target=warm_up, name="UMAP warm-up", daemon=True))
+            _WARMING.append(threading.Thread(target=_warm_up_map_code, name="UMAP warm-up", daemon=True))
             _WARMING[0].start()
         return _WARMING[0]
+
+
+def _warm_up_map_code() -> None:
+    from core.projection import warm_up  # imports scikit-learn (~2 s): in this thread, not in the job that starts it
+    warm_up()
 
 
 CLIP_MODULES = ("core.locator", "core.frontend", "core.analysis")  # what a click on a point imports: torch, librosa,
