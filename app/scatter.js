@@ -453,5 +453,5 @@ export default function (component) {
   const t0 = performance.now();
   load(m, data);
   root.dataset.loadMs = String(Math.round(performance.now() - t0));  // how long the last data took to draw
-  root.dataset.loads = String(Number(root.dataset.loads || 0) + 1);  // how often data reached it (a rerun redraws)
+  root.dataset.loads = String(Number(root.dataset.loads || 0) + 1);  // how often data reached it: a rerun that changes nothing sends none
 }

@@ -131,7 +131,7 @@ def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path
                 unlabelled_sizes = pseudo.cluster_sizes().tolist()
             vectors = _embed(ep, data.train, "embed labelled")  # step 2: the same on labelled chunks ...
             pseudo = _kmeans(ep, vectors, seed=cfg.seed + epoch + _LABELLED_SEED_OFFSET)
-            if progress is not None:  # a watcher draws this epoch's clustering space (a live map); ranks other than 0 have none
+            if progress is not None:  # a watcher's live map of this epoch (torchrun's other ranks have none)
                 ep.report(TrainProgress("clustered", epoch, cfg.train.epochs, 1, 1, space=epoch_space(
                     epoch, data.train, vectors, pseudo.labels_, cfg.model.n_clusters, seed=cfg.seed)))
             model.reset_cluster_head(cfg.model.n_clusters)
@@ -311,8 +311,7 @@ def _bundle(model: EmotionCNN, data: TrainingData, cfg: RunConfig) -> ModelBundl
         copy.reset_cluster_head(model.n_clusters)
     copy.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
     copy.eval()
-    return ModelBundle({cfg.model.network_name: copy},
-                       data.normalisation, cfg)
+    return ModelBundle({cfg.model.network_name: copy}, data.normalisation, cfg)
 
 
 def _rng_states(device: torch.device) -> dict[str, torch.Tensor]:
