@@ -104,13 +104,25 @@ def epoch_lines(table: pd.DataFrame, y_title: str) -> go.Figure:
                              xaxis={"title": "epoch", "dtick": 1}, yaxis={"title": y_title})
 
 
-def spectrogram(mel, frame_seconds: float) -> go.Figure:
-    """The clip's log-mel spectrogram (frames x mel bins), time in seconds."""
-    import numpy as np
-    image = np.log(np.asarray(mel, float).T + 1e-6)
+def spectrogram(features, frame_seconds: float, log: bool) -> go.Figure:
+    """A clip's mel features (frames x mel bins) as the network sees them, time in seconds.
+
+    Args:
+        features: (T, F) un-normalised features as the frontend computes them.
+        log: whether they are already log-mel (`FeatureConfig.log`): drawn as stored, in natural-log units.
+            Mel power (the published model's input) is drawn in dB (10 log10 of the power, floored 100 dB
+            under the clip's loudest bin): its linear values would be one bright band on black.
+    """
+    values = np.asarray(features, float).T  # (F, T)
+    if log:
+        image, unit = values, "log mel (as the network sees it)"
+    else:
+        floor = max(float(values.max(initial=0.0)), 1e-10) * 1e-10
+        image, unit = 10 * np.log10(np.maximum(values, floor)), "mel power, dB (the network sees the power)"
     fig = px.imshow(image, origin="lower", aspect="auto", color_continuous_scale="Magma",
-                    x=np.arange(image.shape[1]) * frame_seconds, labels={"x": "time (s)", "y": "mel bin", "color": "log power"})
-    return fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+                    x=np.arange(image.shape[1]) * frame_seconds, labels={"x": "time (s)", "y": "mel bin", "color": unit})
+    return fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                             coloraxis_colorbar={"title": {"text": unit.split(" (")[0], "side": "right"}})
 
 
 def attribute_boxes(table: pd.DataFrame, attributes: list[str], by: str = "cluster") -> go.Figure:

@@ -2,7 +2,10 @@
 import numpy as np
 import pandas as pd
 
-from app.figures import ATTRIBUTE_COLOURS, MISSING, PALETTE, cluster_heatmap, epoch_lines, point_colours
+from app.figures import ATTRIBUTE_COLOURS, MISSING, PALETTE, cluster_heatmap, epoch_lines, point_colours, spectrogram
+from core.config import FeatureConfig
+from core.features import mel_spectrogram
+from tests.helpers import sine
 from app.widgets import size_text
 
 
@@ -58,3 +61,17 @@ def test_epoch_lines_name_every_series_in_full_and_colour_attributes_as_everywhe
     assert fig.data[0].line.color == ATTRIBUTE_COLOURS["arousal"]
     assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0  # below the plot, wrapped by plotly
     assert fig.layout.xaxis.title.text == "epoch" and fig.layout.yaxis.title.text == "dev CCC"
+
+
+def test_the_spectrogram_draws_every_pixel_of_log_and_power_features():
+    """Issue 29: log-mel features were logged again, and ~96 % of the pixels became NaN (drawn white)."""
+    signal = np.concatenate([sine(1.0, frequency_hz=220), np.zeros(8_000, np.float32)])  # a tone, then silence
+    for log, unit in ((True, "log mel"), (False, "mel power, dB")):
+        features = mel_spectrogram(signal, 16_000, FeatureConfig(log=log))
+        fig = spectrogram(features, 0.016, log)
+        image = np.asarray(fig.data[0].z, float)
+        assert image.shape == features.T.shape and np.isfinite(image).all()
+        assert fig.layout.coloraxis.colorbar.title.text == unit
+        assert image.max() - image.min() > 20  # the tone stands out of the silence
+    assert np.allclose(spectrogram(features := mel_spectrogram(signal, 16_000, FeatureConfig(log=True)), 0.016,
+                                   True).data[0].z, features.T)  # log-mel: drawn as stored
