@@ -1,34 +1,67 @@
 """The clip inspector under the latent map, and the chunk player it shares with the Locate page."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from app import figures, loaders
+from core.audio import cut_wav
 from core.latent import chunk_timeline
 
 PLAYING, CHUNK = "#ff7f0e", "#000000"  # star colours: the chunk being played, the clip's other chunks
 
 
-def chunk_stars(x, y, playing: int, name: str = "chunk", colour: str = CHUNK) -> pd.DataFrame:
-    """Markers (x, y, label, colour) of a clip's chunks on the map, the `playing` one marked in `PLAYING`."""
-    return pd.DataFrame({"x": x, "y": y, "label": [f"{name} {c}" + (" ▶" if c == playing else "") for c in range(len(x))],
-                         "colour": [PLAYING if c == playing else colour for c in range(len(x))]})
+def chunk_spans(timeline: pd.DataFrame) -> pd.DataFrame:
+    """The clip's distinct chunk spans, one row each (the first chunk's row) with `label` ("chunk 3", "chunks
+    0-10") and `span` ("1.41-2.40 s"): a clip barely longer than a chunk has C chunks of one span (SPEC 2.2),
+    the same frames, cluster and map position, which were listed and starred C times."""
+    first = timeline.groupby(["start_s", "end_s"], sort=False)["chunk"].agg(["first", "last"])
+    spans = timeline.set_index("chunk").loc[first["first"]].reset_index()
+    spans["label"] = [f"chunk {a}" if a == b else f"chunks {a}-{b}" for a, b in zip(first["first"], first["last"])]
+    decimals = next(d for d in (2, 3, 6) if spans["start_s"].round(d).nunique() == len(spans))
+    spans["span"] = [f"{a:.{decimals}f}-{b:.{decimals}f} s" for a, b in zip(spans["start_s"], spans["end_s"])]
+    return spans
 
 
-def chunk_player_ui(timeline: pd.DataFrame, audio, key: str) -> int:
-    """A chunk to play (its cluster and span as the label) and the player of that span; returns its number."""
-    chunk = st.radio("Play a chunk (its star turns orange on the map above)", list(timeline["chunk"]), horizontal=True,
-                     key=key, format_func=lambda c: f"{c}: {timeline.at[c, 'start_s']:.1f}-"
-                                                    f"{timeline.at[c, 'end_s']:.1f} s, cluster {timeline.at[c, 'cluster']}")
-    st.audio(audio, start_time=float(timeline.at[chunk, "start_s"]), end_time=float(timeline.at[chunk, "end_s"]))
+def chunk_stars(spans: pd.DataFrame, playing: int, name: str = "", colour: str = CHUNK) -> pd.DataFrame:
+    """Markers (x, y, label, colour) of a clip's chunk spans on the map, the `playing` chunk's first (its label is
+    written first where labels would overlap) and in `PLAYING`."""
+    stars = pd.DataFrame({"x": spans["x"], "y": spans["y"], "label": [f"{name}{label}" + (" ▶" if c == playing else "")
+                                                                      for c, label in zip(spans["chunk"], spans["label"])],
+                          "colour": [PLAYING if c == playing else colour for c in spans["chunk"]]})
+    return stars.iloc[np.argsort(~(spans["chunk"] == playing).to_numpy(), kind="stable")]
+
+
+def chunk_player_ui(spans: pd.DataFrame, source, key: str) -> int:
+    """A chunk span to play (its cluster and span as the label) and a player of exactly its samples (cut out
+    as a clip of its own); returns the first chunk of the span. `source`: the audio file, or its bytes."""
+    by_chunk = spans.set_index("chunk")
+    chunk = st.radio("Play a chunk (its star turns orange on the map above)", list(by_chunk.index), horizontal=True,
+                     key=key, format_func=lambda c: f"{by_chunk.at[c, 'label']}: {by_chunk.at[c, 'span']}, "
+                                                    f"cluster {by_chunk.at[c, 'cluster']}")
+    chunk = chunk if chunk in by_chunk.index else by_chunk.index[0]
+    st.audio(cut_wav(source, float(by_chunk.at[chunk, "start_s"]), float(by_chunk.at[chunk, "end_s"])),
+             format="audio/wav")
     return chunk
 
 
-def chunk_markers(clip: str, run_id: str, network: str | None, playing: int | None) -> pd.DataFrame:
-    """Where `clip`'s chunks sit on the map (placed as uploads are: k nearest corpus utterances)."""
+def clip_spans(clip: str, run_id: str, network: str | None) -> pd.DataFrame:
+    """`chunk_spans` of a corpus clip, with each span's place on the map (x, y: placed as uploads are, from the
+    k nearest corpus utterances)."""
+    exploration = loaders.load_exploration(run_id, network)
+    cfg = exploration.run.config
+    timeline = chunk_timeline(exploration.latent, clip, cfg.features.hop_length / cfg.audio.sampling_rate,
+                              cfg.chunks.chunk_frames)
     positions = loaders.load_locator(run_id, network).chunk_positions(clip)
-    return chunk_stars(positions[:, 0], positions[:, 1], playing)
+    return chunk_spans(timeline.assign(x=positions[:, 0], y=positions[:, 1]))
+
+
+def neighbour_caption(name: str, row: pd.Series, attributes: list[str], distance: float | None = None) -> str:
+    """One line on a corpus clip near another: cluster, split, its true attributes ("unlabelled" without)."""
+    labels = [f"{a} {row[a]:.2f}" for a in attributes if a in row and pd.notna(row[a])]
+    return (f"{name}: cluster {row['cluster']}, split {row['split']}, " + (", ".join(labels) or "unlabelled")
+            + ("" if distance is None else f", distance {distance:.3g}"))
 
 
 def clip_inspector_ui(clip: str, table: pd.DataFrame, run_id: str, network: str | None) -> None:
@@ -44,13 +77,12 @@ def clip_inspector_ui(clip: str, table: pd.DataFrame, run_id: str, network: str 
     st.dataframe(pd.DataFrame([facts]).astype(str), hide_index=True, key="latent.facts", width="stretch")
     st.audio(row["path"])
     frame_s = cfg.features.hop_length / cfg.audio.sampling_rate
-    st.plotly_chart(figures.spectrogram(loaders.load_spectrogram(row["path"], run_id), frame_s),
+    st.plotly_chart(figures.spectrogram(loaders.load_spectrogram(row["path"], run_id), frame_s, cfg.features.log),
                     key="latent.spectrogram", width="stretch")
     timeline = chunk_timeline(latent, clip, frame_s, cfg.chunks.chunk_frames)
     st.plotly_chart(figures.chunk_timeline(timeline, attributes), key="latent.timeline", width="stretch")
-    chunk_player_ui(timeline, row["path"], "latent.chunk")
+    chunk_player_ui(clip_spans(clip, run_id, network), row["path"], "latent.chunk")
     st.markdown("**Nearest corpus clips** (clustering space)")
     for other, distance in loaders.load_locator(run_id, network).corpus_neighbours(clip).items():
-        near = table.loc[other]
-        st.caption(f"{other}: cluster {near['cluster']}, split {near['split']}, distance {distance:.3g}")
-        st.audio(near["path"])
+        st.caption(neighbour_caption(other, table.loc[other], attributes, distance))
+        st.audio(table.at[other, "path"])

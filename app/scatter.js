@@ -295,8 +295,24 @@ function paintMarkers(m, ctx) {
     }
     ctx.closePath(); ctx.fillStyle = mk.colour || "#000"; ctx.strokeStyle = "#fff"; ctx.lineWidth = 1.5;
     ctx.fill(); ctx.stroke();
-    ctx.fillStyle = "#000"; ctx.fillText(mk.label, px, py - 13);
   }
+  // Labels in the order given (the caller puts the important ones first), each above, below, right or left of
+  // its star where it overlaps no label already written, else left out: stars landing close together wrote
+  // their names over each other (issue 29). The boxes written are kept for the browser test.
+  m.markerBoxes = [];
+  ctx.textBaseline = "middle";
+  for (const mk of m.markers) {
+    if (!mk.label) continue;
+    const [px, py] = toPixel(m, mk.x, mk.y), w = ctx.measureText(mk.label).width + 4, h = 15;
+    const places = [[px, py - 19], [px, py + 19], [px + 14 + w / 2, py], [px - 14 - w / 2, py]];
+    const box = places.map(([x, y]) => ({x: x - w / 2, y: y - h / 2, w, h, label: mk.label})).find(b =>
+      !m.markerBoxes.some(o => b.x < o.x + o.w && o.x < b.x + b.w && b.y < o.y + o.h && o.y < b.y + b.h));
+    if (!box) continue;
+    m.markerBoxes.push(box);
+    ctx.fillStyle = "rgba(255,255,255,.75)"; ctx.fillRect(box.x, box.y, box.w, box.h);
+    ctx.fillStyle = "#000"; ctx.fillText(mk.label, box.x + w / 2, box.y + h / 2);
+  }
+  ctx.textBaseline = "alphabetic";
   if (m.path && m.path.length > 1) {
     ctx.beginPath(); ctx.strokeStyle = "#333"; ctx.setLineDash([4, 3]); ctx.lineWidth = 1;
     const pts = m.path.map(([x, y]) => toPixel(m, x, y));
@@ -316,7 +332,7 @@ function paintLabels(m) {
     d.className = "cluster-label";
     d.textContent = lb.label;
     // kept whole inside the map, below its buttons and off the legend: a centre near an edge cut its words off
-    const top = m.bar.offsetHeight + 4, w = d.offsetWidth, h = d.offsetHeight, g = m.legend;
+    const top = m.bar.offsetHeight + 4, g = m.legend, { width: w, height: h } = d.getBoundingClientRect();  // fractional, as drawn
     const x = Math.max(w / 2, Math.min(px, m.canvas.width - w / 2));
     let y = Math.max(top + h / 2, Math.min(py, m.canvas.height - h / 2));
     if (g.offsetHeight && x + w / 2 > g.offsetLeft && y - h / 2 < g.offsetTop + g.offsetHeight && y + h / 2 > g.offsetTop) {

@@ -6,6 +6,7 @@ sized from the header (a damaged MP3 can decode shorter than its header claims; 
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
@@ -218,6 +219,38 @@ class AudioStream:
             if len(rest):
                 yield rest
         self.n_samples = total
+
+
+def cut_wav(source: str | os.PathLike | bytes, start_s: float, end_s: float) -> bytes:
+    """The span [start_s, end_s) of an audio file as a WAV file of its own, at the file's rate and channels.
+
+    A chunk is played from these samples: Streamlit's `st.audio` starts and ends a clip at whole seconds,
+    so a chunk at 1.4-2.4 s played 1.0-2.2 s (issue 29).
+
+    Args:
+        source: an audio file, or its bytes (an upload).
+        start_s, end_s: the span in seconds; an end past the clip (a padded short clip) stops at its end.
+
+    Returns:
+        16-bit PCM WAV bytes of the span's samples.
+
+    Raises:
+        AudioLoadingError: the file cannot be decoded, or the span holds no samples of it.
+    """
+    name = "upload" if isinstance(source, bytes) else source
+    try:
+        with sf.SoundFile(io.BytesIO(source) if isinstance(source, bytes) else os.fspath(source)) as f:
+            first = min(max(int(round(start_s * f.samplerate)), 0), f.frames)
+            f.seek(first)
+            data = f.read(max(int(round(end_s * f.samplerate)) - first, 0), dtype="float32", always_2d=True)
+            rate = f.samplerate
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        raise AudioLoadingError(name, f"cannot cut {start_s:.2f}-{end_s:.2f} s ({err})") from err
+    if not len(data):
+        raise AudioLoadingError(name, f"no samples between {start_s:.2f} and {end_s:.2f} s")
+    buffer = io.BytesIO()
+    sf.write(buffer, data, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
 
 
 def peak_normalise(signal: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ All audio is synthesised here and written with soundfile into tmp_path.
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import pickle
 import warnings
@@ -397,3 +398,23 @@ def test_audio_stream_of_mp3_equals_load_audio_bit_for_bit(tmp_path, block_frame
         stream = AudioStream(path, block_frames=block_frames)
         np.testing.assert_array_equal(np.concatenate(list(stream)), whole)
     assert len(whole) == stream.n_samples == sf.info(str(path)).frames
+
+
+def test_cut_wav_holds_exactly_the_span_of_a_file_or_its_bytes(tmp_path):
+    """Issue 29: a chunk is played from its own samples (st.audio seeks to whole seconds)."""
+    from core.audio import cut_wav
+    rate = 22_050  # the file's own rate and channels are kept
+    signal = np.stack([np.arange(3 * rate) % 1000 / 1000, -np.arange(3 * rate) % 1000 / 1000], 1).astype(np.float32)
+    path = tmp_path / "clip.wav"
+    sf.write(path, signal, rate, subtype="FLOAT")
+    for source in (path, path.read_bytes()):
+        cut, cut_rate = sf.read(io.BytesIO(cut_wav(source, 1.4, 2.4)), dtype="float32")
+        assert cut_rate == rate and cut.shape == (rate, 2)
+        np.testing.assert_allclose(cut, signal[round(1.4 * rate): round(2.4 * rate)], atol=1 / 32768)
+    tail, _ = sf.read(io.BytesIO(cut_wav(path, 2.5, 3.5)))
+    assert len(tail) == 3 * rate - round(2.5 * rate)  # a padded chunk past the clip's end stops at it
+    with pytest.raises(AudioLoadingError, match="no samples between 3.50 and 4.50 s"):
+        cut_wav(path, 3.5, 4.5)
+    (tmp_path / "notes.wav").write_text("not audio")
+    with pytest.raises(AudioLoadingError, match="notes.wav: cannot cut"):
+        cut_wav(tmp_path / "notes.wav", 0.0, 1.0)

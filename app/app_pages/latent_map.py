@@ -3,6 +3,7 @@ import numpy as np
 import streamlit as st
 
 from app import figures, inspector, loaders, scatter, widgets
+from core.explore import find_utterance
 
 HOVER_TEXT = [("file", "file", None), ("cluster", "cluster", 0), ("speaker", "speaker", None),
               ("emotion", "emotion", None), ("split", "split", None)]
@@ -21,8 +22,9 @@ style = widgets.map_style_ui(table)
 shown = widgets.filters_ui(table)
 matches = widgets.search_ui(table)
 typed = st.session_state.get("latent.inspect", "").strip()
-clip = typed if typed in table.index else None
-markers = (inspector.chunk_markers(clip, run_id, network, st.session_state.get("latent.chunk", 0))
+named = find_utterance(typed, table.index) if typed else None
+clip = named.match if named else None
+markers = (inspector.chunk_stars(inspector.clip_spans(clip, run_id, network), st.session_state.get("latent.chunk", 0))
            if clip else None)
 
 
@@ -57,7 +59,8 @@ if event.selected is not None:
 st.text_input("Inspect a clip", key="latent.inspect", placeholder=f"a file of the corpus, e.g. {table.index[0]}",
               help="Or click its point on the map.")
 if typed and clip is None:
-    st.warning(f"No utterance named {typed!r} in this corpus.")
+    st.warning(f"No utterance named {typed!r} in this corpus" + (f"; did you mean {', '.join(named.candidates)}?"
+                                                                 if named.candidates else "."))
 if clip:
     inspector.clip_inspector_ui(clip, table, run_id, network)
 loaders.warm_clip_code()  # the map is drawn: what a click runs is imported meanwhile, once per server

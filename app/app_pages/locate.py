@@ -31,10 +31,15 @@ if located.empty:
     st.stop()
 clip = st.selectbox("Clip", located.index, key="locate.clip", help="Its chunks are drawn on the map as orange stars.")
 timeline = result.chunks.loc[clip].reset_index()
+spans = inspector.chunk_spans(timeline)
 chunk = st.session_state.get("locate.chunk", 0)
-chunk = chunk if chunk in set(timeline["chunk"]) else 0
-markers = pd.concat([pd.DataFrame({"x": located["x"], "y": located["y"], "label": located.index, "colour": "#000000"}),
-                     inspector.chunk_stars(timeline["x"], timeline["y"], chunk, f"{clip} · chunk", "#fdbf6f")])
+chunk = chunk if chunk in set(spans["chunk"]) else 0
+# the located clips by their number in the table below, the chosen one also by name, its labels first: the map
+# leaves out a label that would cover another (names of clips landing close together were written over each other)
+numbers = pd.Series(range(1, len(located) + 1), index=located.index)
+clips = pd.DataFrame({"x": located["x"], "y": located["y"], "colour": "#000000",
+                      "label": [f"{n} · {name}" if name == clip else str(n) for name, n in numbers.items()]})
+markers = pd.concat([clips.loc[[clip]], inspector.chunk_stars(spans, chunk, colour="#fdbf6f"), clips.drop(index=clip)])
 scatter.scatter_map(table, colours, key="locate.map", view=view, markers=markers, height=520)
 novelty = result.novelty
 for name in located.index[located["out_of_distribution"]]:
@@ -42,6 +47,7 @@ for name in located.index[located["out_of_distribution"]]:
                f"{located.at[name, 'nearest_distance']:.3g}, farther than {novelty.percentile:g} % of the corpus's "
                f"utterances are from their nearest neighbour ({novelty.threshold:.3g}, clustering space).")
 shown = located.assign(neighbours=located["neighbours"].map(", ".join))
+shown.insert(0, "on the map", numbers)
 st.dataframe(shown, key="locate.table", width="stretch")
 st.download_button("Download the table (CSV)", shown.to_csv(), "located.csv", "text/csv", key="locate.download")
 
@@ -49,11 +55,8 @@ st.subheader(clip)
 st.audio(audio[clip])
 st.plotly_chart(figures.chunk_timeline(timeline, list(located.columns.intersection(widgets.ATTRIBUTES))),
                 key="locate.timeline", width="stretch")
-inspector.chunk_player_ui(timeline, audio[clip], "locate.chunk")
+inspector.chunk_player_ui(spans, audio[clip], "locate.chunk")
 st.markdown("**Nearest corpus clips**")
 for neighbour in located.at[clip, "neighbours"][:3]:
-    row = table.loc[neighbour]
-    st.caption(f"{neighbour} — cluster {row['cluster']}, split {row['split']}, arousal "
-               f"{row.get('arousal', float('nan')):.2f}, valence {row.get('valence', float('nan')):.2f}, "
-               f"dominance {row.get('dominance', float('nan')):.2f}")
-    st.audio(row["path"])
+    st.caption(inspector.neighbour_caption(neighbour, table.loc[neighbour], widgets.ATTRIBUTES))
+    st.audio(table.at[neighbour, "path"])
