@@ -38,7 +38,42 @@ def cluster_descriptions(clusters: np.ndarray, values: pd.DataFrame, n_clusters:
         out[f"{attribute}_mean"] = means[attribute].to_numpy()
         out[f"{attribute}_shift"] = shifts[attribute].to_numpy()
     out["label"] = [_label(c, out.at[c, "n"], shifts.loc[c], shift) for c in range(k)]
+    out["label"] = _told_apart(out["label"], shifts)
     return out
+
+
+def _told_apart(labels: pd.Series, shifts: pd.DataFrame) -> pd.Series:
+    """Labels whose words collide ("1 · high arousal" and "4 · high arousal") get what tells their clusters
+    apart: the attribute whose shifts differ most among them, as "higher"/"lower" for two clusters and
+    "lowest", "2nd highest", ..., "highest" for more; repeated with the next attribute while words still
+    collide (issue 29). Empty clusters keep their label."""
+    labels = labels.copy()
+    words = labels.str.split(" · ", n=1).str[1]
+    for attribute_rank in range(shifts.shape[1]):
+        same = words.map(lambda text: ", ".join(sorted(text.split(", "))))  # the same words in another order too
+        colliding = [group for _, group in words[shifts.notna().any(axis=1)].groupby(same) if len(group) > 1]
+        if not colliding:
+            break
+        for group in colliding:
+            spread = (shifts.loc[group.index].max() - shifts.loc[group.index].min()).sort_values(ascending=False)
+            attribute = spread.index[min(attribute_rank, len(spread) - 1)]
+            if not spread[attribute] > 0:
+                continue
+            order = shifts.loc[group.index, attribute].rank(method="first").astype(int)  # 1 = lowest
+            for cluster, rank in order.items():
+                words[cluster] += f", {_comparative(int(rank), len(group))} {attribute}"
+                labels[cluster] = f"{cluster} · {words[cluster]}"
+    return labels
+
+
+def _comparative(rank: int, n: int) -> str:
+    """'higher'/'lower' between two; 'lowest', '2nd highest', ..., 'highest' among more (rank 1 = lowest)."""
+    if n == 2:
+        return "higher" if rank == 2 else "lower"
+    if rank in (1, n):
+        return "highest" if rank == n else "lowest"
+    place = n - rank + 1
+    return f"{place}{ {2: 'nd', 3: 'rd'}.get(place, 'th')} highest"
 
 
 def _label(cluster: int, n: int, shifts: pd.Series, shift: float) -> str:

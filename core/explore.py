@@ -8,6 +8,7 @@ and novelty reference (the app's map page) imports none of them (`core/__init__`
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -180,3 +181,29 @@ def distinct_names(names: list[str]) -> list[str]:
         used.add(candidate)
         out.append(candidate)
     return out
+
+
+@dataclass(frozen=True)
+class NameMatch:
+    """What a typed utterance name refers to: the one utterance, or the names a person may have meant."""
+    match: str | None  # the utterance's key, when exactly one fits
+    candidates: tuple[str, ...] = ()  # several that end with the name, or close names when none does
+
+
+def find_utterance(typed: str, names: pd.Index | list[str], n_close: int = 5) -> NameMatch:
+    """The utterance a person means by `typed`: its exact key ("audio/demo_0003.wav"), or the one key that ends
+    with it at a folder boundary ("demo_0003.wav", "0003.wav" is not one); else the keys that end with it, or
+    up to `n_close` close names (difflib, on the whole key and on its file name)."""
+    keys = pd.Index(names).astype(str)
+    if typed in keys:
+        return NameMatch(typed)
+    typed = typed.strip().replace("\\", "/").lstrip("/")  # spaces, a Windows path, a leading slash pasted with it
+    ending = keys[keys.str.endswith("/" + typed) | (keys == typed)] if typed else keys[:0]
+    if len(ending) == 1:
+        return NameMatch(ending[0])
+    if len(ending) > 1:
+        return NameMatch(None, tuple(ending[:n_close]))
+    by_file = dict(zip(keys.str.rsplit("/", n=1).str[-1], keys))
+    close = difflib.get_close_matches(typed, list(by_file), n=n_close, cutoff=0.7)
+    close = [by_file[c] for c in close] or difflib.get_close_matches(typed, list(keys), n=n_close, cutoff=0.7)
+    return NameMatch(None, tuple(dict.fromkeys(close)))

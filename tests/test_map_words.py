@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from core.agreement import NoCommonUtterances, best_matches, cluster_agreement
-from core.explore import distinct_names
+from core.explore import distinct_names, find_utterance
 from core.cluster_words import cluster_centres, cluster_descriptions
 from core.novelty import corpus_novelty, nearest_corpus_distance
 
@@ -32,6 +32,25 @@ def test_a_cluster_like_the_corpus_is_said_to_be_average_and_constant_attributes
     values = pd.DataFrame({"arousal": np.tile([0.0, 1.0], 50), "valence": np.full(100, 2.0)})
     table = cluster_descriptions(np.repeat([0, 1], 50), values)
     assert list(table["label"]) == ["0 · near the corpus average", "1 · near the corpus average"]
+
+
+def test_clusters_with_the_same_words_are_told_apart_by_the_attribute_that_differs_most():
+    """Issue 29: clusters 1 and 4 were both "high arousal, high dominance, high valence"."""
+    clusters = np.repeat([0, 1, 2, 3, 4], 100)
+    spread = np.tile([-0.2, 0.2], 250)
+    offsets = {"arousal": [-4, 1.5, 1.4, 1.6, 1.5], "valence": [0, 0, 0, 0, 0], "dominance": [-4, 1.2, 1.5, 1.8, 2.4]}
+    values = pd.DataFrame({a: spread + np.asarray(o, float)[clusters] for a, o in offsets.items()})
+    labels = list(cluster_descriptions(clusters, values, shift=0.25)["label"])
+    assert labels[0] == "0 · low arousal, low dominance"  # its words are its own: unchanged
+    assert [label.split(", ")[-1] for label in labels[1:]] == ["lowest dominance", "3rd highest dominance",
+                                                              "2nd highest dominance", "highest dominance"]
+    assert all({"high arousal", "high dominance"} < set(label.split(" · ")[1].split(", ")) for label in labels[1:])
+    # two clusters with the same words in another order ("high arousal, high dominance" and "high dominance,
+    # high arousal"): lower and higher on the attribute that differs more between them
+    two = list(cluster_descriptions(np.repeat([0, 1, 2], 100), values.iloc[:300].assign(
+        dominance=spread[:300] + np.repeat([-4.0, 1.0, 1.5], 100)))["label"])
+    assert two[1].endswith(", lower dominance") and two[2].endswith(", higher dominance"), two
+    assert len(set(labels)) == len(labels)
 
 
 def test_cluster_centres_are_the_medians_of_their_points():
@@ -94,3 +113,16 @@ def test_uploads_with_the_same_name_are_told_apart():
     assert distinct_names(["a.wav", "b.wav", "a.wav", "a.wav"]) == ["a.wav", "b.wav", "a.wav (2)", "a.wav (3)"]
     names = distinct_names(["a.wav", "a.wav", "a.wav (2)"])  # a file really named "a.wav (2)" keeps its name
     assert names == ["a.wav", "a.wav (3)", "a.wav (2)"] and len(set(names)) == 3
+
+
+def test_an_utterance_is_found_by_its_file_name_or_the_close_names_are_offered():
+    """Issue 29: "demo_0003.wav" got "No utterance named…" where the stored key is "audio/demo_0003.wav"."""
+    keys = ["audio/demo_0003.wav", "audio/demo_0013.wav", "a/x.wav", "b/x.wav"]
+    for typed in ("audio/demo_0003.wav", "demo_0003.wav", " demo_0003.wav ", "audio\\demo_0003.wav", "/audio/demo_0003.wav"):
+        assert find_utterance(typed, keys).match == "audio/demo_0003.wav", typed
+    assert find_utterance("x.wav", keys).match is None  # two clips of that name: both offered, none opened
+    assert find_utterance("x.wav", keys).candidates == ("a/x.wav", "b/x.wav")
+    assert find_utterance("0003.wav", keys).match is None  # a suffix within a file name is not a file name
+    assert "audio/demo_0003.wav" in find_utterance("demo_003.wav", keys).candidates  # a typo: close names
+    assert find_utterance("nowhere.wav", keys) == find_utterance("nowhere.wav", keys[:1]) and \
+        find_utterance("nowhere.wav", keys).candidates == ()
