@@ -94,7 +94,8 @@ def export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["csv", "parquet", "json"], default="csv")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--absolute-paths", action="store_true",
-                   help="audio paths as stored (default: relative to the corpus folder, so the tables can be shared)")
+                   help="audio paths as stored (default: relative to the corpus folder, as the `file` keys are, "
+                        "so the tables can be shared)")
 
 
 def report(p: argparse.ArgumentParser) -> None:

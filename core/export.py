@@ -23,7 +23,8 @@ DESCRIPTIONS = {  # what each exported table holds, as the app lists them
     "dependence": "per attribute: Kruskal-Wallis H, p-value, epsilon squared, mutual information, and the same with "
                   "shuffled clusters (mean, std)",
     "contingency": "utterances per cluster and emotion category",
-    "utterances": "per utterance: path, split, speaker, emotion, cluster, map position, true and predicted attributes, error",
+    "utterances": "per utterance: file (its key, relative to the corpus folder), path (its audio, relative to the same "
+                  "folder unless absolute), split, speaker, emotion, cluster, map position, true and predicted attributes, error",
     "embeddings": "per utterance: its 256-d embedding (the mean of its chunks) in the clustering space",
 }
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -69,8 +70,20 @@ def embeddings_table(files: pd.Index, embeddings: np.ndarray, prefix: str = "e")
                         columns=[f"{prefix}{i:03d}" for i in range(embeddings.shape[1])])
 
 
-def corpus_root(paths: pd.Series) -> Path:
-    """The deepest folder holding every audio file of `paths`."""
+def corpus_folder(files: pd.Index, paths: pd.Series) -> Path:
+    """The folder the utterances' keys are relative to (`file`, e.g. "audio/demo_0000.wav"): the folder whose
+    join with each key is its audio `path` (a manifest's folder, an MSP-Podcast folder, a folder of clips). Keys
+    that are not such a relative path (a manifest listing absolute paths) fall back to the deepest folder
+    holding every clip."""
+    folders = set()
+    for file, path in zip(files, paths):
+        key, full = Path(str(file)).parts, Path(path).parts
+        if Path(str(file)).is_absolute() or full[len(full) - len(key):] != key:
+            break
+        folders.add(Path(*full[:len(full) - len(key)]))
+    else:
+        if len(folders) == 1:
+            return folders.pop()
     return Path(os.path.commonpath([str(Path(p).parent) for p in paths])) if len(paths) else Path(".")
 
 
@@ -80,12 +93,13 @@ def export_exploration(exploration: Exploration, report: DependenceReport, coord
 
     Files: cluster_emotion (per source and cluster), dependence (per source and attribute, with the
     shuffled baseline), contingency (when categorical emotions exist), utterances, embeddings.
-    `absolute_paths`: the utterances' audio paths as stored; default relative to `corpus_root` (shareable).
+    `absolute_paths`: the utterances' audio paths as stored; default relative to `corpus_folder`, the folder
+    the `file` keys are relative to, so that `path` and `file` follow one convention and the tables can be shared.
     """
     out_dir = Path(out_dir)
     utterances = utterance_table(exploration, coords)
     if not absolute_paths:
-        root = corpus_root(utterances["path"])
+        root = corpus_folder(utterances.index, utterances["path"])
         utterances["path"] = [os.path.relpath(p, root) for p in utterances["path"]]
     tables = {"cluster_emotion": report.per_cluster, "dependence": report.dependence, "utterances": utterances,
               "embeddings": embeddings_table(exploration.latent.files, exploration.latent.embeddings[space])}

@@ -272,3 +272,17 @@ def test_a_runs_networks_are_named_without_loading_its_model(exploration, offici
     for run in (exploration.run, official_run):
         assert sorted(run.info.networks) == sorted(run.load_bundle().networks)  # config.json keeps keys sorted
     assert len(exploration.run.info.networks) == 1 and set(official_run.info.networks) == {"arousal", "valence", "dominance"}
+
+
+def test_exported_utterances_give_path_and_file_in_one_convention(exploration, coords, tmp_path):
+    """Issue 29: `file` was "audio/demo_0000.wav" and `path` "demo_0000.wav", relative to another folder."""
+    from core.export import export_exploration
+    report = analyze_exploration(exploration, n_shuffles=2)
+    for absolute in (False, True):
+        written = export_exploration(exploration, report, coords, tmp_path / str(absolute), "csv", absolute_paths=absolute)
+        utterances = pd.read_csv(next(p for p in written if p.stem == "utterances"), index_col="file")
+        assert utterances.index[0].startswith("audio/")  # the demo corpus's keys name its audio folder
+        if absolute:
+            assert list(utterances["path"]) == list(exploration.corpus["path"])
+        else:
+            assert list(utterances["path"]) == list(utterances.index)  # both relative to the manifest's folder

@@ -47,12 +47,16 @@ def test_embeddings_table_columns():
     assert t.shape == (2, 256) and t.columns[0] == "e000" and t.columns[-1] == "e255" and t.index.name == "file"
 
 
-def test_corpus_root_and_zip_of_every_file(tmp_path):
-    """Exported paths are relative to the folder holding every clip; "download all" holds every file, intact."""
+def test_corpus_folder_and_zip_of_every_file(tmp_path):
+    """Exported paths are relative to the folder the keys are relative to (issue 29: `file` was
+    "audio/x.wav" and `path` "x.wav"); "download all" holds every file, intact."""
     import zipfile
-    from core.export import corpus_root, zip_files
-    paths = pd.Series([str(tmp_path / "corpus" / "a" / "x.wav"), str(tmp_path / "corpus" / "b" / "c" / "y.wav")])
-    assert corpus_root(paths) == tmp_path / "corpus"
+    from core.export import corpus_folder, zip_files
+    files = pd.Index(["audio/a/x.wav", "audio/b/c/y.wav"])
+    paths = pd.Series([str(tmp_path / "corpus" / f) for f in files])
+    assert corpus_folder(files, paths) == tmp_path / "corpus"  # not corpus/audio, the clips' deepest folder
+    absolute = pd.Index([str(tmp_path / "corpus" / f) for f in files])  # a manifest of absolute paths
+    assert corpus_folder(absolute, paths) == tmp_path / "corpus" / "audio"
     files = [write_table(pd.DataFrame({"v": [1, 2]}), tmp_path / name, "csv") for name in ("one", "two")]
     with zipfile.ZipFile(io.BytesIO(zip_files(files))) as archive:
         assert sorted(archive.namelist()) == ["one.csv", "two.csv"]

@@ -5,13 +5,14 @@ from pathlib import Path
 import streamlit as st
 
 from app import loaders, widgets
-from core.export import DESCRIPTIONS, FORMATS, corpus_root, export_exploration, zip_files
+from core.export import DESCRIPTIONS, FORMATS, corpus_folder, export_exploration, zip_files
 
 run_id, network = widgets.selected()
 st.title("Export")
 fmt = st.segmented_control("Format", FORMATS, default="csv", key="export.format") or "csv"
 absolute = st.toggle("Absolute audio paths", key="export.absolute",
-                     help="Off: the utterances' paths are relative to the corpus folder, so the tables can be shared.")
+                     help="Off: the utterances' audio paths are relative to the corpus folder, as their keys are, so the tables "
+                          "can be shared.")
 exploration = loaders.load_exploration(run_id, network)
 report = loaders.load_analysis(run_id, network)
 with tempfile.TemporaryDirectory() as folder:
@@ -20,7 +21,8 @@ with tempfile.TemporaryDirectory() as folder:
     files = {p.name: p.read_bytes() for p in paths}
     archive = zip_files(paths)
 if not absolute:
-    st.caption(f"Audio paths are relative to {corpus_root(exploration.corpus['path'])}.")
+    st.caption(f"Audio paths (`path`) and utterance keys (`file`) are both relative to the corpus folder "
+               f"{corpus_folder(exploration.corpus.index, exploration.corpus['path'])}.")
 if fmt == "csv":
     st.caption("CSV cells that a spreadsheet would run as formulas are quoted (CSV injection).")
 mime = {"csv": "text/csv", "parquet": "application/octet-stream", "json": "application/json"}[fmt]
