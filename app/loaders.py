@@ -76,6 +76,11 @@ class Job:
         if progress.space is not None and self.corpus is not None:
             self._fit_live(progress.space)
 
+    @property
+    def live_drawing(self) -> bool:
+        """Whether the map of a newer epoch than `live` is being fitted."""
+        return self._live_fitting
+
     def _fit_live(self, space: EpochSpace) -> None:
         """Fit the map of `space` in a thread of its own (not the thread that relays the training's messages,
         which a fit would hold up); an epoch that ends while one is fitted waits, one that ends after it is dropped."""

@@ -66,7 +66,7 @@ def job_progress_ui(job: loaders.Job) -> None:
     if job.dev_ccc:
         cols[2].write("dev CCC: " + ", ".join(f"{a} {v:.2f}" for a, v in job.dev_ccc.items()))
     if job.live is not None:
-        live_map_ui(job.live, key=f"live.{job.label}")
+        live_map_ui(job.live, key=f"live.{job.label}", drawing=job.live_drawing)
 
 
 def labelled_attributes(table: pd.DataFrame) -> list[str]:
@@ -78,9 +78,12 @@ LIVE_HOVER = [("file", "file", None), ("cluster", "pseudo-label", 0), ("speaker"
               ("emotion", "emotion", None), *[(a, a, 2) for a in ATTRIBUTES]]
 
 
-def live_map_ui(live: loaders.LiveMap, key: str) -> None:
-    """A training's map of its latest epoch (`core.epoch_space`), coloured by pseudo-label or a true attribute."""
+def live_map_ui(live: loaders.LiveMap, key: str, drawing: bool = False) -> None:
+    """A training's map of its latest epoch (`core.epoch_space`), coloured by pseudo-label or a true attribute;
+    `drawing`: a newer epoch's map is being fitted (said under the heading)."""
     st.subheader(f"The latent space as epoch {live.epoch + 1} clustered it")
+    if drawing:
+        st.caption("The map of a newer epoch is being drawn.")
     if live.table is None:
         st.caption(f"No map of this epoch: {live.error}")
         return

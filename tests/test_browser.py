@@ -170,6 +170,10 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
     inspect.fill("nowhere.wav")
     inspect.press("Enter")
     page.get_by_text("No utterance named 'nowhere.wav'").wait_for(timeout=60_000)  # a message, not a traceback
+    key = inspect.get_attribute("placeholder").rsplit("e.g. ", 1)[1]  # a stored key, "audio/demo_0003.wav"
+    inspect.fill(key.rsplit("/", 1)[1])  # its file name alone opens it (issue 29)
+    inspect.press("Enter")
+    page.get_by_role("heading", name=f"Clip {key}").wait_for(timeout=60_000)
     inspect.fill("")
     inspect.press("Enter")
 
@@ -194,8 +198,7 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
     assert f"file: {inspect.input_value()}" in hovered  # the point hovered is the clip the click opened
     page.get_by_text("Play a chunk").wait_for(timeout=60_000)
     assert page.get_by_text("Nearest corpus clips").count() == 1
-    page.locator("[data-testid='stRadio'] label").nth(1).click()  # play the second chunk
-    page.locator("[data-testid='stAudio']").nth(1).wait_for(timeout=30_000)
+    _play_chunk(page, 1)  # the second chunk: exactly its span (issue 29: whole seconds around it were played)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser-inspector.png"), full_page=True)
 
@@ -215,6 +218,16 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
     assert sorted(located["file"]) == ["my clip.wav", "my clip.wav (2)"]  # told apart, not a traceback
     assert located["out_of_distribution"].dtype == bool and (located["nearest_distance"] > 0).all()
     page.locator("[data-testid='stAudio']").first.wait_for(timeout=30_000)  # the upload itself is playable
+    # the located clips' labels and their chunks' are written where they cover no other (issue 29: two uploads
+    # landing close together wrote their names over each other)
+    page.locator(".latent-map").first.screenshot(path=str(ARTIFACTS / "browser-locate-map.png"))
+    boxes = page.locator(".latent-map").first.evaluate("m => m.__map.markerBoxes")
+    assert any(b["label"].startswith("1 · my clip.wav") for b in boxes), boxes
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"] or a["y"] + a["h"] <= b["y"] \
+                or b["y"] + b["h"] <= a["y"], (a, b)
+    _play_chunk(page, 1)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser-locate.png"), full_page=True)
 
@@ -254,6 +267,23 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
     page.screenshot(path=str(ARTIFACTS / "browser-compare.png"), full_page=True)
     assert not external, external
     print(f"first map after {first_map_s:.1f} s")
+
+
+def _play_chunk(page, n: int) -> None:
+    """Choose the n-th chunk span to play: the player (the page's second) plays from start to end exactly the
+    span its label gives ("chunk 1: 0.32-1.31 s, cluster 2")."""
+    audio = page.locator("[data-testid='stAudio']").nth(1)
+    audio.wait_for(timeout=30_000)
+    choices = page.locator("[data-testid='stRadio']").filter(has_text="Play a chunk").locator("[data-testid='stRadioOption']")
+    before, choice = audio.get_attribute("src"), choices.nth(n)
+    choice.click()
+    _wait_for(lambda: audio.get_attribute("src") != before)
+    start, end = map(float, re.search(r"(\d+\.\d+)-(\d+\.\d+) s", choice.inner_text()).groups())
+    _wait_for(lambda: audio.evaluate("a => a.readyState >= 1"), timeout_s=30)
+    played = audio.evaluate("a => new Promise(done => { a.muted = true; a.currentTime = 0; "
+                            "a.addEventListener('ended', () => done([a.currentTime, a.duration]), {once: true}); a.play(); })")
+    assert played[0] == pytest.approx(end - start, abs=0.01) and played[1] == pytest.approx(end - start, abs=0.01), \
+        (choice.inner_text(), played)
 
 
 def test_browser_upload_of_the_failure_matrix(served_app, browser_page, one_hour_wav, tmp_path):
