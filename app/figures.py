@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from core.palette import ATTRIBUTE_COLOURS  # one colour per attribute, shared with the static report (`core.report`)
+from core.explore.palette import ATTRIBUTE_COLOURS  # one colour per attribute, shared with the static report (`core.report.report`)
 
 # 24 categorical colours, distinguishable neighbours, all dark enough against the grey of unselected points (Plotly's "Dark24"); clusters beyond cycle
 PALETTE = px.colors.qualitative.Dark24

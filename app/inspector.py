@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from app import figures, loaders
-from core.audio import cut_wav
-from core.latent import chunk_timeline
+from core.audio.decode import cut_wav
+from core.store.latent import chunk_timeline
 
 PLAYING, CHUNK = "#ff7f0e", "#000000"  # star colours: the chunk being played, the clip's other chunks
 

@@ -43,7 +43,7 @@ def scatter_map(table: pd.DataFrame, colours: PointColours, *, key: str, view: s
         density, contours: density shading under the points; contour lines of the points in view.
         max_points: more points in view than this and the map draws their density instead (zoom in for points).
         on_click: called when a point is clicked, before the page reruns; `clicked_file(key, table)` reads it.
-        kind: "corpus" (a run's map) or "live" (a training's latest epoch, `core.epoch_space`), on the map's element.
+        kind: "corpus" (a run's map) or "live" (a training's latest epoch, `core.training.epoch_space`), on the map's element.
     """
     points = pd.DataFrame({"x": table["x"].to_numpy(np.float32), "y": table["y"].to_numpy(np.float32),
                            "rgba": colours.rgba, "state": np.ones(len(table), np.uint8) if state is None

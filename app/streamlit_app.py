@@ -1,31 +1,18 @@
 """DeepEmoCluster Explorer: `streamlit run app` from the repository root."""
 import streamlit as st
 
-from app import figures, loaders, widgets
-from core.runtime import keep_freed_memory
+from app import figures, loaders, trainings, widgets
+from core.errors import UserError
+from core.runtime.process import keep_freed_memory
 
 
-def expected_errors() -> tuple[type[Exception], ...]:
-    """core's expected errors: messages for the user, never tracebacks. Imported once one is raised: two live
-    in modules that import torch, which the map page of a cached run does without (`core/__init__`)."""
-    from core.atomic import CorruptFileError
-    from core.audio import AudioLoadingError
-    from core.cross_corpus import EvaluationError
-    from core.explore import ExploreError
-    from core.extraction import CorpusAudioError
-    from core.manifest import ManifestError
-    from core.run_store import RunNotFoundError
-    return (AudioLoadingError, CorpusAudioError, CorruptFileError, EvaluationError, ExploreError, ManifestError,
-            RunNotFoundError)
-
-
-keep_freed_memory()  # the server embeds, trains and predicts: `core.runtime` says why; idempotent on every rerun
+keep_freed_memory()  # the server embeds, trains and predicts: `core.runtime.process` says why; idempotent on every rerun
 st.set_page_config(page_title="DeepEmoCluster Explorer", page_icon=figures.page_icon(), layout="wide")
-if not loaders.list_runs() or loaders.DEMO_RUNNING.is_set():  # a fresh machine: the demo is trained and mapped first
+if not loaders.list_runs() or trainings.DEMO_RUNNING.is_set():  # a fresh machine: the demo is trained and mapped first
     st.navigation([st.Page("app_pages/getting_started.py", title="Getting started", icon=":material/hourglass_top:")]).run()
     st.stop()
 widgets.run_picker_ui()
-for job in loaders.resumed_trainings().values():  # trainings a stopped server left: resumed once per server
+for job in trainings.resumed_trainings().values():  # trainings a stopped server left: resumed once per server
     if not job.finished.is_set():
         st.sidebar.info(f"Training {job.label} in the background: see Runs.")
 page = st.navigation([
@@ -39,7 +26,7 @@ page = st.navigation([
 try:
     page.run()
 except Exception as err:
-    if not isinstance(err, expected_errors()):
+    if not isinstance(err, UserError):  # core's errors a user can cause and fix: a message, never a traceback
         raise
     st.error(str(err))
     st.stop()

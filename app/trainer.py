@@ -4,7 +4,7 @@ corpus's synthesis.
 In a thread of the server a training shared one interpreter lock with every rerun of every page, and the demo's
 epochs took two to three times as long as on the command line. The child is a fresh interpreter, not a
 multiprocessing child: those re-run the server's `__main__`, which under Streamlit is the app script. It
-reads its job (pickled) on stdin and reports its progress (`core.train.TrainProgress`, or clips done) through a
+reads its job (pickled) on stdin and reports its progress (`core.training.train.TrainProgress`, or clips done) through a
 pipe of its own. It ends with the server: seeing its parent gone, it exits within a second, as a crash would, and the run stays
 resumable from its last finished epoch (`RunStore.interrupted`).
 """
@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Callable
 import pandas as pd
 
 from core.config import RunConfig
-from core.run_store import Run, RunStore
-from core.runtime import keep_freed_memory
+from core.runtime.process import keep_freed_memory
+from core.store.run_store import Run, RunStore
 
 if TYPE_CHECKING:
-    from core.train import TrainProgress
+    from core.training.train import TrainProgress
 
 _WATCH_EVERY_S = 0.5  # how often a child looks for its parent
 
@@ -39,7 +39,7 @@ class TrainingProcessError(RuntimeError):
 
 def train_in_process(cfg: RunConfig, corpus: pd.DataFrame, runs_dir: Path, cache_root: Path,
                      progress: Callable[[TrainProgress], None]) -> Run:
-    """`core.train.train` of `cfg` on `corpus` in a child process; `progress` is called in this process.
+    """`core.training.train.train` of `cfg` on `corpus` in a child process; `progress` is called in this process.
 
     Returns:
         The completed run.
@@ -52,7 +52,7 @@ def train_in_process(cfg: RunConfig, corpus: pd.DataFrame, runs_dir: Path, cache
 
 
 def demo_corpus_in_process(root: Path, progress: Callable[[int, int], None], **counts: int) -> Path:
-    """`core.synthetic.make_demo_corpus(root, **counts)` in a child process; `progress(done, total)` is called here.
+    """`core.data.synthetic.make_demo_corpus(root, **counts)` in a child process; `progress(done, total)` is called here.
 
     In a thread of the server the synthesis shared the interpreter lock with UMAP's compilation, which the
     first start runs beside it: that step took 30 s instead of 17 s (README, "fresh machine").
@@ -113,12 +113,12 @@ def _main(fd: int) -> None:
 
 
 def _train(cfg: RunConfig, corpus: pd.DataFrame, runs_dir: str, cache_root: str, progress) -> str:
-    from core.train import train
+    from core.training.train import train
     return train(cfg, corpus, RunStore(Path(runs_dir)), Path(cache_root), progress=progress).run.run_id
 
 
 def _demo_corpus(root: str, counts: dict[str, int], progress) -> str:
-    from core.synthetic import make_demo_corpus
+    from core.data.synthetic import make_demo_corpus
     return str(make_demo_corpus(Path(root), **counts, progress=lambda done, total: progress((done, total))))
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import figures, loaders, scatter
+from app import figures, loaders, scatter, trainings
 from app.scatter import MAX_POINTS
 from core.config import AVD
 
@@ -48,14 +48,14 @@ PROGRESS_EVERY_S = 2.0  # how often a page redraws a background job's progress (
 # training beside it by 8 % on 2 cores (README, "fresh machine")
 
 
-def job_progress_ui(job: loaders.Job) -> None:
+def job_progress_ui(job: trainings.Job) -> None:
     """Progress of a background job (drawn by a fragment that reruns every `PROGRESS_EVERY_S`)."""
     if job.resumed_after is not None:
         st.info(f"Resumed after epoch {job.resumed_after}: the server had stopped while it trained.")
     if job.epochs:  # the whole job: epochs done, then the map
         overall = (job.epoch + (job.done / job.total if job.total else 0.0)) / job.epochs
         st.progress(min(overall, 1.0), text=f"overall: epoch {min(job.epoch + 1, job.epochs)} of {job.epochs}"
-                    if not job.stage.startswith((loaders.EMBEDDING_FOR_MAP, loaders.FITTING_MAP)) else
+                    if not job.stage.startswith((trainings.EMBEDDING_FOR_MAP, trainings.FITTING_MAP)) else
                     "overall: training done, making the map")
     fraction = job.done / job.total if job.total else 0.0
     st.progress(min(fraction, 1.0), text=f"{job.stage} — {job.done}/{job.total or '?'}")
@@ -78,8 +78,8 @@ LIVE_HOVER = [("file", "file", None), ("cluster", "pseudo-label", 0), ("speaker"
               ("emotion", "emotion", None), *[(a, a, 2) for a in ATTRIBUTES]]
 
 
-def live_map_ui(live: loaders.LiveMap, key: str, drawing: bool = False) -> None:
-    """A training's map of its latest epoch (`core.epoch_space`), coloured by pseudo-label or a true attribute;
+def live_map_ui(live: trainings.LiveMap, key: str, drawing: bool = False) -> None:
+    """A training's map of its latest epoch (`core.training.epoch_space`), coloured by pseudo-label or a true attribute;
     `drawing`: a newer epoch's map is being fitted (said under the heading)."""
     st.subheader(f"The latent space as epoch {live.epoch + 1} clustered it")
     if drawing:

@@ -10,7 +10,7 @@ and seed torch globally, which `core` never does. Modules, each importing only t
     __main__    the command line: run every benchmark, print the table, save JSON
     training    the demo preset and SPEC 2.7's training epoch and step rate
     latency     predict and locate one clip, warm
-    embedding   embed_chunks throughput with and without the malloc options (core.runtime)
+    embedding   embed_chunks throughput with and without the malloc options (core.runtime.process)
     projection  UMAP maps of 10 000 to 150 000 embeddings
     corpus      demo corpus generation and feature extraction
     scale       toward MSP-Podcast size: synthetic stores (synthetic_store), embedding, K-means, data path

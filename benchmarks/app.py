@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core import RunInfo, RunStore
 from core.config import RunConfig
+from core.model.bundle import bundle_state
 from benchmarks.browser import LIVE_MAP, MAP, browser_unavailable, launch_chromium
 from benchmarks.inputs import untrained_bundle
 from benchmarks.memory import TreePeakRss
@@ -47,11 +48,11 @@ def bench_app_cold_start(data_dir: Path, cfg: RunConfig | None = None, timeout_s
     if reason := browser_unavailable():
         return [BenchResult(name, None, "s", target, f"skipped: {reason}") for name, target in targets.items()]
     if not (data_dir / "demo" / "manifest.csv").exists():
-        raise FileNotFoundError(f"no demo corpus in {data_dir / 'demo'}: make one first (core.synthetic.make_demo_corpus)")
+        raise FileNotFoundError(f"no demo corpus in {data_dir / 'demo'}: make one first (core.data.synthetic.make_demo_corpus)")
     cfg = cfg or demo()
     runs = data_dir / "app-runs"
     bundle = untrained_bundle({"joint": cfg.model}, cfg)
-    RunStore(runs).save_complete(RunInfo(kind="bench", name="bench", config=cfg, run_id="bench-app"), bundle)
+    RunStore(runs).save_complete(RunInfo(kind="bench", name="bench", config=cfg, run_id="bench-app"), bundle_state(bundle))
     env = {**os.environ, "SER_DATA_DIR": str(data_dir), "SER_RUNS_DIR": str(runs)}
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
@@ -107,7 +108,7 @@ def _first_map(browser, env: dict[str, str], log: Path, timeout_s: float,
 def bench_app_fresh_start(work: Path, preset: str = "demo", timeout_s: float = 900) -> list[BenchResult]:
     """A newcomer's first `streamlit run app`: an empty data folder and numba cache, headless chromium on the
     page until the run's map shows (the demo corpus generated, its features extracted, the demo trained, its
-    map fitted), the page's step headings and the training's own map of its first epoch (`core.epoch_space`)
+    map fitted), the page's step headings and the training's own map of its first epoch (`core.training.epoch_space`)
     timed as they appear. `preset`: the demo's (`$SER_DEMO_PRESET`; tests use "tiny").
 
     Returns:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's build; a downloaded browser is never used
 MAP = '.latent-map[data-map="corpus"][data-drawn]'  # a run's WebGL map (app/scatter.js) once it has drawn its points
-LIVE_MAP = '.latent-map[data-map="live"][data-drawn]'  # a training's map of its latest epoch (`core.epoch_space`)
+LIVE_MAP = '.latent-map[data-map="live"][data-drawn]'  # a training's map of its latest epoch (`core.training.epoch_space`)
 CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",  # headless, offline, quiet
                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
 

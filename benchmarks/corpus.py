@@ -6,13 +6,13 @@ from pathlib import Path
 
 from core import FeatureStore, extract_features
 from core.config import RunConfig
-from core.manifest import load_manifest
+from core.data.manifest import load_manifest
 from benchmarks.results import NO_TARGET, BenchResult
 
 
 def bench_demo_corpus(work: Path, seed: int = 0) -> BenchResult:
     """The built-in demo corpus, written to `work/demo`."""
-    from core.synthetic import make_demo_corpus
+    from core.data.synthetic import make_demo_corpus
     t0 = time.perf_counter()
     manifest = make_demo_corpus(work / "demo", seed=seed)
     seconds = time.perf_counter() - t0

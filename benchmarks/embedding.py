@@ -1,5 +1,5 @@
-"""Embedding throughput of the one forward path (`core.forward.embed_chunks`), with and without glibc's
-malloc options (`core.runtime.keep_freed_memory`), which every entry point applies and training once
+"""Embedding throughput of the one forward path (`core.model.forward.embed_chunks`), with and without glibc's
+malloc options (`core.runtime.process.keep_freed_memory`), which every entry point applies and training once
 alone did (293 chunks/s exploring a corpus, 620 inside training)."""
 from __future__ import annotations
 
@@ -35,9 +35,10 @@ def _embedding_rate(n_chunks: int, repeats: int, malloc: str, target: str) -> Be
     """Median chunks/s of `repeats` passes after one warm-up pass (oneDNN primitives, the heap's first growth)."""
     import torch
     from core.config import ModelConfig
-    from core.dataset import ChunkSet, Normaliser
-    from core.forward import EMBED_BATCH_CHUNKS, embed_chunks
-    from core.model import EmotionCNN, resolve_device
+    from core.data.dataset import ChunkSet, Normaliser
+    from core.model.forward import EMBED_BATCH_CHUNKS, embed_chunks
+    from core.model.network import EmotionCNN
+    from core.runtime.device import resolve_device
     device = resolve_device("auto")
     torch.manual_seed(0)  # the same weights every run: comparable timings
     model = EmotionCNN(ModelConfig()).eval().to(device, memory_format=torch.channels_last)

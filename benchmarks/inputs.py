@@ -9,7 +9,7 @@ import torch
 
 from core import ModelBundle, Normalisation
 from core.config import ModelConfig, RunConfig
-from core.model import EmotionCNN
+from core.model.network import EmotionCNN
 
 
 def untrained_bundle(networks: dict[str, ModelConfig], cfg: RunConfig) -> ModelBundle:

@@ -7,13 +7,14 @@ import numpy as np
 
 from core import RunInfo, RunStore
 from core.config import ModelConfig, RunConfig
+from core.model.bundle import bundle_state
 from benchmarks.inputs import noise_clip, untrained_bundle
 from benchmarks.results import BenchResult, warm_median_s
 
 
 def bench_predict_latency(work: Path, n_networks: int = 3, repeats: int = 20) -> BenchResult:
     """One 5-s clip, all three attributes with three per-attribute networks (the published setup)."""
-    from core.inference import Predictor
+    from core.model.inference import Predictor
     cfg = RunConfig()
     names = ("arousal", "dominance", "valence")[:n_networks]
     bundle = untrained_bundle({a: ModelConfig(attributes=(a,)) for a in names}, cfg)
@@ -28,12 +29,12 @@ def bench_locate(work: Path, n_corpus: int = 20_000, repeats: int = 20) -> Bench
     """Locate one 5-s clip (decode, features, network, cluster, k-NN placement, neighbours) in a map of
     `n_corpus` utterances; an untrained joint network and random embeddings: the cost is the same."""
     import pandas as pd
-    from core.explore import Exploration
-    from core.locator import Locator
-    from core.latent import LatentSpace
+    from core.explore.exploration import Exploration
+    from core.explore.locator import Locator
+    from core.store.latent import LatentSpace
     cfg = RunConfig(name="bench")
     bundle = untrained_bundle({"joint": cfg.model}, cfg)
-    run = RunStore(work / "locate-runs").save_complete(RunInfo(kind="bench", name="bench", config=cfg, run_id="bench"), bundle)
+    run = RunStore(work / "locate-runs").save_complete(RunInfo(kind="bench", name="bench", config=cfg, run_id="bench"), bundle_state(bundle))
     rng = np.random.default_rng(0)
     files = pd.Index([f"u{i}" for i in range(n_corpus)], name="file")
     embeddings = rng.normal(size=(n_corpus, 256)).astype(np.float32)

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import torch
 
-from core.model import resolve_device
+from core.runtime.device import resolve_device
 
 
 def machine() -> dict[str, str | int]:

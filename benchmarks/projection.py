@@ -12,7 +12,7 @@ def bench_projection(n_points: int, sample_size: int = 50_000) -> BenchResult:
     """UMAP fit on at most `sample_size` of `n_points` synthetic 256-d embeddings + k-NN placement of the rest
     (includes umap-learn's one-off numba compilation when it is the first fit of the process)."""
     from core.config import UmapConfig
-    from core.projection import LatentProjector
+    from core.explore.projection import LatentProjector
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 4, size=(30, 256))
     X = (centres[rng.integers(0, 30, n_points)] + rng.normal(size=(n_points, 256))).astype(np.float32)

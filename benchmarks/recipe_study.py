@@ -4,7 +4,7 @@ Every option keeps the network and the two-stage method and changes one config f
 trained at equal epochs on two corpora from the demo generator: a *selection* corpus (its seed and speakers
 are the ones options are chosen on) and a *held-out* corpus (another seed, so other speakers, used for
 nothing else) with a large test split, which costs inference only. An option is adopted only if its
-paired-bootstrap difference of mean test CCC over the attributes (`core.uncertainty.mean_ccc_difference`,
+paired-bootstrap difference of mean test CCC over the attributes (`core.evaluate.uncertainty.mean_ccc_difference`,
 the same resampled utterances for both recipes) against `default` excludes zero on the held-out corpus.
 
 Round 3 asks another question of the `demo` preset: which faster setting loses nothing. Its corpora have the
@@ -32,12 +32,12 @@ from scipy import stats
 
 from core import keep_freed_memory
 from core.config import RunConfig, apply_overrides, default, demo
-from core.evaluation import split_estimates
-from core.manifest import load_manifest
-from core.run_store import RunStore
-from core.synthetic import make_demo_corpus
-from core.train import train
-from core.uncertainty import mean_ccc_difference
+from core.data.manifest import load_manifest
+from core.data.synthetic import make_demo_corpus
+from core.evaluate.evaluation import split_estimates
+from core.evaluate.uncertainty import mean_ccc_difference
+from core.store.run_store import RunStore
+from core.training.train import train
 from benchmarks.results import epochs_seconds
 
 ATTRIBUTES = ("arousal", "valence", "dominance")

@@ -53,6 +53,6 @@ def warm_median_s(call, repeats: int) -> float:
 
 
 def epochs_seconds(run) -> float:
-    """The wall time of a stored run's epochs (`core.run_store.Run`): their stages (embed, K-means, train,
+    """The wall time of a stored run's epochs (`core.store.run_store.Run`): their stages (embed, K-means, train,
     validate) summed, not extraction or the test pass."""
     return float(sum(sum(epoch.values()) for epoch in run.history()["seconds"]))

@@ -74,8 +74,8 @@ def bench_store_build(folder: Path, n_utterances: int) -> BenchResult:
 def bench_pack_build(folder: Path) -> list[BenchResult]:
     """`load_manifest` + `extract_features` in a fresh process: every file already extracted, the pack built."""
     from core.config import AudioConfig, ChunkConfig, FeatureConfig
-    from core.extraction import extract_features
-    from core.manifest import load_manifest
+    from core.data.extraction import extract_features
+    from core.data.manifest import load_manifest
     manifest, cache_root = corpus_paths(folder)
     t0 = time.perf_counter()
     table = load_manifest(manifest)
@@ -106,8 +106,8 @@ def bench_pack_build(folder: Path) -> list[BenchResult]:
 def bench_store_reopen(folder: Path) -> BenchResult:
     """`extract_features` once more in a fresh process: what every later run pays to open the store."""
     from core.config import AudioConfig, ChunkConfig, FeatureConfig
-    from core.extraction import extract_features
-    from core.manifest import load_manifest
+    from core.data.extraction import extract_features
+    from core.data.manifest import load_manifest
     manifest, cache_root = corpus_paths(folder)
     table = load_manifest(manifest)
     t0 = time.perf_counter()
@@ -123,9 +123,9 @@ def _opened(folder: Path, n_chunks: int | None, world=None):
     """(features, chunk set of the first utterances holding `n_chunks` chunks (None: all), normaliser) of a store."""
     import torch
     from core.config import AudioConfig, ChunkConfig, FeatureConfig
-    from core.dataset import Normaliser, feature_statistics, make_chunk_set
-    from core.extraction import extract_features
-    from core.manifest import load_manifest
+    from core.data.dataset import Normaliser, feature_statistics, make_chunk_set
+    from core.data.extraction import extract_features
+    from core.data.manifest import load_manifest
     manifest, cache_root = corpus_paths(folder)
     table = load_manifest(manifest)
     chunks = ChunkConfig()
@@ -140,15 +140,15 @@ def _opened(folder: Path, n_chunks: int | None, world=None):
 def _published_network():
     import torch
     from core.config import ModelConfig
-    from core.model import EmotionCNN
+    from core.model.network import EmotionCNN
     torch.manual_seed(0)  # the same weights on every rank
     return EmotionCNN(ModelConfig()).eval().to(memory_format=torch.channels_last)
 
 
 def _embedding_rate(folder: Path, n_chunks: int, world=None) -> tuple[float, int, float]:
     """(chunks/s of the whole pass, chunks, seconds) of `embed_chunks` over the first `n_chunks` chunks, after a warm-up."""
-    from core.dataset import ChunkSet
-    from core.forward import embed_chunks
+    from core.data.dataset import ChunkSet
+    from core.model.forward import embed_chunks
     _, chunk_set, normaliser = _opened(folder, n_chunks, world)
     model = _published_network()
     warm = ChunkSet(chunk_set.frames, chunk_set.starts[:256], chunk_set.utterance[:256], chunk_set.files,
@@ -197,7 +197,7 @@ def bench_embedding_torchrun(folder: Path, n_chunks: int, n_procs: int = 2, time
 def _torchrun_rank(folder: str, n_chunks: str, out: str) -> None:
     import resource
     from core import keep_freed_memory
-    from core.distributed import close_world, init_world
+    from core.runtime.distributed import close_world, init_world
     import torch
     keep_freed_memory()
     world = init_world(device="cpu", backend="gloo")
@@ -228,15 +228,15 @@ def bench_data_path_prefetched(folder: Path, cold: bool, n_batches: int = 60, bu
     """Random 704-chunk batches through `prefetched_inputs` (2 gather threads) and, as the baseline in the same
     process and page-cache state, through `load_chunks` one after another; no network."""
     import torch
-    from core.dataset import load_chunks
-    from core.loader import GATHER_WORKERS, prefetched_inputs
+    from core.data.dataset import load_chunks
+    from core.data.loader import GATHER_WORKERS, prefetched_inputs
     features, chunk_set, normaliser = _opened(folder, None)
     which = "cold (page cache dropped)" if cold else "warm (pack in page cache)"
     target = f">= {GPU_CHUNKS_PER_S:,} chunks/s (one GPU's training step, assumed)"
     rng = np.random.default_rng(0)
     batches = [rng.integers(0, len(chunk_set), BATCH_CHUNKS) for _ in range(2 * n_batches)]
     rows = []
-    for label, run in ((f"{GATHER_WORKERS} background gather threads (core.loader)",
+    for label, run in ((f"{GATHER_WORKERS} background gather threads (core.data.loader)",
                         lambda part: prefetched_inputs(chunk_set, part, normaliser)),
                        ("baseline: load_chunks in the loop",
                         lambda part: (load_chunks(chunk_set, index, normaliser) for index in part))):
@@ -294,7 +294,7 @@ def bench_kmeans(n: int, k: int, backend: str, n_iterations: int = 20) -> BenchR
     """`PseudoLabeler` (20 Lloyd iterations, as every epoch runs) on n x 256 clustered vectors."""
     import importlib.util
     from threadpoolctl import threadpool_info
-    from core.clustering import PseudoLabeler
+    from core.model.clustering import PseudoLabeler
     name = f"K-means, {n:,} x 256 vectors, K = {k}, {n_iterations} iterations ({backend})"
     target = f"<= {KMEANS_TARGET_S:.0f} s on 2 cores"
     if importlib.util.find_spec(backend) is None:

@@ -1,7 +1,7 @@
 """Toward MSP-Podcast size, the training side (issue 11, item 4): a training process's memory over a whole
 synthetic store.
 
-The memory row runs one epoch's stages of `core.train` over the whole store, in one process: the training
+The memory row runs one epoch's stages of `core.training.train` over the whole store, in one process: the training
 data (feature statistics over every train frame), both embedding passes and their K-means, validation over
 the whole dev split, all in full; the two training stages are cut to a few batches each (their memory does
 not grow with the corpus: a batch is gathered from the memory map). Its figure is the process's peak private
@@ -28,11 +28,11 @@ def bench_training_memory(folder: Path, train_batches: int = 8) -> list[BenchRes
     import resource
     import torch
     from core.config import default
-    from core.distributed import World
-    from core.manifest import load_manifest
-    from core.train import (_embed, _Epoch, _fit_clusters, _fit_joint, _kmeans, _new_model, _optimisers, _validate,
-                            seed_everything)
-    from core.training_data import prepare_training_data
+    from core.data.manifest import load_manifest
+    from core.runtime.distributed import World
+    from core.training.train import (_embed, _Epoch, _fit_clusters, _fit_joint, _kmeans, _new_model, _optimisers,
+                                     _validate, seed_everything)
+    from core.training.training_data import prepare_training_data
     manifest, cache_root = corpus_paths(folder)
     corpus = load_manifest(manifest)
     cfg = default()

@@ -1,9 +1,9 @@
 """A run store holding an MSP-Podcast-sized explored run without training one: what the map benchmark opens.
 
 The run is an untrained `demo`-preset network saved with its corpus (`RunStore.save_complete`); its latent
-space and its map are written where `core.explore` looks for them, so the app finds them cached. The corpus
+space and its map are written where `core.explore.exploration` looks for them, so the app finds them cached. The corpus
 is `n_utterances` hard links to a few hundred real, playable clips (`benchmarks.synthetic_store.write_clips`).
-Embeddings are drawn around K centres (clusters then follow from nearest centroids as in `core.embedding.build_latent_space`),
+Embeddings are drawn around K centres (clusters then follow from nearest centroids as in `core.explore.embedding.build_latent_space`),
 map coordinates around K centres on the plane; predictions and labels follow the cluster with noise.
 """
 from __future__ import annotations
@@ -20,11 +20,12 @@ import pandas as pd
 from benchmarks.inputs import untrained_bundle
 from benchmarks.synthetic_store import SPLIT_SHARES, write_clips
 from core import RunInfo, RunStore
-from core.analysis_store import save_latent, save_projection
-from core.clustering import nearest_centroid
 from core.config import AVD, UmapConfig, config_hash, demo
-from core.latent import LATENT_FORMAT_VERSION, LatentSpace, cluster_shares
-from core.manifest import corpus_fingerprint, load_manifest
+from core.data.manifest import corpus_fingerprint, load_manifest
+from core.model.bundle import bundle_state
+from core.model.clustering import nearest_centroid
+from core.store.analysis_store import save_latent, save_projection
+from core.store.latent import LATENT_FORMAT_VERSION, LatentSpace, cluster_shares
 
 EMOTIONS = ("angry", "happy", "sad", "neutral", "surprise", "fear", "disgust", "contempt")
 
@@ -63,7 +64,7 @@ def build_synthetic_run(folder: Path, n_utterances: int, *, n_clips: int = 300, 
     corpus = load_manifest(corpus_dir / "manifest.csv")
 
     info = RunInfo(kind="bench", name=f"synthetic {n_utterances}", config=cfg, run_id=f"synthetic-{n_utterances}")
-    run = RunStore(folder / "runs").save_complete(info, untrained_bundle({"joint": cfg.model}, cfg), corpus)
+    run = RunStore(folder / "runs").save_complete(info, bundle_state(untrained_bundle({"joint": cfg.model}, cfg)), corpus)
     centroids = rng.normal(0, 1, (k, h)).astype(np.float32)
     chunk_owner = np.repeat(cluster, c)
     chunks = {space: (centroids[chunk_owner] + 0.6 * rng.standard_normal((n_utterances * c, h), np.float32)).astype(np.float16)

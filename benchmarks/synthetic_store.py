@@ -21,7 +21,7 @@ import pandas as pd
 import soundfile as sf
 
 from core.config import AudioConfig, ChunkConfig, FeatureConfig
-from core.feature_store import FeatureStore
+from core.store.feature_store import FeatureStore
 
 SPLIT_SHARES = {"train": 0.6, "dev": 0.1, "test": 0.1, "unlabelled": 0.2}  # ~MSP-Podcast: 150 k labelled, 40 k not
 POOL_FRAMES = 1 << 18  # 128 MB of random frames that the utterances are sliced from

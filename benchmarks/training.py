@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 from core import RunStore
-from core.manifest import load_manifest
-from core.model import resolve_device
+from core.data.manifest import load_manifest
+from core.runtime.device import resolve_device
 from benchmarks.machine import sgemm_gflops
 from benchmarks.results import BenchResult
 
@@ -19,8 +19,8 @@ def bench_training(work: Path, n_labelled: int = 200, n_unlabelled: int = 200, e
     """SPEC 2.7's setting: an arousal model (paper preset), 200 labelled + 200 unlabelled utterances,
     11 chunks each, batches of 64 utterances; one epoch by default."""
     from core.config import default, paper
-    from core.synthetic import make_demo_corpus
-    from core.train import train
+    from core.data.synthetic import make_demo_corpus
+    from core.training.train import train
     manifest = make_demo_corpus(work / "train-corpus", n_train=n_labelled, n_dev=40, n_test=40, n_unlabelled=n_unlabelled)
     cfg = paper("arousal")
     # the 1.5 GB goal is the default preset's: its micro-batches (the paper preset's whole-batch BatchNorm takes ~4 GB)
@@ -52,7 +52,7 @@ def bench_training(work: Path, n_labelled: int = 200, n_unlabelled: int = 200, e
 def bench_demo_training(manifest: Path, work: Path) -> BenchResult:
     """The `demo` preset on the demo corpus from an empty feature cache: what a fresh app start trains."""
     from core.config import demo
-    from core.train import train
+    from core.training.train import train
     cfg = demo()
     t0 = time.perf_counter()
     result = train(cfg, load_manifest(manifest), RunStore(work / "demo-runs"), work / "demo-cache")

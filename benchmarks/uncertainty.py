@@ -1,10 +1,10 @@
-"""The bootstrap behind every test CCC's interval (`core.uncertainty`): 10 000 utterances, 1 000 resamples."""
+"""The bootstrap behind every test CCC's interval (`core.evaluate.uncertainty`): 10 000 utterances, 1 000 resamples."""
 from __future__ import annotations
 
 import numpy as np
 
-from core.metrics import ccc
-from core.uncertainty import RESAMPLES, ccc_difference, ccc_estimate
+from core.evaluate.uncertainty import RESAMPLES, ccc_difference, ccc_estimate
+from core.model.metrics import ccc
 from benchmarks.results import BenchResult, warm_median_s
 
 AIM_S = 1.0  # issue 13: an interval of 10 000 utterances within a second

@@ -142,7 +142,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" = CUDA when available, else CPU
     # "fp32" as published, or "bf16": the training passes (forward + backward, the K-means embedding passes)
     # under bfloat16 autocast; validation, test, the centroids and all inference stay in float32. "auto":
-    # bf16 where the device computes it in hardware, else fp32 (`core.model.resolve_precision`).
+    # bf16 where the device computes it in hardware, else fp32 (`core.model.network.resolve_precision`).
     precision: str = "fp32"
     # The body's SGD and Adam learning rates per epoch: "constant" as published, or "cosine", which scales
     # them by (1 + cos(pi * epoch / epochs)) / 2 (1 at the first epoch, towards 0 at the last). The fresh

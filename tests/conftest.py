@@ -15,8 +15,8 @@ OFFICIAL = REPO.parent / "shared" / "official"
 
 def pytest_configure(config):
     """The test session sets glibc's malloc options as the CLI, the app server and the benchmarks do
-    (`core.runtime`), so in-process training and embedding run at the speed users see."""
-    from core.runtime import keep_freed_memory
+    (`core.runtime.process`), so in-process training and embedding run at the speed users see."""
+    from core.runtime.process import keep_freed_memory
     keep_freed_memory()
 
 
@@ -38,8 +38,8 @@ def official_dir() -> Path:
 @pytest.fixture(scope="session")
 def official_run(official_dir, tmp_path_factory):
     """The published models imported into a temporary run store."""
-    from core.official import find_official_files, import_official
-    from core.run_store import RunStore
+    from core.model.official import find_official_files, import_official
+    from core.store.run_store import RunStore
     store = RunStore(tmp_path_factory.mktemp("official-runs"))
     files = find_official_files(official_dir)
     checkpoints, norm_dir = files.checkpoints, files.norm_dir
@@ -63,11 +63,11 @@ def app_data(tmp_path_factory):
     """A data folder with a small demo corpus, a tiny trained run (with its latent space and map) and the
     same run without the unlabelled stage."""
     from core.config import apply_overrides, tiny
-    from core.explore import explore, project
-    from core.manifest import load_manifest
-    from core.run_store import RunStore
-    from core.synthetic import make_demo_corpus
-    from core.train import train
+    from core.explore.exploration import explore, project
+    from core.data.manifest import load_manifest
+    from core.store.run_store import RunStore
+    from core.data.synthetic import make_demo_corpus
+    from core.training.train import train
     data = tmp_path_factory.mktemp("app-data")
     manifest = make_demo_corpus(data / "demo", n_train=30, n_dev=10, n_test=10, n_unlabelled=30)
     labelled_only = apply_overrides(tiny(), ["train.use_unlabelled=false"])  # the SSL-ablation partner

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 from core.config import tiny
-from core.dataset import Normaliser
-from core.distributed import BatchNormReplay, close_world, data_parallel, init_world, synchronise_batchnorm
-from core.model import EmotionCNN, dropout_mask
-from core.objective import BatchStep, joint_backward, local_batches
+from core.data.dataset import Normaliser
+from core.model.network import EmotionCNN, dropout_mask
+from core.model.objective import BatchStep, joint_backward, local_batches
+from core.runtime.distributed import BatchNormReplay, close_world, data_parallel, init_world, synchronise_batchnorm
 from tests.helpers import random_chunk_set
 
 

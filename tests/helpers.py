@@ -20,7 +20,7 @@ def write_wav(path: Path, signal: np.ndarray, sampling_rate: int = 16_000) -> Pa
 def corrupt(path: Path, how: str) -> Path:
     """Damage a stored file on purpose: "flip" inverts 4 bytes in its middle (same size), "truncate"
     keeps its first half. Then forgets the digests this process remembers, as a later process would."""
-    from core import atomic
+    from core.store import atomic
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
     if how == "flip":
@@ -36,7 +36,7 @@ def corrupt(path: Path, how: str) -> Path:
 def random_chunk_set(n_utterances: int, n_chunks: int, seed: int = 0):
     """A labelled `ChunkSet` of random (62 x 128) chunks with random z-scored A/V/D targets."""
     import pandas as pd
-    from core.dataset import ChunkSet
+    from core.data.dataset import ChunkSet
     rng = np.random.default_rng(seed)
     chunks = [rng.standard_normal((n_chunks, 62, 128)).astype(np.float32) for _ in range(n_utterances)]
     base = ChunkSet.from_chunks(chunks)
@@ -46,9 +46,9 @@ def random_chunk_set(n_utterances: int, n_chunks: int, seed: int = 0):
 
 def chunk_set_without_frames(files, n_chunks: int):
     """A `ChunkSet` that names its utterances (`files`, `n_chunks` each) but holds no frames: for code that reads
-    only its files and layout, such as an epoch's clustering space (`core.epoch_space`)."""
+    only its files and layout, such as an epoch's clustering space (`core.training.epoch_space`)."""
     import pandas as pd
-    from core.dataset import ChunkSet
+    from core.data.dataset import ChunkSet
     files = pd.Index(files, name="file")
     n = len(files)
     return ChunkSet(np.zeros((1, 4), np.float32), np.zeros(n * n_chunks, np.int64), np.repeat(np.arange(n), n_chunks),

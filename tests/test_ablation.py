@@ -1,7 +1,7 @@
-"""The ablation variants and the rule that pairs a run with its SSL-ablation partner (core/ablation.py)."""
-from core.ablation import ablation_partner, ablation_variants, ccc_table
+"""The ablation variants and the rule that pairs a run with its SSL-ablation partner (core/training/ablation.py)."""
 from core.config import tiny
-from core.run_store import RunStore
+from core.store.run_store import RunStore
+from core.training.ablation import ablation_partner, ablation_variants, ccc_table
 
 
 def test_ablation_variants_flip_the_unlabelled_stage_and_optionally_the_regressor():
@@ -30,14 +30,14 @@ def test_ccc_table_is_indexed_by_run_and_split():
 
 
 def test_run_ablation_passes_the_split_hygiene_flags_to_every_training(monkeypatch, tmp_path):
-    import core.ablation
-    from core.train import TrainResult
+    import core.training.ablation
+    from core.training.train import TrainResult
     calls = []
 
     def fake_train(cfg, corpus, runs, cache_root, **kwargs):
         calls.append(kwargs)
         return TrainResult(run=None, history=None, test_ccc={"test": {"arousal": 0.5}}, trained=True)
-    monkeypatch.setattr(core.ablation, "train", fake_train)
+    monkeypatch.setattr(core.training.ablation, "train", fake_train)
     variants = ablation_variants(tiny(), with_frozen_regressor=True)[::2]  # no with/without pair: nothing to compare
-    core.ablation.run_ablation(variants, None, RunStore(tmp_path), tmp_path, allow_speaker_overlap=True)
+    core.training.ablation.run_ablation(variants, None, RunStore(tmp_path), tmp_path, allow_speaker_overlap=True)
     assert [(c["allow_speaker_overlap"], c["allow_duplicate_audio"]) for c in calls] == [(True, False), (True, False)]

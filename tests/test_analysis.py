@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.analysis import analyze, binned_mutual_information, cluster_summary, contingency, dependence, kruskal_wallis
+from core.explore.analysis import analyze, binned_mutual_information, cluster_summary, contingency, dependence, kruskal_wallis
 
 
 @pytest.fixture

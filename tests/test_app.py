@@ -149,8 +149,8 @@ def test_streamlit_config_file_is_in_effect():
 
 @pytest.mark.parametrize("error", ["ExploreError", "CorruptFileError"])
 def test_a_core_error_is_shown_as_a_message_not_a_traceback(app_store, monkeypatch, error):
-    from core.explore import ExploreError
-    from core.atomic import CorruptFileError
+    from core.explore.exploration import ExploreError
+    from core.store.atomic import CorruptFileError
     raised = {"ExploreError": ExploreError("run x has no corpus of its own"),
               "CorruptFileError": CorruptFileError("runs/x/model.pt", "changed since it was written")}[error]
 
@@ -170,7 +170,7 @@ def test_a_core_error_is_shown_as_a_message_not_a_traceback(app_store, monkeypat
 
 def test_compare_two_runs_over_one_corpus(app_store):
     """Issue 12: the agreement of the SSL run's clusters with its ablation partner's, over their common utterances."""
-    from core.run_store import RunStore
+    from core.store.run_store import RunStore
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
     at.switch_page("app_pages/compare.py").run()
@@ -184,21 +184,21 @@ def test_compare_two_runs_over_one_corpus(app_store):
 
 
 def test_a_training_job_draws_its_latest_epochs_clustering_space(tmp_path):
-    """A job relays each epoch's clustering space (`core.train.TrainProgress.space`); a thread of its own fits its
+    """A job relays each epoch's clustering space (`core.training.train.TrainProgress.space`); a thread of its own fits its
     map, and the job's progress shows it, coloured by pseudo-label or by a true attribute."""
     import numpy as np
     import pandas as pd
 
-    from app import loaders
-    from core.epoch_space import epoch_space
-    from core.train import TrainProgress
+    from app import trainings
+    from core.training.epoch_space import epoch_space
+    from core.training.train import TrainProgress
     from tests.helpers import chunk_set_without_frames
     n = 30
     chunks = chunk_set_without_frames([f"audio/clip_{i:02d}.wav" for i in range(n)], 1)
     corpus = pd.DataFrame({"split": "train", "speaker": "spk", "emotion": "calm", "arousal": np.linspace(1, 7, n),
                            "valence": 4.0, "dominance": np.nan}, index=chunks.files)
     vectors = np.random.default_rng(0).standard_normal((n, 8)).astype(np.float32)
-    job = loaders.Job("live test", corpus=corpus)
+    job = trainings.Job("live test", corpus=corpus)
     job.on_training(TrainProgress("clustered", 1, 4, 1, 1, space=epoch_space(1, chunks, vectors, np.arange(n) % 3, 3)))
     deadline = time.monotonic() + 300  # the first UMAP fit of this process compiles numba's code
     while job.live is None and time.monotonic() < deadline:

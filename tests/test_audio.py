@@ -1,4 +1,4 @@
-"""Tests for core.audio: decoding, mono mix-down, resampling, normalisation and error reporting.
+"""Tests for core.audio.decode: decoding, mono mix-down, resampling, normalisation and error reporting.
 
 All audio is synthesised here and written with soundfile into tmp_path.
 """
@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from core import keep_freed_memory
-from core.audio import (
+from core.audio.decode import (
     AUDIO_EXTENSIONS,
     AudioLoadingError,
     AudioStream,
@@ -402,7 +402,7 @@ def test_audio_stream_of_mp3_equals_load_audio_bit_for_bit(tmp_path, block_frame
 
 def test_cut_wav_holds_exactly_the_span_of_a_file_or_its_bytes(tmp_path):
     """Issue 29: a chunk is played from its own samples (st.audio seeks to whole seconds)."""
-    from core.audio import cut_wav
+    from core.audio.decode import cut_wav
     rate = 22_050  # the file's own rate and channels are kept
     signal = np.stack([np.arange(3 * rate) % 1000 / 1000, -np.arange(3 * rate) % 1000 / 1000], 1).astype(np.float32)
     path = tmp_path / "clip.wav"

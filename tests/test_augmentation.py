@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.augmentation import apply_masks, draw_masks, lr_factor, masked_batch, set_learning_rates
 from core.config import RunConfig, TrainConfig, apply_overrides, default, demo, paper, tiny
-from core.dataset import Normaliser
-from core.distributed import BatchNormReplay, World
-from core.model import EmotionCNN
-from core.objective import BatchStep, LocalBatch, joint_backward, local_batches
+from core.data.dataset import Normaliser
+from core.model.augmentation import apply_masks, draw_masks, lr_factor, masked_batch, set_learning_rates
+from core.model.network import EmotionCNN
+from core.model.objective import BatchStep, LocalBatch, joint_backward, local_batches
+from core.runtime.distributed import BatchNormReplay, World
 from tests.helpers import random_chunk_set
 
 NEW_FIELDS = ("lr_schedule", "joint_ce_weight", "time_mask_frames", "freq_mask_bins")
@@ -55,7 +55,7 @@ def test_every_preset_trains_in_fp32_after_round_4():
 def test_round_4_takes_corpus_and_seed_pairs_as_the_units_of_its_interval():
     """Round 4: an option's differences over (corpus, seed) pairs, their mean and its 95 % t-interval."""
     from benchmarks.recipe_study import BUILT_IN_DEMO, NONINFERIORITY_MARGIN, StudyRow, format_rows, seed_summary
-    from core.synthetic import make_demo_corpus
+    from core.data.synthetic import make_demo_corpus
     defaults = {k: p.default for k, p in inspect.signature(make_demo_corpus).parameters.items() if k in BUILT_IN_DEMO}
     assert defaults == BUILT_IN_DEMO  # round 4's "demo" corpus is what `python -m core demo-corpus` writes
     ccc = {a: "0.700 [0.600, 0.800]" for a in ("arousal", "valence", "dominance")}

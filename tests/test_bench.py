@@ -28,7 +28,7 @@ def test_app_cold_start_reaches_the_map_in_a_browser_three_ways(tmp_path):
             pytest.fail(f"{reason} (SER_REQUIRE_BROWSER=1)")
         pytest.skip(reason)
     from core.config import tiny
-    from core.synthetic import make_demo_corpus
+    from core.data.synthetic import make_demo_corpus
     make_demo_corpus(tmp_path / "demo", n_train=20, n_dev=5, n_test=5, n_unlabelled=10)
     results = bench_app_cold_start(tmp_path, tiny(), timeout_s=240)
     assert [r.name for r in results] == [APP_FIRST, APP_CACHED, APP_RETURNING]

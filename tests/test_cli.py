@@ -3,7 +3,7 @@ import io
 import pandas as pd
 import pytest
 
-from core.__main__ import build_parser, main
+from core.cli.main import build_parser, main
 from tests.helpers import sine, write_wav
 
 
@@ -44,7 +44,7 @@ def test_import_official_cli_requires_all_paths(tmp_path, capsys):
 
 
 def test_train_and_ablation_take_the_split_hygiene_flags():
-    from core.__main__ import build_parser
+    from core.cli.main import build_parser
     for command in ("train", "ablation"):
         default = build_parser().parse_args([command, "--corpus", "c.csv"])
         assert not default.allow_speaker_overlap and not default.allow_duplicate_audio

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from core.clustering import PseudoLabeler
-from core.dataset import balanced_indices
+from core.data.dataset import balanced_indices
+from core.model.clustering import PseudoLabeler
 
 
 def _blobs(rng, n_per=50, centres=((0, 0), (10, 0), (0, 10))):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.run_store import RunStore
+from core.store.run_store import RunStore
 from tests.conftest import REPO
 from benchmarks.browser import LIVE_MAP, MAP
 from tests.test_browser import chromium, serve_app  # noqa: F401  (fixtures)
@@ -19,7 +19,7 @@ from tests.test_browser import chromium, serve_app  # noqa: F401  (fixtures)
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory):
-    from core.synthetic import make_demo_corpus
+    from core.data.synthetic import make_demo_corpus
     return make_demo_corpus(tmp_path_factory.mktemp("race-corpus"), n_train=30, n_dev=10, n_test=10, n_unlabelled=30)
 
 
@@ -56,7 +56,7 @@ def test_two_processes_training_the_same_run_cannot_corrupt_it(manifest, tmp_pat
 
 def test_one_session_trains_while_another_explores(app_data, chromium, tmp_path):  # noqa: F811
     """Session A starts a training run of minutes in the app; session B keeps changing the map meanwhile."""
-    from core.synthetic import make_demo_corpus
+    from core.data.synthetic import make_demo_corpus
     corpus = make_demo_corpus(tmp_path / "corpus", n_train=70, n_dev=10, n_test=10, n_unlabelled=70)
     data = tmp_path / "data"
     shutil.copytree(app_data / "runs", data / "runs")  # a private store: the shared one stays as it is
@@ -92,7 +92,7 @@ def test_one_session_trains_while_another_explores(app_data, chromium, tmp_path)
 def test_a_killed_server_resumes_its_training_when_started_again(chromium, app_data, tmp_path):  # noqa: F811
     """Issue 12: a run started from the Runs page, the server killed (SIGKILL) after an epoch, the server started
     again: the training resumes from its last finished epoch, and the Runs page says so."""
-    from core.synthetic import make_demo_corpus
+    from core.data.synthetic import make_demo_corpus
     corpus = make_demo_corpus(tmp_path / "corpus", n_train=40, n_dev=10, n_test=10, n_unlabelled=40)
     data = tmp_path / "data"
     shutil.copytree(app_data / "runs", data / "runs")
@@ -160,6 +160,10 @@ def _live_map_kept_while_progress_redraws(page, server_pid: int) -> None:
     page.wait_for_function("n => [...document.querySelectorAll('h3')].some(h => "
                            "/epoch (\\d+) clustered/.test(h.innerText) && +h.innerText.match(/epoch (\\d+)/)[1] > n)",
                            arg=epoch, timeout=180_000)
+    for _ in range(120):  # the heading is the page's; the map's data reaches its component after it
+        if int(live.get_attribute("data-loads")) > loads:
+            break
+        page.wait_for_timeout(250)
     new_loads, new_epoch = int(live.get_attribute("data-loads")), epoch_of()
     assert 1 <= new_loads - loads <= new_epoch - epoch, (loads, new_loads, epoch, new_epoch)
     assert live.get_attribute("data-mark") == "kept"

@@ -15,7 +15,7 @@ from tests.conftest import REPO
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory):
-    from core.synthetic import make_demo_corpus
+    from core.data.synthetic import make_demo_corpus
     return make_demo_corpus(tmp_path_factory.mktemp("crash-corpus"), n_train=40, n_dev=10, n_test=10, n_unlabelled=40)
 
 

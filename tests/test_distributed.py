@@ -20,7 +20,7 @@ TORCHRUN = Path(sys.executable).with_name("torchrun")
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    from core.synthetic import make_demo_corpus
+    from core.data.synthetic import make_demo_corpus
     return make_demo_corpus(tmp_path_factory.mktemp("dist-corpus"), n_train=8, n_dev=4, n_test=4, n_unlabelled=8)
 
 
@@ -116,7 +116,7 @@ def test_distributed_killed_rank_then_rerun_resumes_and_equals_an_uninterrupted_
 
 
 def test_distributed_more_ranks_than_clips_is_refused_on_rank_0_before_any_work(tmp_path):
-    from core.synthetic import make_demo_corpus
+    from core.data.synthetic import make_demo_corpus
     small = make_demo_corpus(tmp_path / "small", n_train=2, n_dev=2, n_test=2, n_unlabelled=4)
     result = _train(3, small, tmp_path / "runs", tmp_path / "data", "train.batch_utterances=2", check=False)
     assert result.returncode != 0

@@ -1,9 +1,9 @@
-"""The space an epoch clustered (`core.epoch_space`): utterance means, majority pseudo-labels, the sample, the map."""
+"""The space an epoch clustered (`core.training.epoch_space`): utterance means, majority pseudo-labels, the sample, the map."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from core.epoch_space import epoch_map, epoch_space
+from core.training.epoch_space import epoch_map, epoch_space
 from tests.helpers import chunk_set_without_frames
 
 

@@ -1,22 +1,22 @@
 """Stored test predictions, intervals without retraining, cross-corpus evaluation and the ablation's paired
-difference (`core.evaluation`, `core.evaluation_store`, `core.cross_corpus`, `core.ablation`)."""
+difference (`core.evaluate.evaluation`, `core.store.evaluation_store`, `core.evaluate.cross_corpus`, `core.training.ablation`)."""
 import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from core.ablation import ablation_partner, paired_difference
-from core.atomic import COMPLETE, write_marker
 from core.config import LabelConfig, tiny
-from core.cross_corpus import ALL_LABELLED, evaluate_corpora, run_test_predictions
-from core.evaluation import estimate_text, split_estimates
-from core.evaluation_store import TEST_PREDICTIONS_KEY, evaluation_dir, stored_evaluations
-from core.manifest import load_manifest
-from core.metrics import ccc
-from core.run_store import TEST_PREDICTIONS, RunStore
-from core.synthetic import make_demo_corpus
-from core.train import train
+from core.data.manifest import load_manifest
+from core.data.synthetic import make_demo_corpus
+from core.evaluate.cross_corpus import ALL_LABELLED, evaluate_corpora, run_test_predictions
+from core.evaluate.evaluation import estimate_text, split_estimates
+from core.model.metrics import ccc
+from core.store.atomic import COMPLETE, write_marker
+from core.store.evaluation_store import TEST_PREDICTIONS_KEY, evaluation_dir, stored_evaluations
+from core.store.run_store import TEST_PREDICTIONS, RunStore
+from core.training.ablation import ablation_partner, paired_difference
+from core.training.train import train
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_paired_difference_of_the_ablation(app_data):
 
 
 def test_cli_evaluate_several_corpora_with_label_range(run, corpora, tmp_path, capsys):
-    from core.__main__ import main
+    from core.cli.main import main
     root, _, other_manifest = corpora
     other = load_manifest(other_manifest)
     scaled = other.assign(**{a: (other[a] - 1) / 6 for a in ("arousal", "valence", "dominance")})
@@ -140,7 +140,7 @@ def test_split_estimates_of_a_stored_run(run):
 
 
 def test_speaker_spreads_per_split_and_attribute():
-    from core.evaluation import speaker_spreads
+    from core.evaluate.evaluation import speaker_spreads
     rng = np.random.default_rng(0)
     y = rng.normal(size=60)
     table = pd.DataFrame({"split": ["test"] * 40 + ["test2"] * 20, "speaker": ["a"] * 20 + ["b"] * 20 + ["c"] * 20,

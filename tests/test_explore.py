@@ -9,19 +9,20 @@ import pytest
 from sklearn.manifold import trustworthiness
 
 from core.config import UmapConfig, tiny
-from core.explore import analyze_exploration, explore, project
-from core.locator import Locator
-from core.manifest import load_manifest
-from core.projection import LatentProjector
-from core.run_store import RunStore
-from core.train import train
+from core.data.manifest import load_manifest
+from core.explore.exploration import analyze_exploration, explore, project
+from core.explore.locator import Locator
+from core.explore.projection import LatentProjector
+from core.model.bundle import load_bundle
+from core.store.run_store import RunStore
+from core.training.train import train
 from tests.conftest import REPO
 from tests.helpers import corrupt, sine, write_wav
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> pd.DataFrame:
-    from core.synthetic import make_demo_corpus
+    from core.data.synthetic import make_demo_corpus
     return load_manifest(make_demo_corpus(tmp_path_factory.mktemp("explore-corpus"), n_train=30, n_dev=10,
                                           n_test=10, n_unlabelled=30))
 
@@ -101,7 +102,7 @@ WARM_UP_CHECK = """
 import sys
 import numpy as np
 from numba.core.registry import CPUDispatcher
-from core.projection import LatentProjector, warm_up
+from core.explore.projection import LatentProjector, warm_up
 
 def compiled():  # signatures compiled by every numba function of umap-learn's modules
     return {f"{module}.{name}": len(f.signatures) for module, m in list(sys.modules.items()) if module.startswith("umap")
@@ -154,7 +155,7 @@ def test_analyze_exploration_reports_both_sources(exploration):
 
 
 def test_published_models_through_analyze_locate_export(official_run, corpus, tmp_path, capsys, monkeypatch):
-    from core.__main__ import main
+    from core.cli.main import main
     monkeypatch.setenv("SER_DATA_DIR", str(tmp_path / "data"))
     manifest = str(tmp_path / "manifest.csv")
     corpus.assign(path=corpus["path"]).reset_index(drop=True)[["path", "split", "arousal", "valence", "dominance",
@@ -203,7 +204,7 @@ def test_locate_a_corpus_clip_lands_on_its_own_corpus_point(exploration, coords)
 def test_chunk_timeline_of_a_corpus_clip_and_of_the_same_clip_located(exploration, coords):
     """The clip inspector's timeline (issue 12): each chunk's span, cluster and predictions, the same for a
     corpus clip read from its latent space and for that clip located as an upload; chunks placed on the map."""
-    from core.latent import chunk_timeline
+    from core.store.latent import chunk_timeline
     corpus, latent, cfg = exploration.corpus, exploration.latent, exploration.run.config
     frame_s = cfg.features.hop_length / cfg.audio.sampling_rate
     file = corpus.index[int(np.flatnonzero(corpus["split"].to_numpy() == "train")[0])]
@@ -230,7 +231,7 @@ def test_chunk_timeline_of_a_corpus_clip_and_of_the_same_clip_located(exploratio
 def test_latent_caches_of_another_format_are_never_read(exploration, cache):
     """The format version is part of the cache key: a latent space written before the one forward path
     (folder without the version) is not mixed in; the current one is read back as it was written."""
-    from core.latent import LATENT_FORMAT_VERSION
+    from core.store.latent import LATENT_FORMAT_VERSION
     assert exploration.folder.name.endswith(f"-v{LATENT_FORMAT_VERSION}")
     old = exploration.folder.with_name(exploration.folder.name.rsplit("-v", 1)[0])  # the previous version's key
     shutil.copytree(exploration.folder, old, dirs_exist_ok=True)
@@ -240,7 +241,7 @@ def test_latent_caches_of_another_format_are_never_read(exploration, cache):
 
 
 def test_prototypes_are_the_members_nearest_each_centroid(exploration):
-    from core.explore import prototypes
+    from core.explore.exploration import prototypes
     latent = exploration.latent
     table = prototypes(exploration, k=2)
     for cluster, rows in table.groupby("cluster"):
@@ -251,7 +252,7 @@ def test_prototypes_are_the_members_nearest_each_centroid(exploration):
 
 
 def test_compare_selection_against_all_points():
-    from core.analysis import compare_selection
+    from core.explore.analysis import compare_selection
     table = pd.DataFrame({"arousal": [1.0, 2.0, 3.0, np.nan]}, index=list("abcd"))
     out = compare_selection(table, pd.Index(["a", "b", "d"]), ["arousal"])
     assert out.loc["arousal", "selection mean"] == 1.5 and out.loc["arousal", "all mean"] == 2.0
@@ -259,9 +260,9 @@ def test_compare_selection_against_all_points():
 
 
 def test_corpus_to_explore_is_the_runs_own_or_the_demo_corpus(exploration, official_run, tmp_path):
-    from core.explore import corpus_to_explore
+    from core.explore.exploration import corpus_to_explore
     pd.testing.assert_frame_equal(corpus_to_explore(exploration.run), exploration.run.corpus())
-    from core.synthetic import make_demo_corpus
+    from core.data.synthetic import make_demo_corpus
     make_demo_corpus(tmp_path / "demo", n_train=4, n_dev=2, n_test=2, n_unlabelled=2)
     demo = corpus_to_explore(official_run, tmp_path / "demo")  # an imported model has no corpus of its own
     assert len(demo) == 10 and set(demo["split"]) == {"train", "dev", "test", "unlabelled"}
@@ -270,13 +271,13 @@ def test_corpus_to_explore_is_the_runs_own_or_the_demo_corpus(exploration, offic
 def test_a_runs_networks_are_named_without_loading_its_model(exploration, official_run):
     """`RunInfo.networks` (what `explore` checks a network against, the model unloaded) names the bundle's networks."""
     for run in (exploration.run, official_run):
-        assert sorted(run.info.networks) == sorted(run.load_bundle().networks)  # config.json keeps keys sorted
+        assert sorted(run.info.networks) == sorted(load_bundle(run).networks)  # config.json keeps keys sorted
     assert len(exploration.run.info.networks) == 1 and set(official_run.info.networks) == {"arousal", "valence", "dominance"}
 
 
 def test_exported_utterances_give_path_and_file_in_one_convention(exploration, coords, tmp_path):
     """Issue 29: `file` was "audio/demo_0000.wav" and `path` "demo_0000.wav", relative to another folder."""
-    from core.export import export_exploration
+    from core.explore.export import export_exploration
     report = analyze_exploration(exploration, n_shuffles=2)
     for absolute in (False, True):
         written = export_exploration(exploration, report, coords, tmp_path / str(absolute), "csv", absolute_paths=absolute)

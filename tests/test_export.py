@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.export import embeddings_table, neutralise_formulas, write_table
+from core.explore.export import embeddings_table, neutralise_formulas, write_table
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_corpus_folder_and_zip_of_every_file(tmp_path):
     """Exported paths are relative to the folder the keys are relative to (issue 29: `file` was
     "audio/x.wav" and `path` "x.wav"); "download all" holds every file, intact."""
     import zipfile
-    from core.export import corpus_folder, zip_files
+    from core.explore.export import corpus_folder, zip_files
     files = pd.Index(["audio/a/x.wav", "audio/b/c/y.wav"])
     paths = pd.Series([str(tmp_path / "corpus" / f) for f in files])
     assert corpus_folder(files, paths) == tmp_path / "corpus"  # not corpus/audio, the clips' deepest folder

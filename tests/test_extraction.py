@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.audio.decode import load_audio, peak_normalise
+from core.audio.features import mel_spectrogram, pad_short
 from core.config import AudioConfig, ChunkConfig, FeatureConfig
-from core.extraction import CorpusAudioError, extract_features
-from core.features import mel_spectrogram, pad_short
-from core.audio import load_audio, peak_normalise
-from core.feature_store import FeatureStore
+from core.data.extraction import CorpusAudioError, extract_features
+from core.store.feature_store import FeatureStore
 
 CFG = dict(audio=AudioConfig(), features=FeatureConfig(), chunks=ChunkConfig())
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.__main__ import main
+from core.cli.main import main
 from core.config import AudioConfig, ChunkConfig, FeatureConfig
-from core.extraction import CorpusAudioError, extract_features
-from core.feature_store import FeatureStore
+from core.data.extraction import CorpusAudioError, extract_features
+from core.store.feature_store import FeatureStore
 from tests.matrix import write_failure_matrix
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from core.audio.features import chunk_starts, cut_chunks, mel_spectrogram, mel_spectrograms, normalise, pad_short
 from core.config import ChunkConfig, FeatureConfig
-from core.features import chunk_starts, cut_chunks, mel_spectrogram, mel_spectrograms, normalise, pad_short
 
 PARITY_CLIPS = ["espeak_00", "human_alsa_Front_Center", "human_codec2_speech_orig_16k"]
 
@@ -99,7 +99,7 @@ def test_normalise_clips_and_removes_nan():
 
 def test_short_clip_is_padded_and_chunked_into_model_input_not_crashed():
     """A 5-frame clip through the one input path: pad to a chunk, cut C chunks, `Normaliser` (issue 10)."""
-    from core.dataset import ChunkSet, Normaliser
+    from core.data.dataset import ChunkSet, Normaliser
     padded = pad_short(np.ones((5, 128), np.float32))
     chunks = cut_chunks(padded, chunk_starts(len(padded)))
     normaliser = Normaliser.from_statistics(np.zeros(128), np.ones(128), 3.0, torch.device("cpu"))

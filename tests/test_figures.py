@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 
 from app.figures import ATTRIBUTE_COLOURS, MISSING, PALETTE, cluster_heatmap, epoch_lines, point_colours, spectrogram
+from core.audio.features import mel_spectrogram
 from core.config import FeatureConfig
-from core.features import mel_spectrogram
 from tests.helpers import sine
 from app.widgets import size_text
 

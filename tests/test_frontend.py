@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import core.frontend
-from core.audio import AudioLoadingError, AudioStream, load_audio, peak_normalise
+from core.audio.decode import AudioLoadingError, AudioStream, load_audio, peak_normalise
+from core.audio.features import chunk_starts, cut_chunks, gather_chunks, mel_spectrogram, streamed_mel
+from core.audio.frontend import load_features
 from core.config import AudioConfig, ChunkConfig, FeatureConfig
-from core.features import chunk_starts, cut_chunks, gather_chunks, mel_spectrogram, streamed_mel
-from core.frontend import load_features
+import core.audio.frontend
 from tests.helpers import sine
 
 CONFIGS = (AudioConfig(), FeatureConfig(), ChunkConfig())
@@ -32,7 +32,7 @@ def test_streamed_file_gives_the_same_features_bit_for_bit(tmp_path, monkeypatch
     sf.write(path, _warble(3.3, rate, channels), rate, subtype=subtype)
     whole = load_features([path], *CONFIGS).clips[0]
     chunks = load_features([path], *CONFIGS, as_chunks=True).clips[0]
-    monkeypatch.setattr(core.frontend, "STREAM_ABOVE_S", 1.0)  # the 3.3-s file is now streamed
+    monkeypatch.setattr(core.audio.frontend, "STREAM_ABOVE_S", 1.0)  # the 3.3-s file is now streamed
     streamed = load_features([path], *CONFIGS).clips[0]
     streamed_chunks = load_features([path], *CONFIGS, as_chunks=True).clips[0]
     assert streamed.n_samples == whole.n_samples == len(load_audio(path))
@@ -72,7 +72,7 @@ def test_streamed_mel_refuses_a_clip_shorter_than_half_a_window():
 
 
 def test_long_silent_and_nan_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(core.frontend, "STREAM_ABOVE_S", 1.0)
+    monkeypatch.setattr(core.audio.frontend, "STREAM_ABOVE_S", 1.0)
     silent, nan = str(tmp_path / "silent.wav"), str(tmp_path / "nan.wav")
     sf.write(silent, np.zeros(48_000, np.float32), 16_000)
     broken = _warble(3.0, 16_000)[:, 0]
@@ -91,8 +91,8 @@ def test_long_silent_and_nan_files(tmp_path, monkeypatch):
 
 PEAK_RSS = """
 import json, resource, sys
-from core.inference import Predictor
-from core.run_store import RunStore
+from core.model.inference import Predictor
+from core.store.run_store import RunStore
 predictor = Predictor.from_run(RunStore(sys.argv[1]).latest(), device="cpu")
 result = predictor.predict_files([sys.argv[2]])
 print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "errors": result.errors,

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 
 from app.inspector import chunk_spans, chunk_stars, neighbour_caption
-from core.features import chunk_starts
+from core.audio.features import chunk_starts
 from core.config import ChunkConfig
 
 FRAME_S = 0.016

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from core.config import RunConfig, TrainConfig, tiny
-from core.dataset import ChunkSet, Normaliser, load_chunks
-from core.loader import prefetched_inputs
-from core.model import EmotionCNN, _native_bf16, autocast, resolve_precision
+from core.data.dataset import ChunkSet, Normaliser, load_chunks
+from core.data.loader import prefetched_inputs
+from core.model.network import EmotionCNN, _native_bf16, autocast, resolve_precision
 from tests.helpers import random_chunk_set
 
 CPU = torch.device("cpu")

@@ -1,4 +1,4 @@
-"""Tests of core.manifest: the utterance table, its readers and its validation (tiny corpora in tmp_path)."""
+"""Tests of core.data.manifest: the utterance table, its readers and its validation (tiny corpora in tmp_path)."""
 from __future__ import annotations
 
 import os
@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from core.config import AVD, LabelConfig
-from core.manifest import (COLUMNS, SPLIT_ALIASES, SPLITS, ManifestError, corpus_fingerprint, is_labelled,
-                           load_corpus, load_folder, load_manifest, load_msp_podcast, validate_manifest)
+from core.data.manifest import (COLUMNS, SPLIT_ALIASES, SPLITS, ManifestError, corpus_fingerprint, is_labelled,
+                                load_corpus, load_folder, load_manifest, load_msp_podcast, validate_manifest)
 
 SR = 16_000
 

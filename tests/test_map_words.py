@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from core.agreement import NoCommonUtterances, best_matches, cluster_agreement
-from core.explore import distinct_names, find_utterance
-from core.cluster_words import cluster_centres, cluster_descriptions
-from core.novelty import corpus_novelty, nearest_corpus_distance
+from core.explore.agreement import NoCommonUtterances, best_matches, cluster_agreement
+from core.explore.cluster_words import cluster_centres, cluster_descriptions
+from core.explore.exploration import distinct_names, find_utterance
+from core.explore.novelty import corpus_novelty, nearest_corpus_distance
 
 
 def test_cluster_descriptions_name_the_attributes_a_cluster_departs_on():

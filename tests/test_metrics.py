@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.metrics import ccc, ccc_loss, cluster_stability
+from core.model.metrics import ccc, ccc_loss, cluster_stability
 
 
 def test_ccc_reference_values():

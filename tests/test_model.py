@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from core.config import ModelConfig
-from core.model import EmotionCNN, official_state_dict, resolve_device
+from core.model.network import EmotionCNN, official_state_dict
+from core.runtime.device import resolve_device
 
 
 @pytest.mark.parametrize("attributes,n_clusters,expected", [(("arousal",), 10, 831_979),

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from core.config import paper, tiny
-from core.dataset import ChunkSet, Normaliser
-from core.model import EmotionCNN
-from core.distributed import BatchNormReplay, World
-from core.objective import BatchStep, joint_backward, local_batches
+from core.data.dataset import ChunkSet, Normaliser
+from core.model.network import EmotionCNN
+from core.model.objective import BatchStep, joint_backward, local_batches
+from core.runtime.distributed import BatchNormReplay, World
 from tests.helpers import random_chunk_set
 
 

@@ -4,9 +4,10 @@ import pandas as pd
 import pytest
 import torch
 
-from core.__main__ import main
-from core.official import OfficialImportError, find_official_files, import_official
-from core.run_store import RunStore
+from core.cli.main import main
+from core.model.bundle import load_bundle
+from core.model.official import OfficialImportError, find_official_files, import_official
+from core.store.run_store import RunStore
 
 CLIPS = ["espeak_00", "human_alsa_Front_Center", "human_codec2_speech_orig_16k"]
 TAGS = {"arousal": "act", "dominance": "dom", "valence": "val"}
@@ -16,7 +17,7 @@ TAGS = {"arousal": "act", "dominance": "dom", "valence": "val"}
 @pytest.mark.parametrize("attribute", list(TAGS))
 def test_imported_networks_reproduce_published_chunk_outputs(official_run, official_dir, clip, attribute):
     ref = official_dir / "reference" / "intermediates"
-    net = official_run.load_bundle().networks[attribute]
+    net = load_bundle(official_run).networks[attribute]
     x = torch.from_numpy(np.load(ref / f"{clip}__chunks_norm.npy")).float()[:, None]  # (11, 1, 62, 128)
     with torch.no_grad():
         out = net(x)
@@ -32,7 +33,7 @@ def test_imported_networks_reproduce_published_chunk_outputs(official_run, offic
 
 
 def test_imported_run_holds_three_networks_with_published_sizes(official_run):
-    bundle = official_run.load_bundle()
+    bundle = load_bundle(official_run)
     sizes = {name: sum(p.numel() for p in net.parameters()) for name, net in bundle.networks.items()}
     assert sizes == {"arousal": 831_979, "dominance": 837_119, "valence": 837_119}
     assert bundle.networks["arousal"].n_clusters == 10 and bundle.networks["valence"].n_clusters == 30

@@ -8,13 +8,14 @@ import shutil
 import pandas as pd
 import pytest
 
-from core.__main__ import main
-from core.cross_corpus import run_test_predictions
-from core.evaluation import Evaluation, split_estimates
-from core.evaluation_store import save_evaluation
-from core.report import PUBLISHED_NOTE, REPORT_HTML, REPORT_MD, TITLES, save_report, write_report
-from core.report_document import FIGURES, Image, Paragraph, ReportDocument, Section, Table, render_html, render_markdown
-from core.run_store import RunStore
+from core.cli.main import main
+from core.evaluate.cross_corpus import run_test_predictions
+from core.evaluate.evaluation import split_estimates
+from core.report.document import FIGURES, Image, Paragraph, ReportDocument, Section, Table, render_html, render_markdown
+from core.report.report import PUBLISHED_NOTE, REPORT_HTML, REPORT_MD, TITLES, save_report, write_report
+from core.store.evaluation_store import Evaluation
+from core.store.evaluation_store import save_evaluation
+from core.store.run_store import RunStore
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -109,7 +110,7 @@ def test_report_crash_never_leaves_a_report_that_looks_complete(tmp_path, monkey
 
     def crash(_):
         raise OSError("disk full")
-    monkeypatch.setattr("core.report.render_html", crash)
+    monkeypatch.setattr("core.report.report.render_html", crash)
     with pytest.raises(OSError):
         save_report(document, tmp_path)
     assert not (tmp_path / REPORT_HTML).exists()  # the old page is gone, the new one never appeared

@@ -7,18 +7,18 @@ import pandas as pd
 import pytest
 import torch
 
-from core import atomic, run_store
-from core.__main__ import main
+from core.cli.main import main
 from core.config import AudioConfig, ChunkConfig, FeatureConfig, ModelConfig, RunConfig
-from core.extraction import extract_features
-from core.latent import LatentSpace
-from core.model import EmotionCNN
-from core.analysis_store import load_latent, load_projection, save_latent, save_projection
-from core.atomic import COMPLETE, CorruptFileError, atomic_torch_save, atomic_write_bytes
-from core.bundle import ModelBundle, Normalisation, bundle_from_state, bundle_state
-from core.feature_store import FeatureStore
-from core.run_info import RunInfo
-from core.run_store import Checkpoint, RunNotFoundError, RunStore
+from core.data.extraction import extract_features
+from core.model.bundle import ModelBundle, Normalisation, bundle_from_state, bundle_state, load_bundle
+from core.model.network import EmotionCNN
+from core.store import atomic, run_store
+from core.store.analysis_store import load_latent, load_projection, save_latent, save_projection
+from core.store.atomic import COMPLETE, CorruptFileError, atomic_torch_save, atomic_write_bytes
+from core.store.feature_store import FeatureStore
+from core.store.latent import LatentSpace
+from core.store.run_info import RunInfo
+from core.store.run_store import Checkpoint, RunNotFoundError, RunStore
 from tests.helpers import corrupt
 
 
@@ -58,7 +58,7 @@ def test_atomic_write_bytes_leaves_no_partial_file_on_failure(tmp_path, monkeypa
 
 def test_run_store_lists_only_complete_runs(tmp_path):
     store = RunStore(tmp_path)
-    run = store.save_complete(_info(), _bundle())
+    run = store.save_complete(_info(), bundle_state(_bundle()))
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text(json.dumps({"run_id": "half"}))
     assert [r.run_id for r in store.list()] == ["r1"] and store.latest().run_id == "r1"
@@ -95,7 +95,7 @@ def test_file_digest_is_the_sha256_and_size_written(tmp_path):
 
 
 def test_digests_adopted_from_another_process_hold_only_for_the_state_it_hashed(tmp_path):
-    """A torchrun job hashes each file once (`core.extraction`): digests handed over by another rank are
+    """A torchrun job hashes each file once (`core.data.extraction`): digests handed over by another rank are
     trusted while the file is the one it read, and never once the file has changed since."""
     for name in ("a.bin", "b.bin"):
         atomic_write_bytes(tmp_path / name, name.encode() * 100)
@@ -155,11 +155,11 @@ def test_edited_shard_index_is_detected(speechlike_clips, tmp_path):
 @pytest.mark.parametrize("how", ["flip", "truncate"])
 def test_corrupted_model_of_a_finished_run_is_reported_naming_it(tmp_path, speechlike_clips, capsys, how):
     store = RunStore(tmp_path / "runs")
-    store.save_complete(_info(), _bundle())
-    store.load("r1").load_bundle()  # intact
+    store.save_complete(_info(), bundle_state(_bundle()))
+    load_bundle(store.load("r1"))  # intact
     model = corrupt(tmp_path / "runs" / "r1" / "model.pt", how)
     with pytest.raises(CorruptFileError, match=r"model\.pt.*train it again") as err:
-        store.load("r1").load_bundle()
+        load_bundle(store.load("r1"))
     assert err.value.path == model
     assert main(["--runs-dir", str(tmp_path / "runs"), "predict", str(speechlike_clips[1])]) == 2
     message = capsys.readouterr().err
@@ -169,7 +169,7 @@ def test_corrupted_model_of_a_finished_run_is_reported_naming_it(tmp_path, speec
 def test_corrupted_run_config_leaves_the_run_out_of_the_list(tmp_path):
     store = RunStore(tmp_path)
     for run_id in ("r1", "r2"):
-        store.save_complete(_info(run_id), _bundle())
+        store.save_complete(_info(run_id), bundle_state(_bundle()))
     corrupt(tmp_path / "r1" / "config.json", "flip")
     with pytest.warns(UserWarning, match="leaving run r1 out: .*config.json"):
         assert [r.run_id for r in store.list()] == ["r2"]
@@ -179,10 +179,10 @@ def test_corrupted_run_config_leaves_the_run_out_of_the_list(tmp_path):
 
 def test_markers_written_before_checksums_are_trusted(tmp_path):
     store = RunStore(tmp_path)
-    store.save_complete(_info(), _bundle())
+    store.save_complete(_info(), bundle_state(_bundle()))
     (tmp_path / "r1" / COMPLETE).write_bytes(b"")  # the previous version's empty marker
     run = store.load("r1")
-    assert run.checksums is None and run.load_bundle().config == RunConfig(name="t")
+    assert run.checksums is None and load_bundle(run).config == RunConfig(name="t")
     save_projection(tmp_path, "k", np.ones((3, 2)), {"n_points": 3})
     (tmp_path / "projections" / "k.json").write_text(json.dumps({"n_points": 3}))
     np.testing.assert_array_equal(load_projection(tmp_path, "k"), np.ones((3, 2)))
@@ -197,7 +197,7 @@ def _checkpoint(epoch: int) -> Checkpoint:
 
 def _write_checkpoint(store: RunStore, epoch: int) -> None:
     with store.writer(_info(kind="trained")) as writer:
-        writer.finish_epoch(_checkpoint(epoch), best=_bundle())
+        writer.finish_epoch(_checkpoint(epoch), best=bundle_state(_bundle()))
 
 
 @pytest.mark.parametrize("how", ["flip", "truncate"])
@@ -210,7 +210,7 @@ def test_corrupted_training_checkpoint_is_reported_with_the_way_out(tmp_path, ho
         with pytest.raises(CorruptFileError, match=r"last\.pt: .*--force to start this run over"):
             writer.resume()
         with pytest.raises(CorruptFileError, match=r"best\.pt"):
-            writer.load_best()
+            writer.load_best_state()
         writer.reset()  # what --force does: start over
         assert writer.resume() is None
 
@@ -331,10 +331,10 @@ def test_interrupted_lists_trainings_with_a_finished_epoch_and_their_corpus(tmp_
     with store.writer(_info(kind="trained")) as writer:
         writer.save_corpus(corpus)
         assert store.interrupted() == []  # no epoch finished yet: nothing to resume
-        writer.finish_epoch(_checkpoint(1), best=_bundle())
+        writer.finish_epoch(_checkpoint(1), best=bundle_state(_bundle()))
     (info, stored), = store.interrupted()
     assert info.run_id == "r1" and info.kind == "trained"
     pd.testing.assert_frame_equal(stored, corpus)
-    store.save_complete(_info(run_id="r2"), _bundle(), corpus)  # finished runs are never resumed
+    store.save_complete(_info(run_id="r2"), bundle_state(_bundle()), corpus)  # finished runs are never resumed
     assert [i.run_id for i, _ in store.interrupted()] == ["r1"]
     assert store.load("r2").corpus().index.tolist() == ["a.wav"]

@@ -1,4 +1,4 @@
-"""Tests of core.synthetic: the eSpeak-NG demo corpus (small corpora in tmp_path, a few seconds)."""
+"""Tests of core.data.synthetic: the eSpeak-NG demo corpus (small corpora in tmp_path, a few seconds)."""
 from __future__ import annotations
 
 import csv
@@ -14,8 +14,8 @@ import soundfile as sf
 from scipy.stats import spearmanr
 
 from core.config import AVD
-from core.manifest import load_manifest
-from core.synthetic import MANIFEST_COLUMNS, draw_labels, emotion_name, make_corpus, make_demo_corpus
+from core.data.manifest import load_manifest
+from core.data.synthetic import MANIFEST_COLUMNS, draw_labels, emotion_name, make_corpus, make_demo_corpus
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

@@ -6,19 +6,20 @@ import pytest
 import torch
 
 from core.config import apply_overrides, tiny
-from core.manifest import load_manifest
-from core.atomic import CorruptFileError
-from core.run_store import RunLockedError, RunStore
-from core.train import (TrainingConfigError, _embed, _Epoch, _fit_clusters, _kmeans, _new_model, _optimisers, run_id_for,
-                        run_info, train)
-from core.distributed import World
-from core.training_data import prepare_training_data
+from core.data.manifest import load_manifest
+from core.model.bundle import load_bundle
+from core.runtime.distributed import World
+from core.store.atomic import CorruptFileError
+from core.store.run_store import RunLockedError, RunStore
+from core.training.train import (TrainingConfigError, _embed, _Epoch, _fit_clusters, _kmeans, _new_model, _optimisers, run_id_for,
+                                 run_info, train)
+from core.training.training_data import prepare_training_data
 from tests.helpers import corrupt
 
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> pd.DataFrame:
-    from core.synthetic import make_demo_corpus
+    from core.data.synthetic import make_demo_corpus
     root = tmp_path_factory.mktemp("tiny-corpus")
     return load_manifest(make_demo_corpus(root, n_train=8, n_dev=4, n_test=4, n_unlabelled=8))
 
@@ -50,14 +51,14 @@ def test_train_tiny_end_to_end_writes_a_complete_run(trained_run):
     assert set(history.loc[0, "dev_ccc"]) == {"arousal", "valence", "dominance"}
     assert list(history["precision"]) == ["fp32", "fp32"]
     torch.load(run.dir / "checkpoints" / "last.pt", weights_only=True)
-    bundle = run.load_bundle()
+    bundle = load_bundle(run)
     assert set(bundle.normalisation.label_mean) == {"arousal", "valence", "dominance"}
 
 
 @pytest.mark.parametrize("native", [True, False])
 def test_each_epoch_records_the_precision_auto_resolved_to(monkeypatch, native, tiny_corpus, cache, tmp_path):
-    import core.model
-    monkeypatch.setattr(core.model, "_native_bf16", lambda device_type, index: native)
+    import core.model.network
+    monkeypatch.setattr(core.model.network, "_native_bf16", lambda device_type, index: native)
     result = train(apply_overrides(tiny(), ["train.precision=auto", "train.epochs=1"]), tiny_corpus,
                    RunStore(tmp_path), cache)
     assert list(result.run.history()["precision"]) == ["bf16" if native else "fp32"]
@@ -92,7 +93,7 @@ def test_unlabelled_stage_updates_encoder_and_cluster_branch_not_regressor(tiny_
 def test_each_epoch_reports_the_space_its_labelled_k_means_clustered(tiny_corpus, cache, tmp_path):
     """`TrainProgress.space` (a live map's data): every labelled training utterance, its label the majority of
     the chunk pseudo-labels the run stores for that epoch, reported before the joint stage trains on them."""
-    from core.latent import cluster_shares
+    from core.store.latent import cluster_shares
     seen = []
     result = train(tiny(), tiny_corpus, RunStore(tmp_path / "runs"), cache, progress=seen.append)
     spaces = [p.space for p in seen if p.space is not None]
@@ -110,9 +111,9 @@ def test_each_epoch_reports_the_space_its_labelled_k_means_clustered(tiny_corpus
 def test_without_a_watcher_no_epoch_space_is_built(tiny_corpus, cache, tmp_path, monkeypatch):
     """The live map's data is made for a `progress` callback only: a run without one (the CLI's ranks other
     than 0) skips it."""
-    import core.train
+    import core.training.train
     built = []
-    monkeypatch.setattr(core.train, "epoch_space", lambda *a, **k: built.append(a))
+    monkeypatch.setattr(core.training.train, "epoch_space", lambda *a, **k: built.append(a))
     train(apply_overrides(tiny(), ["train.epochs=1"]), tiny_corpus, RunStore(tmp_path), cache)
     assert built == []
 
@@ -126,7 +127,7 @@ def test_pseudo_labels_change_between_epochs(trained_run):
 def test_freeze_regressor_keeps_its_initial_weights(tiny_corpus, cache, tmp_path):
     cfg = apply_overrides(tiny(), ["train.freeze_regressor=true", "train.epochs=1"])
     result = train(cfg, tiny_corpus, RunStore(tmp_path), cache)
-    regressor = next(iter(result.run.load_bundle().networks.values())).regressor
+    regressor = next(iter(load_bundle(result.run).networks.values())).regressor
     assert regressor[0].bias.abs().max() == 0 and regressor[2].bias.abs().max() == 0  # zero init, never stepped
     assert regressor[0].weight.std().item() == pytest.approx(0.01, rel=0.2)
 
@@ -137,7 +138,7 @@ def test_bf16_training_is_a_run_of_its_own_with_a_float32_bundle(trained_run, ti
     assert result.run.run_id != trained_run.run.run_id and result.run.config.train.precision == "bf16"
     history = result.history
     assert len(history) == cfg.train.epochs and np.isfinite(history[["cluster_loss", "joint_ce", "joint_ccc_loss"]]).all().all()
-    network = next(iter(result.run.load_bundle().networks.values()))
+    network = next(iter(load_bundle(result.run).networks.values()))
     assert all(p.dtype == torch.float32 for p in network.parameters())
     assert all(np.isfinite(v) for split in result.test_ccc.values() for v in split.values())
     # bf16 takes effect (the losses are not the fp32 run's bits) and differs by rounding only
@@ -210,7 +211,7 @@ def test_too_many_clusters_fails_before_any_work(tiny_corpus, cache, tmp_path):
 
 
 def test_cli_train_then_cached_then_evaluate(tiny_corpus, tmp_path, monkeypatch, capsys):
-    from core.__main__ import main
+    from core.cli.main import main
     monkeypatch.setenv("SER_DATA_DIR", str(tmp_path / "data"))
     manifest = str(tiny_corpus["path"].iloc[0]).rsplit("/audio/", 1)[0] + "/manifest.csv"
     args = ["--runs-dir", str(tmp_path / "runs"), "train", "--corpus", manifest, "--preset", "tiny", "--set", "train.epochs=1"]
@@ -228,12 +229,12 @@ def test_cli_train_then_cached_then_evaluate(tiny_corpus, tmp_path, monkeypatch,
 def test_stored_centroids_are_k_means_in_the_kept_models_space(trained_run, tiny_corpus, cache):
     """SPEC 2.4 (issue 10): `centroids.npy` comes from one seeded K-means over the training chunks in the
     saved model's clustering space, after training, so map clusters and the saved network agree."""
-    from core.clustering import nearest_centroid
-    from core.train import _FINAL_SEED_OFFSET, _labeler
-    from core.forward import embed_chunks
+    from core.model.clustering import nearest_centroid
+    from core.training.train import _FINAL_SEED_OFFSET, _labeler
+    from core.model.forward import embed_chunks
     cfg, run = tiny(), trained_run.run
     data = prepare_training_data(cfg, tiny_corpus, cache, 1)
-    (network,) = run.load_bundle().networks.values()
+    (network,) = load_bundle(run).networks.values()
     vectors = embed_chunks(network.to(memory_format=torch.channels_last), data.train, data.normaliser).cluster_features
     stored = run.centroids()
     expected = _labeler(cfg, cfg.seed + _FINAL_SEED_OFFSET).fit(vectors)
@@ -263,7 +264,7 @@ def test_speaker_overlap_is_refused_before_any_work_unless_allowed_and_then_reco
 
 
 def test_cli_train_refuses_a_leaking_corpus_unless_allowed(tiny_corpus, tmp_path, monkeypatch, capsys):
-    from core.__main__ import main
+    from core.cli.main import main
     monkeypatch.setenv("SER_DATA_DIR", str(tmp_path / "data"))
     manifest = tmp_path / "manifest.csv"
     _leaking(tiny_corpus).reset_index(drop=True)[["path", "split", "arousal", "valence", "dominance", "speaker",

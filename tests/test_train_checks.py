@@ -1,13 +1,13 @@
-"""Split hygiene before training (core/split_hygiene.py, core/train_checks.py): speakers and audio shared
+"""Split hygiene before training (core/data/split_hygiene.py, core/training/checks.py): speakers and audio shared
 between the training splits and dev/test are found, named in one line and refused unless allowed."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from core.manifest import known_speakers
-from core.split_hygiene import (DuplicateAudio, SharedSpeaker, SpeakerOverlap, duplicate_audio, find_split_overlap,
-                                is_evaluation_split, speaker_overlap)
-from core.train_checks import TrainingConfigError, check_split_hygiene
+from core.data.manifest import known_speakers
+from core.data.split_hygiene import (DuplicateAudio, SharedSpeaker, SpeakerOverlap, duplicate_audio, find_split_overlap,
+                                     is_evaluation_split, speaker_overlap)
+from core.training.checks import TrainingConfigError, check_split_hygiene
 
 
 def _table(rows: list[tuple[str, str, str | None]], paths: dict[str, str] | None = None) -> pd.DataFrame:

@@ -1,12 +1,12 @@
-"""Bootstrap intervals of the CCC (`core.uncertainty`): known answers, coverage, pairing, speakers."""
+"""Bootstrap intervals of the CCC (`core.evaluate.uncertainty`): known answers, coverage, pairing, speakers."""
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from core.metrics import ccc
-from core.uncertainty import ccc_difference, ccc_estimate, estimate_table, mean_ccc_difference, speaker_spread
+from core.evaluate.uncertainty import ccc_difference, ccc_estimate, estimate_table, mean_ccc_difference, speaker_spread
+from core.model.metrics import ccc
 
 
 def _pairs(rng, n, rho=0.6, sd_p=0.8, bias=0.3):

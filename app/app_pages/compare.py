@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app import figures, loaders, scatter, widgets
-from core.agreement import NoCommonUtterances, best_matches, cluster_agreement
+from core.explore.agreement import NoCommonUtterances, best_matches, cluster_agreement
 
 run_id, network = widgets.selected()
 st.title("Compare two runs")

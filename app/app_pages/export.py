@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from app import loaders, widgets
-from core.export import DESCRIPTIONS, FORMATS, corpus_folder, export_exploration, zip_files
+from core.explore.export import DESCRIPTIONS, FORMATS, corpus_folder, export_exploration, zip_files
 
 run_id, network = widgets.selected()
 st.title("Export")

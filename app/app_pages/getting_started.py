@@ -3,12 +3,12 @@ import os
 
 import streamlit as st
 
-from app import loaders, widgets
-from core.paths import default_data_dir
+from app import trainings, widgets
+from core.store.paths import default_data_dir
 
 STEPS = [("synthesising", "1/4 · Generating the demo corpus"), ("features", "2/4 · Extracting features"),
-         ("epoch", "3/4 · Training the model"), (loaders.EMBEDDING_FOR_MAP, "4/4 · Making the map: embedding every clip"),
-         (loaders.FITTING_MAP, "4/4 · Making the map: fitting UMAP")]  # (words in the job's stage, what the page says)
+         ("epoch", "3/4 · Training the model"), (trainings.EMBEDDING_FOR_MAP, "4/4 · Making the map: embedding every clip"),
+         (trainings.FITTING_MAP, "4/4 · Making the map: fitting UMAP")]  # (words in the job's stage, what the page says)
 
 st.title("DeepEmoCluster Explorer")
 st.write("No trained run yet. The built-in demo corpus (synthesised speech whose prosody follows arousal, "
@@ -17,7 +17,7 @@ st.write("No trained run yet. The built-in demo corpus (synthesised speech whose
          "the page draws the space each epoch clustered; the explorer opens by itself when it is done.")
 st.caption("Your own corpus: `python -m core train --corpus PATH --preset default` (see the README); "
            "the published MSP-Podcast models: `python -m core import-official --from DIR`.")
-job = loaders.demo_job(str(default_data_dir()), os.environ.get("SER_DEMO_PRESET", "demo"))
+job = trainings.demo_job(str(default_data_dir()), os.environ.get("SER_DEMO_PRESET", "demo"))
 
 
 @st.fragment(run_every=widgets.PROGRESS_EVERY_S)

@@ -2,8 +2,8 @@
 import numpy as np
 import streamlit as st
 
-from app import figures, inspector, loaders, scatter, widgets
-from core.explore import find_utterance
+from app import figures, inspector, loaders, scatter, warm_up, widgets
+from core.explore.exploration import find_utterance
 
 HOVER_TEXT = [("file", "file", None), ("cluster", "cluster", 0), ("speaker", "speaker", None),
               ("emotion", "emotion", None), ("split", "split", None)]
@@ -48,7 +48,7 @@ if event.selected is not None:
     if picked.empty:
         st.info("The selection holds no points inside the filters: drag over coloured points.")
     else:
-        from core.analysis import compare_selection  # scipy and scikit-learn: on the first selection, not the map
+        from core.explore.analysis import compare_selection  # scipy and scikit-learn: on the first selection, not the map
         columns = [c for c in (*[f"{a}_predicted" for a in attributes], *attributes) if table[c].notna().any()]
         st.subheader(f"Selection: {len(picked):,} utterances")
         st.dataframe(compare_selection(table[shown], picked, columns), key="latent.compare", width="stretch")
@@ -63,4 +63,4 @@ if typed and clip is None:
                                                                  if named.candidates else "."))
 if clip:
     inspector.clip_inspector_ui(clip, table, run_id, network)
-loaders.warm_clip_code()  # the map is drawn: what a click runs is imported meanwhile, once per server
+warm_up.warm_clip_code()  # the map is drawn: what a click runs is imported meanwhile, once per server

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from app import figures, inspector, loaders, scatter, widgets
-from core.explore import distinct_names
+from core.explore.exploration import distinct_names
 
 run_id, network = widgets.selected()
 st.title("Locate clips")

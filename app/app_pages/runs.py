@@ -4,12 +4,12 @@ ablation's paired difference, other corpora; train new ones."""
 import pandas as pd
 import streamlit as st
 
-from app import figures, loaders, widgets
+from app import figures, loaders, trainings, widgets
 from core.config import PRESETS
-from core.cross_corpus import EvaluationError
-from core.evaluation import estimate_text
-from core.official import PUBLISHED_TEST_CCC
-from core.uncertainty import MIN_RESAMPLED_SPEAKERS
+from core.evaluate.cross_corpus import EvaluationError
+from core.evaluate.evaluation import estimate_text
+from core.evaluate.uncertainty import MIN_RESAMPLED_SPEAKERS
+from core.model.official import PUBLISHED_TEST_CCC
 
 st.title("Runs")
 runs = loaders.list_runs()
@@ -82,10 +82,10 @@ with st.form("runs.train"):
     submitted = st.form_submit_button("Train in the background")
 if submitted and corpus:
     try:
-        st.session_state["runs.job"] = loaders.start_training(corpus, preset)
+        st.session_state["runs.job"] = trainings.start_training(corpus, preset)
     except (ValueError, OSError) as err:  # ManifestError is a ValueError: a bad path or corpus
         st.error(str(err))
-jobs = [*loaders.resumed_trainings().values(), *([st.session_state["runs.job"]] if "runs.job" in st.session_state else [])]
+jobs = [*trainings.resumed_trainings().values(), *([st.session_state["runs.job"]] if "runs.job" in st.session_state else [])]
 running = any(not job.finished.is_set() for job in jobs)
 
 

@@ -1,0 +1,92 @@
+"""The published frontend from files: decode, peak-normalise, mel features (SPEC 2.1), chunks (2.2).
+
+Clips up to `STREAM_ABOVE_S` are decoded whole and their STFTs batched, which is fastest. Longer files
+are streamed twice, once for the peak and once for the frames, so that memory stays bounded whatever
+their length (an hour of 96-kHz 6-channel audio would take 8 GB decoded whole). Both ways give the
+same features bit for bit, so the threshold is not part of any configuration.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.audio.decode import AudioLoadingError, AudioStream, load_audio, peak_normalise
+from core.audio.features import chunk_starts, cut_chunks, gather_chunks, mel_spectrograms, pad_short, streamed_mel
+from core.config import AudioConfig, ChunkConfig, FeatureConfig
+
+STREAM_ABOVE_S = 120.0  # longer files are streamed; decoding a 2-min clip whole takes ~10 MB
+
+
+@dataclass(frozen=True)
+class ClipFeatures:
+    """The features of one decoded file."""
+    path: str
+    n_samples: int  # decoded length at the configured sampling rate
+    n_frames: int  # true number of mel frames, 1 + n_samples // hop (before any padding)
+    features: np.ndarray  # (max(T, m), F) float32 mel, silence-padded to one chunk; or (C, m, F) chunks
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """Files decoded into features: those that could be used, in order, and why the others could not."""
+    clips: list[ClipFeatures]
+    errors: dict[str, str]  # path -> reason
+
+
+def load_features(paths: list[str], audio: AudioConfig, features: FeatureConfig, chunks: ChunkConfig, *,
+                  as_chunks: bool = False, max_duration_s: float | None = None, refuse_silent: bool = False
+                  ) -> LoadResult:
+    """Decode files and compute their un-normalised features; unusable files are reported, not raised.
+
+    Args:
+        paths: audio files, in the order of the result.
+        as_chunks: return only each clip's C chunks, (C, m, F); a streamed file then never holds
+            more than a block of samples and C * m frames.
+        max_duration_s: a stricter limit than `audio.max_duration_s` (e.g. for uploads).
+        refuse_silent: report an all-zero clip as an error instead of computing features of silence.
+
+    Returns:
+        the features of the files that could be used, in order, and {path: reason} for the others.
+    """
+    limit = min(audio.max_duration_s, max_duration_s or np.inf)
+    whole: list[tuple[str, np.ndarray]] = []  # decoded clips, their STFTs batched below
+    done: dict[str, ClipFeatures] = {}
+    errors: dict[str, str] = {}
+    for path in paths:
+        try:
+            stream = AudioStream(path, audio.sampling_rate, max_duration_s=limit)
+            if stream.duration_s > STREAM_ABOVE_S:
+                done[path] = _streamed(stream, audio, features, chunks, as_chunks, refuse_silent)
+                continue
+            signal = load_audio(path, audio.sampling_rate, max_duration_s=limit)
+            if refuse_silent and not np.any(signal):
+                raise AudioLoadingError(path, "silent: every sample is zero")
+        except AudioLoadingError as err:
+            errors[path] = err.reason
+            continue
+        whole.append((path, peak_normalise(signal) if audio.peak_normalise else signal))
+    mels = mel_spectrograms([s for _, s in whole], audio.sampling_rate, features)
+    for (path, signal), mel in zip(whole, mels):
+        padded = pad_short(mel, chunks)
+        out = cut_chunks(padded, chunk_starts(len(padded), chunks), chunks) if as_chunks else padded
+        done[path] = ClipFeatures(path, len(signal), len(mel), out)
+    return LoadResult([done[p] for p in paths if p in done], errors)
+
+
+def _streamed(stream: AudioStream, audio: AudioConfig, features: FeatureConfig, chunks: ChunkConfig,
+              as_chunks: bool, refuse_silent: bool) -> ClipFeatures:
+    peak = max((float(np.max(np.abs(block))) for block in stream if len(block)), default=0.0)  # first pass
+    if peak == 0.0 and refuse_silent:
+        raise AudioLoadingError(stream.path, "silent: every sample is zero")
+    n_frames = 1 + stream.n_samples // features.hop_length
+    peak = peak if audio.peak_normalise and peak > 0 else 1.0  # silence stays zeros, never 0 / 0
+    frames = streamed_mel(stream, audio.sampling_rate, features, peak=peak)
+    if as_chunks:
+        out = gather_chunks(frames, n_frames, chunks)
+    else:  # the whole mel is the result: fill it block by block, without a second copy
+        out, seen = np.empty((n_frames, features.n_mels), np.float32), 0
+        for block in frames:
+            out[seen: seen + len(block)] = block
+            seen += len(block)
+    return ClipFeatures(str(stream.path), stream.n_samples, n_frames, out)

@@ -1,0 +1,9 @@
+"""The DeepCluster loop of SPEC 2.4 (`train`), what it checks before it starts, the data it trains on, the
+space each epoch clustered (the live map), and ablations of the unlabelled stage."""
+from core._lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "train": ["EpochStats", "TrainProgress", "TrainResult"],
+    "checks": ["TrainingConfigError"],
+    "ablation": ["run_ablation"],
+})
