@@ -13,7 +13,7 @@ from core.evaluate.cross_corpus import ALL_LABELLED, evaluate_corpora, run_test_
 from core.evaluate.evaluation import estimate_text, split_estimates
 from core.model.metrics import ccc
 from core.store.atomic import COMPLETE, write_marker
-from core.store.evaluation_store import TEST_PREDICTIONS_KEY, evaluation_dir, stored_evaluations
+from core.store.evaluation_store import evaluation_dir, stored_evaluations
 from core.store.run_store import TEST_PREDICTIONS, RunStore
 from core.training.ablation import ablation_partner, paired_difference
 from core.training.train import train
@@ -60,9 +60,24 @@ def test_runs_finished_before_predictions_were_stored_get_them_on_demand(run, tm
     computed = run_test_predictions(old, "cpu")
     stored = run.test_predictions()
     np.testing.assert_allclose(computed.loc[stored.index, "arousal_predicted"], stored["arousal_predicted"], atol=1e-4)
-    assert (evaluation_dir(old.dir, TEST_PREDICTIONS_KEY) / COMPLETE).exists()
-    _verify_all_files(old)  # written beside the run: its own files still verify
-    pd.testing.assert_frame_equal(run_test_predictions(old), computed)  # the second time it is read back
+    again = RunStore(tmp_path / "runs").load(run.run_id)  # one home (issue 30): the run's own file, vouched for
+    assert TEST_PREDICTIONS in again.checksums and not (old.dir / "evaluations").exists()
+    _verify_all_files(again)
+    pd.testing.assert_frame_equal(again.test_predictions(), computed)
+    pd.testing.assert_frame_equal(run_test_predictions(again), computed)  # the second time it is read back
+
+
+def test_test_predictions_a_crash_left_unvouched_are_not_trusted_and_written_again(run, tmp_path):
+    """A crash between the file and `COMPLETE`'s new digest leaves a file the marker does not name: ignored."""
+    old_dir = tmp_path / "runs" / run.run_id
+    shutil.copytree(run.dir, old_dir)
+    (old_dir / TEST_PREDICTIONS).unlink()
+    write_marker(old_dir / COMPLETE, [p for p in old_dir.iterdir() if p.is_file() and p.name != COMPLETE])
+    (old_dir / TEST_PREDICTIONS).write_bytes(b"half a parquet file")  # the crash
+    old = RunStore(tmp_path / "runs").load(run.run_id)
+    assert old.test_predictions() is None
+    computed = run_test_predictions(old, "cpu")
+    assert RunStore(tmp_path / "runs").load(run.run_id).test_predictions().equals(computed)
 
 
 def test_cross_corpus_table_label_range_and_a_corpus_without_test_split(run, corpora, tmp_path):

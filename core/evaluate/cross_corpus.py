@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 
 from core.audio.decode import AudioLoadingError
-from core.config import AVD, LabelConfig, config_hash
+from core.config import LabelConfig, config_hash
 from core.data.manifest import TEST_SPLITS, corpus_fingerprint, is_labelled
 from core.errors import UserError
 from core.evaluate.evaluation import split_estimates
 from core.evaluate.uncertainty import RESAMPLES
 from core.model.inference import Predictor
 from core.store.evaluation_store import Evaluation
-from core.store.evaluation_store import TEST_PREDICTIONS_KEY, load_evaluation, save_evaluation
-from core.store.run_store import Run
+from core.store.evaluation_store import load_evaluation, save_evaluation
+from core.store.run_store import Run, RunStore
 
 ALL_LABELLED = "all labelled"  # the split name of a corpus evaluated on every labelled row (it has no test split)
 
@@ -30,8 +30,8 @@ def run_test_predictions(run: Run, device: str = "auto", progress: Callable[[int
                      ) -> pd.DataFrame:
     """The run's per-utterance test predictions (`core.evaluate.evaluation.prediction_table` rows).
 
-    Runs store them since intervals exist; for runs finished before, they are computed once from the
-    stored model over the test splits of the stored corpus and kept in `evaluations/test-predictions`.
+    Runs store them when they finish; for a run finished before runs did, they are computed once from its model
+    over the test splits of its corpus and stored with it (`RunStore.add_test_predictions`).
 
     Raises:
         EvaluationError: an imported model (no corpus of its own), or a corpus without test splits.
@@ -39,8 +39,6 @@ def run_test_predictions(run: Run, device: str = "auto", progress: Callable[[int
     """
     if (stored := run.test_predictions()) is not None:
         return stored
-    if (kept := load_evaluation(run.dir, TEST_PREDICTIONS_KEY)) is not None:
-        return kept.predictions
     corpus = run.corpus()
     if corpus is None:
         raise EvaluationError(f"run {run.run_id} has no corpus of its own (an imported model): "
@@ -48,8 +46,7 @@ def run_test_predictions(run: Run, device: str = "auto", progress: Callable[[int
     if not _test_splits(corpus):
         raise EvaluationError(f"run {run.run_id}'s corpus has no test split")
     predictions = corpus_predictions(Predictor.from_run(run, device), corpus, progress=progress)
-    save_evaluation(run.dir, Evaluation(TEST_PREDICTIONS_KEY, {"own": "the run's corpus"}, None,
-                                        split_estimates(predictions, AVD), predictions, _now()))
+    RunStore(run.dir.parent).add_test_predictions(run, predictions)
     return predictions
 
 

@@ -31,7 +31,9 @@ class Evaluation:
 
 
 EVALUATIONS = "evaluations"  # the folder, inside a run's folder
-TEST_PREDICTIONS_KEY = "test-predictions"  # runs finished before they stored test predictions: computed once
+# where earlier versions kept the test predictions they computed for older runs: not an evaluation (a run's test
+# predictions have one home, `RunStore.add_test_predictions`)
+_OLD_TEST_PREDICTIONS = "test-predictions"
 
 
 def evaluation_dir(run_dir: Path, key: str) -> Path:
@@ -73,7 +75,7 @@ def load_evaluation(run_dir: Path, key: str) -> Evaluation | None:
 def stored_evaluations(run_dir: Path) -> list[Evaluation]:
     """Every complete cross-corpus evaluation of a run, newest first (not the run's own test predictions)."""
     root = run_dir / EVALUATIONS
-    keys = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != TEST_PREDICTIONS_KEY) if root.exists() else []
+    keys = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != _OLD_TEST_PREDICTIONS) if root.exists() else []
     found = [e for key in keys if (e := load_evaluation(run_dir, key)) is not None]
     return sorted(found, key=lambda e: e.created, reverse=True)
 

@@ -90,7 +90,10 @@ class Run:
         return RunMetrics(data.get("test_ccc", {}), int(data.get("best_epoch", -1)), data.get("test_intervals", {}))
 
     def test_predictions(self) -> pd.DataFrame | None:
-        """Per-utterance test predictions (`core.evaluate.evaluation.prediction_table`); None in older or imported runs."""
+        """Per-utterance test predictions (`core.evaluate.evaluation.prediction_table`), their one home: written when
+        the run finishes, or later by `RunStore.add_test_predictions`; None in imported runs and older runs."""
+        if self.checksums is not None and TEST_PREDICTIONS not in self.checksums:
+            return None  # none, or a file `COMPLETE` does not vouch for (a crash while they were added): not trusted
         path = self.file(TEST_PREDICTIONS)
         return pd.read_parquet(path) if path.exists() else None
 
@@ -164,6 +167,29 @@ class RunStore:
     def get(self, run_id: str | None) -> Run:
         """Run `run_id`, or the newest run when None (what every command that takes an optional run does)."""
         return self.load(run_id) if run_id else self.latest()
+
+    def add_test_predictions(self, run: Run, predictions: pd.DataFrame) -> Run:
+        """Store the test predictions of a run that finished before runs stored them (computed since from its
+        model): in the run's folder like any run's, then vouched for by its `COMPLETE`, rewritten once every file
+        it vouched for is checked. Skipped while another process holds the run's lock (a retraining).
+
+        Raises:
+            CorruptFileError: one of the run's files changed since it finished.
+        """
+        with open(run.dir / ".lock", "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return run
+            try:
+                for name in run.checksums or {}:
+                    run.file(name)
+                atomic_write_bytes(run.dir / TEST_PREDICTIONS, parquet_bytes(predictions))
+                if run.checksums is not None:  # a run from before checksums: nothing is vouched for
+                    write_marker(run.dir / COMPLETE, _run_files(run.dir))
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        return self.load(run.run_id)
 
     @contextlib.contextmanager
     def writer(self, info: RunInfo) -> Iterator["RunWriter"]:
