@@ -6,7 +6,7 @@ from pathlib import Path
 
 from core import FeatureStore, extract_features
 from core.config import RunConfig
-from core.data.manifest import load_manifest
+from core.data.corpus_formats import load_manifest
 from benchmarks.results import NO_TARGET, BenchResult
 
 

@@ -32,7 +32,7 @@ from scipy import stats
 
 from core import keep_freed_memory
 from core.config import RunConfig, apply_overrides, default, demo
-from core.data.manifest import load_manifest
+from core.data.corpus_formats import load_manifest
 from core.data.synthetic import make_demo_corpus
 from core.evaluate.evaluation import split_estimates
 from core.evaluate.uncertainty import mean_ccc_difference

@@ -75,7 +75,7 @@ def bench_pack_build(folder: Path) -> list[BenchResult]:
     """`load_manifest` + `extract_features` in a fresh process: every file already extracted, the pack built."""
     from core.config import AudioConfig, ChunkConfig, FeatureConfig
     from core.data.extraction import extract_features
-    from core.data.manifest import load_manifest
+    from core.data.corpus_formats import load_manifest
     manifest, cache_root = corpus_paths(folder)
     t0 = time.perf_counter()
     table = load_manifest(manifest)
@@ -107,7 +107,7 @@ def bench_store_reopen(folder: Path) -> BenchResult:
     """`extract_features` once more in a fresh process: what every later run pays to open the store."""
     from core.config import AudioConfig, ChunkConfig, FeatureConfig
     from core.data.extraction import extract_features
-    from core.data.manifest import load_manifest
+    from core.data.corpus_formats import load_manifest
     manifest, cache_root = corpus_paths(folder)
     table = load_manifest(manifest)
     t0 = time.perf_counter()
@@ -125,7 +125,7 @@ def _opened(folder: Path, n_chunks: int | None, world=None):
     from core.config import AudioConfig, ChunkConfig, FeatureConfig
     from core.data.dataset import Normaliser, feature_statistics, make_chunk_set
     from core.data.extraction import extract_features
-    from core.data.manifest import load_manifest
+    from core.data.corpus_formats import load_manifest
     manifest, cache_root = corpus_paths(folder)
     table = load_manifest(manifest)
     chunks = ChunkConfig()

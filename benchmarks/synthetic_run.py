@@ -21,7 +21,8 @@ from benchmarks.inputs import untrained_bundle
 from benchmarks.synthetic_store import SPLIT_SHARES, write_clips
 from core import RunInfo, RunStore
 from core.config import AVD, UmapConfig, config_hash, demo
-from core.data.manifest import corpus_fingerprint, load_manifest
+from core.data.corpus_formats import load_manifest
+from core.data.manifest import corpus_fingerprint
 from core.model.bundle import bundle_state
 from core.model.clustering import nearest_centroid
 from core.store.analysis_store import save_latent, save_projection

@@ -64,7 +64,7 @@ def app_data(tmp_path_factory):
     same run without the unlabelled stage."""
     from core.config import apply_overrides, tiny
     from core.explore.exploration import explore, project
-    from core.data.manifest import load_manifest
+    from core.data.corpus_formats import load_manifest
     from core.store.run_store import RunStore
     from core.data.synthetic import make_demo_corpus
     from core.training.train import train

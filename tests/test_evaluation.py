@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from core.config import LabelConfig, tiny
-from core.data.manifest import load_manifest
+from core.data.corpus_formats import load_manifest
 from core.data.synthetic import make_demo_corpus
 from core.evaluate.cross_corpus import ALL_LABELLED, evaluate_corpora, run_test_predictions
 from core.evaluate.evaluation import estimate_text, split_estimates

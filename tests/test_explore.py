@@ -9,7 +9,7 @@ import pytest
 from sklearn.manifold import trustworthiness
 
 from core.config import UmapConfig, tiny
-from core.data.manifest import load_manifest
+from core.data.corpus_formats import load_manifest
 from core.explore.exploration import analyze_exploration, explore, project
 from core.explore.locator import Locator
 from core.explore.projection import LatentProjector

@@ -10,8 +10,9 @@ import pytest
 import soundfile as sf
 
 from core.config import AVD, LabelConfig
+from core.data.corpus_formats import load_corpus, load_folder, load_manifest, load_msp_podcast
 from core.data.manifest import (COLUMNS, SPLIT_ALIASES, SPLITS, ManifestError, corpus_fingerprint, is_labelled,
-                                load_corpus, load_folder, load_manifest, load_msp_podcast, validate_manifest)
+                                validate_manifest)
 
 SR = 16_000
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from core.config import tiny
+from core.data.corpus_formats import load_manifest
 from core.data.extraction import extract_features
-from core.data.manifest import load_manifest
 from core.explore.exploration import explore, novelty, project
 from core.model.bundle import load_bundle
 from core.model.inference import Predictor

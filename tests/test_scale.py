@@ -7,8 +7,8 @@ from benchmarks.results import BenchResult
 from benchmarks.synthetic_store import build_synthetic_corpus, corpus_paths, disk_bytes, open_store
 from core.audio.frontend import load_features
 from core.config import AudioConfig, ChunkConfig, FeatureConfig
+from core.data.corpus_formats import load_manifest
 from core.data.extraction import extract_features
-from core.data.manifest import load_manifest
 
 
 def test_scale_synthetic_store_is_found_extracted_and_packs_its_frame_counts(tmp_path):

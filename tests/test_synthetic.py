@@ -14,7 +14,7 @@ import soundfile as sf
 from scipy.stats import spearmanr
 
 from core.config import AVD
-from core.data.manifest import load_manifest
+from core.data.corpus_formats import load_manifest
 from core.data.synthetic import MANIFEST_COLUMNS, draw_labels, emotion_name, make_corpus, make_demo_corpus
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from app.trainer import TrainingProcessError, demo_corpus_in_process, train_in_process
 from core.config import apply_overrides, tiny
-from core.data.manifest import load_manifest
+from core.data.corpus_formats import load_manifest
 from core.data.synthetic import make_demo_corpus
 from core.store.run_store import RunStore
 from core.training.train import TrainProgress
@@ -65,7 +65,7 @@ def test_the_child_stops_itself_when_its_parent_is_killed(manifest, tmp_path):
     parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         from app.trainer import train_in_process
         from core.config import apply_overrides, tiny
-        from core.data.manifest import load_manifest
+        from core.data.corpus_formats import load_manifest
         cfg = apply_overrides(tiny(), ["train.epochs=200"])
         train_in_process(cfg, load_manifest({str(manifest)!r}), {str(tmp_path / 'runs')!r},
                          {str(tmp_path / 'cache')!r}, lambda p: print(p.stage, flush=True))

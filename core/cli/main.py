@@ -17,8 +17,8 @@ import pandas as pd
 from core.cli import arguments
 from core.cli.progress import TrainPrinter, progress_bar, stage_printer
 from core.config import LabelConfig, RunConfig, apply_overrides, preset, toml_overrides
+from core.data.corpus_formats import load_corpus
 from core.data.extraction import extract_features
-from core.data.manifest import load_corpus
 from core.data.synthetic import make_demo_corpus
 from core.errors import UserError
 from core.evaluate.cross_corpus import evaluate_corpora, run_test_predictions, test_estimates

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from core.config import UmapConfig, config_hash
-from core.data.manifest import corpus_fingerprint, load_manifest
+from core.data.corpus_formats import load_manifest
+from core.data.manifest import corpus_fingerprint
 from core.data.synthetic import make_demo_corpus
 from core.errors import UserError
 from core.explore.novelty import PERCENTILE, Novelty, corpus_novelty
