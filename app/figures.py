@@ -1,6 +1,7 @@
 """Plotly figures of the app: pure functions of tables, no Streamlit, unit-tested on their own."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -8,68 +9,99 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from core.explore.palette import ATTRIBUTE_COLOURS  # one colour per attribute, shared with the static report (`core.report.report`)
+from core.config import LabelConfig
+from core.explore.colourings import (ATTRIBUTE_COLOURS, CATEGORICAL_PALETTE, MISSING_COLOUR, UNSELECTED_COLOUR, Colouring,
+                                     colouring)
 
-# 24 categorical colours, distinguishable neighbours, all dark enough against the grey of unselected points (Plotly's "Dark24"); clusters beyond cycle
-PALETTE = px.colors.qualitative.Dark24
-MISSING = "#8c8c8c"  # a value the point does not have (no true label, no speaker)
 LEGEND_ITEMS = 20  # a colour legend lists at most this many categories
-CATEGORICAL = ("cluster", "split", "emotion", "speaker")
+
+
+@dataclass(frozen=True)
+class Legend:
+    """What the map's legend says (`app/scatter.js` draws it)."""
+    title: str
+    items: tuple[tuple[str, str], ...]  # (label, css colour): categories, then what the greys mean
+    stops: tuple[str, ...] = ()  # a colour bar's colours, low to high; none for categories
+    low: str = ""  # the colour bar's ends
+    high: str = ""
+    notes: tuple[str, ...] = ()  # lines under the title and bar ("predicted − true", values outside the bar's ends)
 
 
 @dataclass(frozen=True)
 class PointColours:
     """Each point's colour for the map (`app/scatter.py`) and the legend that explains it."""
     rgba: np.ndarray  # (N,) uint32: r | g << 8 | b << 16 | a << 24
-    legend: dict  # title; items [(label, css colour)]; for a colour bar also stops, low, high
+    legend: Legend
 
 
-def point_colours(table: pd.DataFrame, colour: str) -> PointColours:
-    """Colours by a categorical column (cluster, split, emotion, speaker: `PALETTE`) or a numeric one
-    (true or predicted attribute: Viridis; prediction error: red-blue around 0); missing values `MISSING`."""
-    values = table[colour]
+def point_colours(table: pd.DataFrame, colour: str, labels: LabelConfig | None = None) -> PointColours:
+    """Colours of `table`'s points by the colouring named `colour` (`core.explore.colourings.COLOURINGS`): a palette
+    colour per category, or a colour bar over a fixed scale, the corpus's label scale `labels` unless the colouring
+    fixes its own (values beyond its ends are drawn in the end colours, and the legend counts them); points without
+    a value in `MISSING_COLOUR`.
+
+    Raises:
+        KeyError: an unknown colouring.
+        ValueError: a colouring on the label scale without `labels`.
+    """
+    row = colouring(colour)
+    values = table[row.column]
     missing = values.isna().to_numpy()
-    if colour in CATEGORICAL:
-        categories = sorted(values.dropna().unique(), key=_natural)
-        code = pd.Categorical(values, categories=categories).codes
-        hexes = np.array([PALETTE[k % len(PALETTE)] for k in range(max(len(categories), 1))])
-        rgb = _hex_to_rgb(hexes)[np.maximum(code, 0)]
-        items = [(str(c), hexes[k]) for k, c in enumerate(categories[:LEGEND_ITEMS])]
-        if len(categories) > LEGEND_ITEMS:
-            items.append((f"… {len(categories) - LEGEND_ITEMS} more (colours repeat)", "transparent"))
-        legend = {"title": colour, "items": items}
+    if row.kind == "categorical":
+        rgb, legend = _categorical_colours(values, row)
     else:
-        numbers = values.to_numpy(float)
-        scale = px.colors.diverging.RdBu_r if colour.endswith("_error") else px.colors.sequential.Viridis
-        if missing.all():
-            low, high = 0.0, 1.0
-        elif colour.endswith("_error"):
-            high = float(np.nanmax(np.abs(numbers))) or 1.0
-            low = -high
-        else:
-            low, high = float(np.nanmin(numbers)), float(np.nanmax(numbers))
-        t = np.clip((np.nan_to_num(numbers, nan=low) - low) / ((high - low) or 1.0), 0, 1)
-        stops = _hex_to_rgb(np.array([_as_hex(c) for c in scale]))
-        grid = np.linspace(0, 1, len(stops))
-        rgb = np.stack([np.interp(t, grid, stops[:, j]) for j in range(3)], 1)
-        name = colour.replace("_", " ")
-        legend = {"title": name + (" (predicted − true)" if colour.endswith("_error") else ""),
-                  "stops": [_as_hex(c) for c in scale], "low": f"{low:.2f}", "high": f"{high:.2f}", "items": []}
-    rgb = np.where(missing[:, None], _hex_to_rgb(np.array([MISSING]))[0], rgb).astype(np.uint32)
-    if missing.any():
-        legend["items"].append((f"no {colour.replace('_', ' ')}" + (" (no true label)" if colour not in CATEGORICAL else ""),
-                                MISSING))
-    legend["items"].append(("outside the filters or the selection", "#bebebe"))
+        if row.limits is None and labels is None:
+            raise ValueError(f"colouring by {row.label!r} needs the corpus's label scale (labels)")
+        rgb, legend = _scale_colours(values.to_numpy(float), row, row.bounds(labels))
+    rgb = np.where(missing[:, None], _hex_to_rgb(np.array([MISSING_COLOUR]))[0], rgb).astype(np.uint32)
+    greys = ((row.missing, MISSING_COLOUR),) if missing.any() else ()
+    legend = dataclasses.replace(legend, items=(*legend.items, *greys,
+                                                ("outside the filters or the selection", UNSELECTED_COLOUR)),
+                                 notes=(*([row.legend] if row.legend else []), *legend.notes))
     rgba = rgb[:, 0] | rgb[:, 1] << 8 | rgb[:, 2] << 16 | np.uint32(255) << 24
     return PointColours(rgba.astype(np.uint32), legend)
 
 
-def _as_hex(colour: str) -> str:
-    """'#rrggbb' of a Plotly colour given as hex or 'rgb(r, g, b)'."""
-    if colour.startswith("#"):
-        return colour
-    r, g, b = (int(float(v)) for v in colour[colour.index("(") + 1: colour.index(")")].split(",")[:3])
-    return f"#{r:02x}{g:02x}{b:02x}"
+def _categorical_colours(values: pd.Series, row: Colouring) -> tuple[np.ndarray, Legend]:
+    """(N, 3) palette colours of the values (sorted naturally, the palette cycled) and their legend."""
+    categories = sorted(values.dropna().unique(), key=_natural)
+    code = pd.Categorical(values, categories=categories).codes
+    hexes = np.array([row.palette[k % len(row.palette)] for k in range(max(len(categories), 1))])
+    items = [(str(c), hexes[k]) for k, c in enumerate(categories[:LEGEND_ITEMS])]
+    if len(categories) > LEGEND_ITEMS:
+        items.append((f"… {len(categories) - LEGEND_ITEMS} more (colours repeat)", "transparent"))
+    return _hex_to_rgb(hexes)[np.maximum(code, 0)], Legend(row.label, tuple(items))
+
+
+def _scale_colours(numbers: np.ndarray, row: Colouring, bounds: tuple[float, float]) -> tuple[np.ndarray, Legend]:
+    """(N, 3) colours of the numbers along the colouring's palette from `bounds[0]` to `bounds[1]`, values beyond
+    drawn in the end colours, and the colour bar's legend (saying how many lie beyond)."""
+    low, high = bounds
+    t = np.clip((np.nan_to_num(numbers, nan=low) - low) / (high - low), 0, 1)
+    stops = _hex_to_rgb(np.array(row.palette))
+    grid = np.linspace(0, 1, len(stops))
+    rgb = np.stack([np.interp(t, grid, stops[:, j]) for j in range(3)], 1).round()
+    beyond = int(np.sum((numbers < low) | (numbers > high)))  # NaN compares False: not counted
+    ends = f"±{high:g}" if row.kind == "diverging" and low == -high else f"{low:g}–{high:g}"
+    notes = (f"{beyond:,} outside {ends}, drawn at the ends",) if beyond else ()
+    return rgb, Legend(row.label, (), row.palette, f"{low:g}", f"{high:g}", notes)
+
+
+def dependence_table(dependence: pd.DataFrame) -> pd.DataFrame:
+    """The dependence statistics of the clusters (`core.explore.analysis.dependence`) as a reader names them
+    ("Kruskal–Wallis H"), counts as integers; exports keep the machine-readable names."""
+    from core.explore.analysis import DEPENDENCE_COLUMNS  # scipy: the page has analysed with it already
+    counts = {"n": "int64"} if "n" in dependence else {}
+    return dependence.astype(counts).rename(columns=DEPENDENCE_COLUMNS)
+
+
+def contingency_text(statistics: dict[str, float]) -> str:
+    """The test of clusters against emotion categories (`core.explore.analysis.contingency`) in one line a reader
+    names: "χ² = 41.2, p-value = 3.10e-04, degrees of freedom = 18, Cramér's V = 0.31"."""
+    from core.explore.analysis import CONTINGENCY_STATISTICS
+    shown = {"p_value": lambda v: f"{v:.2e}", "dof": lambda v: f"{int(v)}"}
+    return ", ".join(f"{CONTINGENCY_STATISTICS.get(k, k)} = {shown.get(k, lambda v: f'{v:.4g}')(v)}"
+                     for k, v in statistics.items())
 
 
 def _hex_to_rgb(hexes: np.ndarray) -> np.ndarray:
@@ -159,5 +191,5 @@ def page_icon():
     draw = ImageDraw.Draw(image)
     for i, height in enumerate((12, 28, 44, 56, 36, 20, 48, 24, 10)):
         x = 4 + i * 6.5
-        draw.rounded_rectangle((x, 32 - height / 2, x + 4, 32 + height / 2), radius=2, fill=PALETTE[0])
+        draw.rounded_rectangle((x, 32 - height / 2, x + 4, 32 + height / 2), radius=2, fill=CATEGORICAL_PALETTE[0])
     return image

@@ -19,6 +19,7 @@ import streamlit as st
 from core.audio.decode import AudioLoadingError
 from core.config import UmapConfig
 from core.explore.cluster_words import cluster_centres, cluster_descriptions
+from core.explore.colourings import text_columns
 from core.explore.exploration import Exploration, analyze_exploration, corpus_to_explore, explore, project, prototypes, utterance_table
 from core.store.paths import default_cache_dir, default_runs_dir
 from core.store.run_store import Run, RunStore
@@ -124,10 +125,10 @@ def load_prototypes(run_id: str, network: str | None, k: int = 1) -> pd.DataFram
 @st.cache_resource(show_spinner=False, max_entries=4)
 def load_utterances(run_id: str, network: str | None) -> pd.DataFrame:
     """The utterance table of the map (`core.explore.exploration.utterance_table`): one object shared by every session and
-    rerun, read-only (a copy per rerun costs ~0.3 s at 150 000 utterances). Its text columns are categorical:
-    the map sends them to the browser on every rerun, dictionary-encoded."""
+    rerun, read-only (a copy per rerun costs ~0.3 s at 150 000 utterances). The text columns of its categorical
+    colourings are categorical: the map sends them to the browser on every rerun, dictionary-encoded."""
     table = utterance_table(load_exploration(run_id, network), load_map(run_id, network))
-    return table.astype({column: "category" for column in ("split", "speaker", "emotion")})
+    return table.astype({column: "category" for column in text_columns(table)})
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

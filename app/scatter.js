@@ -11,7 +11,9 @@ void main() { gl_Position = vec4(p * scale + offset, 0.0, 1.0); gl_PointSize = s
 const FRAGMENT = `precision mediump float; varying vec4 v;
 void main() { vec2 d = gl_PointCoord - 0.5; if (dot(d, d) > 0.25) discard; gl_FragColor = v; }`;
 const GREY = [190, 190, 190, 150]; // a point outside the selection or the filters
-const CONTOUR_MASS = [0.3, 0.6, 0.9]; // each contour encloses the densest cells holding this share of the points in view
+const CONTOUR_MASS = [0.3, 0.6, 0.9];
+const PAD = 12; // pixels between the fitted points and the map's edges, its buttons and its legend
+const MARKER_ROOM = 28; // pixels above the top of the fitted view: a star there has its label above it, under the buttons // each contour encloses the densest cells holding this share of the points in view
 // Marching squares: the edges (0 top, 1 right, 2 bottom, 3 left) each corner pattern's contour joins, by the
 // pattern's bits (8 top-left, 4 top-right, 2 bottom-right, 1 bottom-left corner at or above the level).
 const SQUARE_EDGES = [[], [[3, 2]], [[2, 1]], [[3, 1]], [[0, 1]], [[3, 0], [2, 1]], [[0, 2]], [[3, 0]],
@@ -57,18 +59,22 @@ function build(root) {
     "padding:4px 6px;border-radius:4px;white-space:pre;z-index:3", root);
   m.legend = el("div", "position:absolute;right:6px;top:36px;max-height:70%;overflow:auto;background:rgba(255,255,255,.88);" +
     "padding:4px 6px;border-radius:4px;z-index:2", root);
-  m.bar = el("div", "position:absolute;left:6px;top:4px;z-index:2;display:flex;gap:4px;align-items:center", root);
-  m.status = el("span", "margin-left:8px;color:#333", null);
+  // the buttons on an opaque strip over the map's top: a star or a point panned under it is hidden, never drawn
+  // over the buttons (issue 30); the fitted view starts below it
+  m.bar = el("div", "position:absolute;left:0;right:0;top:0;padding:3px 6px;z-index:2;display:flex;gap:4px;" +
+    "align-items:center;background:rgba(255,255,255,.94);white-space:nowrap;overflow:hidden", root);
+  // on a narrow map the status line is cut short (…), not written over the next map on the page
+  m.status = el("span", "margin-left:8px;color:#333;min-width:0;overflow:hidden;text-overflow:ellipsis", null);
   for (const [mode, text, tip] of [["box", "Box select", "drag a rectangle"], ["lasso", "Lasso select", "drag around points"],
                                    ["pan", "Pan", "drag to move; the wheel zooms in every mode"]]) {
-    const b = el("button", "", m.bar);
+    const b = el("button", "flex:none", m.bar);
     b.textContent = text; b.title = tip; b.dataset.mode = mode;
     b.onclick = () => { m.mode = mode; paintButtons(m); };
   }
-  const reset = el("button", "", m.bar);
+  const reset = el("button", "flex:none", m.bar);
   reset.textContent = "Reset view";
-  reset.onclick = () => { m.view = fitView(m); draw(m); };
-  const clear = el("button", "", m.bar);
+  reset.onclick = () => { fit(m); draw(m); };
+  const clear = el("button", "flex:none", m.bar);
   clear.textContent = "Clear selection";
   clear.onclick = () => select(m, null);
   m.bar.appendChild(m.status);
@@ -85,23 +91,47 @@ function paintButtons(m) {
   for (const b of m.bar.querySelectorAll("button[data-mode]")) b.style.fontWeight = b.dataset.mode === m.mode ? "bold" : "normal";
 }
 
-function resize(m) {
+function sizeCanvas(m) {
   const w = m.root.clientWidth, h = m.height;
-  if (!w) return;
+  if (!w) return false;
   for (const c of [m.canvas, m.overlay]) { c.width = w; c.height = h; c.style.width = w + "px"; c.style.height = h + "px"; }
-  if (m.n !== undefined) draw(m);
+  return true;
 }
 
+function resize(m) {
+  if (!sizeCanvas(m) || m.n === undefined) return;
+  if (m.fitted) fit(m);  // a view nobody zoomed or panned follows the map's size
+  draw(m);
+}
+
+// Show every point and marker, with the view no zoom or pan has moved since (`m.fitted`): a recolour that
+// changes the legend's size fits the view again.
+function fit(m) {
+  m.view = fitView(m);
+  m.fitted = true;
+}
+
+// The view that draws every point and marker inside the drawable area (issue 30): below the buttons, with room
+// for a star's label above it, and off the legend: beside it or under it, whichever leaves the larger area.
 function fitView(m) {
   let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-  for (let i = 0; i < m.n; i++) {
-    const x = m.x[i], y = m.y[i];
-    if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
-  }
+  const extend = (x, y) => { if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y; };
+  for (let i = 0; i < m.n; i++) extend(m.x[i], m.y[i]);
+  for (const mk of m.markers || []) extend(mk.x, mk.y);
   if (!(x1 > x0)) { x0 -= 1; x1 += 1; }
   if (!(y1 > y0)) { y0 -= 1; y1 += 1; }
-  const pad = 0.05;
-  return { cx: (x0 + x1) / 2, cy: (y0 + y1) / 2, hw: (x1 - x0) * (0.5 + pad), hh: (y1 - y0) * (0.5 + pad) };
+  const w = m.canvas.width, h = m.canvas.height, g = m.legend;
+  let box = { l: PAD, r: w - PAD, t: m.bar.offsetTop + m.bar.offsetHeight + MARKER_ROOM, b: h - PAD };
+  if (g.offsetHeight) {
+    const area = (b) => Math.max(0, b.r - b.l) * Math.max(0, b.b - b.t);
+    const beside = { ...box, r: Math.min(box.r, g.offsetLeft - PAD) };
+    const under = { ...box, t: Math.max(box.t, g.offsetTop + g.offsetHeight + PAD) };
+    box = area(beside) >= area(under) ? beside : under;
+  }
+  if (box.r - box.l < 40 || box.b - box.t < 40) box = { l: 0.05 * w, r: 0.95 * w, t: 0.05 * h, b: 0.95 * h };  // too small a map
+  // x0 at pixel box.l, x1 at box.r; y1 at box.t, y0 at box.b (see toPixel)
+  const hw = ((x1 - x0) * w) / (2 * (box.r - box.l)), hh = ((y1 - y0) * h) / (2 * (box.b - box.t));
+  return { cx: x0 - hw * ((2 * box.l) / w - 1), cy: y1 - hh * (1 - (2 * box.t) / h), hw, hh };
 }
 
 // data <-> pixel coordinates under the current view
@@ -128,10 +158,11 @@ function load(m, data) {
   if (data.key !== m.dataKey) {  // another set of points: a new view, no selection
     m.dataKey = data.key; m.view = null; m.selection = null;
   }
-  if (!m.view) m.view = fitView(m);
-  paintLegend(m, data.legend);
+  paintLegend(m, data.legend);  // first: the fitted view leaves room for it
+  const sized = sizeCanvas(m);
+  if (!m.view || m.fitted) fit(m);
   arrange(m);
-  resize(m);
+  if (sized) draw(m);
 }
 
 // Upload positions and colours in drawing order: greyed points (outside the filters or the selection) first,
@@ -187,6 +218,7 @@ function draw(m) {
   const contours = m.contours ? ` · contours enclose ${CONTOUR_MASS.map((f) => f * 100).join(", ")} % of them` : "";
   m.status.textContent = (dense ? `${visible.toLocaleString()} points in view: density shown, zoom in to see points`
                                 : `${visible.toLocaleString()} of ${m.n.toLocaleString()} points in view`) + contours + selected;
+  m.status.title = m.status.textContent;  // the whole line, where the map is too narrow to show it
   m.root.dataset.drawn = dense ? "density" : String(visible);
   m.root.dataset.frames = String(Number(m.root.dataset.frames || 0) + 1);
 }
@@ -297,16 +329,21 @@ function paintMarkers(m, ctx) {
     ctx.fill(); ctx.stroke();
   }
   // Labels in the order given (the caller puts the important ones first), each above, below, right or left of
-  // its star where it overlaps no label already written, else left out: stars landing close together wrote
-  // their names over each other (issue 29). The boxes written are kept for the browser test.
+  // its star where it lies whole on the map and overlaps no label already written, nor the buttons or the
+  // legend, else left out: stars landing close together wrote their names over each other (issue 29), a star
+  // under the buttons its name over them (issue 30). The boxes written are kept for the browser test.
   m.markerBoxes = [];
+  const covered = [m.bar, m.legend].filter((e) => e.offsetHeight).map((e) =>
+    ({ x: e.offsetLeft, y: e.offsetTop, w: e.offsetWidth, h: e.offsetHeight }));
+  const overlaps = (b, o) => b.x < o.x + o.w && o.x < b.x + b.w && b.y < o.y + o.h && o.y < b.y + b.h;
   ctx.textBaseline = "middle";
   for (const mk of m.markers) {
     if (!mk.label) continue;
     const [px, py] = toPixel(m, mk.x, mk.y), w = ctx.measureText(mk.label).width + 4, h = 15;
     const places = [[px, py - 19], [px, py + 19], [px + 14 + w / 2, py], [px - 14 - w / 2, py]];
     const box = places.map(([x, y]) => ({x: x - w / 2, y: y - h / 2, w, h, label: mk.label})).find(b =>
-      !m.markerBoxes.some(o => b.x < o.x + o.w && o.x < b.x + b.w && b.y < o.y + o.h && o.y < b.y + b.h));
+      b.x >= 0 && b.x + b.w <= m.canvas.width && b.y >= 0 && b.y + b.h <= m.canvas.height &&
+      ![...m.markerBoxes, ...covered].some((o) => overlaps(b, o)));
     if (!box) continue;
     m.markerBoxes.push(box);
     ctx.fillStyle = "rgba(255,255,255,.75)"; ctx.fillRect(box.x, box.y, box.w, box.h);
@@ -347,11 +384,15 @@ function paintLegend(m, legend) {
   if (!legend) return;
   const title = el("div", "font-weight:600;margin-bottom:2px", m.legend);
   title.className = "legend-title"; title.textContent = legend.title;
-  if (legend.stops) {  // a colour bar
+  if (legend.stops && legend.stops.length) {  // a colour bar
     const bar = el("div", `height:10px;width:160px;background:linear-gradient(to right,${legend.stops.join(",")})`, m.legend);
     bar.title = legend.title;
     const ends = el("div", "display:flex;justify-content:space-between;width:160px", m.legend);
     el("span", "", ends).textContent = legend.low; el("span", "", ends).textContent = legend.high;
+  }
+  for (const note of legend.notes || []) {  // "predicted − true", values beyond the bar's ends
+    const line = el("div", "max-width:160px;color:#333", m.legend);
+    line.className = "legend-note"; line.textContent = note;
   }
   for (const [label, colour] of legend.items || []) {
     const row = el("div", "display:flex;align-items:center;gap:4px", m.legend);
@@ -406,6 +447,7 @@ function attachMouse(m) {
     e.preventDefault();
     const [px, py] = at(e), [x, y] = toData(m, px, py), f = Math.exp(e.deltaY * 0.0015), v = m.view;
     m.view = { cx: x + (v.cx - x) * f, cy: y + (v.cy - y) * f, hw: v.hw * f, hh: v.hh * f };
+    m.fitted = false;
     draw(m);
   }, { passive: false });
   m.canvas.addEventListener("mousedown", (e) => {
@@ -420,6 +462,7 @@ function attachMouse(m) {
       if (m.mode === "pan") {
         const v = down.view, w = m.canvas.width, h = m.canvas.height;
         m.view = { ...v, cx: v.cx - ((px - down.px) / w) * 2 * v.hw, cy: v.cy + ((py - down.py) / h) * 2 * v.hh };
+        m.fitted = false;
       } else if (m.mode === "box") {
         const [x0, y0] = m.path[0], [x1, y1] = toData(m, px, py);
         m.path = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]];

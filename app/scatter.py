@@ -8,7 +8,7 @@ back row numbers only, and a rerun sends one Arrow table, numbers as float32 and
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,7 @@ def scatter_map(table: pd.DataFrame, colours: PointColours, *, key: str, view: s
         fields.append([f"h{k}", label, digits])
     result = _component(key=key, height="content", default={"selection": None}, on_selection_change=lambda: None,
                         on_clicked_change=on_click or (lambda: None), data={
-        "points": points, "key": view, "hover": fields, "legend": colours.legend, "max_points": max_points,
+        "points": points, "key": view, "hover": fields, "legend": asdict(colours.legend), "max_points": max_points,
         "height": height, "kind": kind, "size": size, "opacity": opacity, "density": density, "contours": contours,
         "markers": [] if markers is None else markers.to_dict("records"),
         "labels": [] if labels is None else labels.dropna(subset=["x", "y"])[["x", "y", "label"]].to_dict("records")})

@@ -55,7 +55,7 @@ def demo_corpus_in_process(root: Path, progress: Callable[[int, int], None], **c
     """`core.data.synthetic.make_demo_corpus(root, **counts)` in a child process; `progress(done, total)` is called here.
 
     In a thread of the server the synthesis shared the interpreter lock with UMAP's compilation, which the
-    first start runs beside it: that step took 30 s instead of 17 s (README, "fresh machine").
+    first start runs beside it: that step took 30 s instead of 17 s (docs/benchmarks.md, "The fresh start").
 
     Returns:
         The corpus's manifest.

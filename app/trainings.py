@@ -21,8 +21,8 @@ import streamlit as st
 
 from app.trainer import TrainingProcessError, demo_corpus_in_process, train_in_process
 from app.warm_up import warm_map_code
-from core.config import preset
-from core.data.manifest import load_corpus, load_manifest
+from core.config import LabelConfig, preset
+from core.data.corpus_formats import load_corpus, load_manifest
 from core.explore.exploration import explore, project
 from core.store.atomic import atomic_write_json
 from core.store.paths import default_cache_dir, default_data_dir, default_runs_dir
@@ -49,6 +49,7 @@ class Job:
     resumed_after: int | None = None  # epochs a stopped server had finished, when this job resumed them
     finished: threading.Event = field(default_factory=threading.Event)
     corpus: pd.DataFrame | None = None  # what it trains on (a training job): the live map's hover fields
+    labels: LabelConfig = field(default_factory=LabelConfig)  # its label scale: the live map's colour bars
     live: LiveMap | None = None  # the map of the latest epoch's clustering space, once one is fitted
     _live_next: EpochSpace | None = None  # an epoch's space waiting to be fitted
     _live_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -127,7 +128,7 @@ def _train_and_map(job: Job, corpus: pd.DataFrame, cfg) -> Run:
     from core.training.train import run_id_for
     run_id = run_id_for(cfg, corpus)
     warming = warm_map_code()
-    job.corpus = corpus  # from now on each epoch's clustering space is drawn (`Job.live`)
+    job.corpus, job.labels = corpus, cfg.labels  # from now on each epoch's clustering space is drawn (`Job.live`)
     _remember_training(run_id, True)  # a server stopped from here on resumes it when it starts again
     run = train_in_process(cfg, corpus, default_runs_dir(), default_cache_dir(), progress=job.on_training)
     _remember_training(run_id, False)

@@ -10,7 +10,8 @@ import streamlit as st
 
 from app import figures, loaders, scatter, trainings
 from app.scatter import MAX_POINTS
-from core.config import AVD
+from core.config import AVD, LabelConfig
+from core.explore.colourings import colouring, colourings_of
 
 ATTRIBUTES = AVD  # core fixes the order of the attributes everywhere
 
@@ -66,20 +67,16 @@ def job_progress_ui(job: trainings.Job) -> None:
     if job.dev_ccc:
         cols[2].write("dev CCC: " + ", ".join(f"{a} {v:.2f}" for a, v in job.dev_ccc.items()))
     if job.live is not None:
-        live_map_ui(job.live, key=f"live.{job.label}", drawing=job.live_drawing)
-
-
-def labelled_attributes(table: pd.DataFrame) -> list[str]:
-    """The attributes `table` holds a true value of for at least one utterance (a map can be coloured by them)."""
-    return [a for a in ATTRIBUTES if a in table and table[a].notna().any()]
+        live_map_ui(job.live, key=f"live.{job.label}", drawing=job.live_drawing, labels=job.labels)
 
 
 LIVE_HOVER = [("file", "file", None), ("cluster", "pseudo-label", 0), ("speaker", "speaker", None),
               ("emotion", "emotion", None), *[(a, a, 2) for a in ATTRIBUTES]]
 
 
-def live_map_ui(live: trainings.LiveMap, key: str, drawing: bool = False) -> None:
-    """A training's map of its latest epoch (`core.training.epoch_space`), coloured by pseudo-label or a true attribute;
+def live_map_ui(live: trainings.LiveMap, key: str, drawing: bool = False, labels: LabelConfig = LabelConfig()) -> None:
+    """A training's map of its latest epoch (`core.training.epoch_space`), coloured by pseudo-label, a true attribute,
+    speaker or emotion (the map's colourings its table holds) on the training's label scale `labels`;
     `drawing`: a newer epoch's map is being fitted (said under the heading)."""
     st.subheader(f"The latent space as epoch {live.epoch + 1} clustered it")
     if drawing:
@@ -91,17 +88,17 @@ def live_map_ui(live: trainings.LiveMap, key: str, drawing: bool = False) -> Non
     st.caption(f"{len(live.table):,} labelled training utterances{sample} in the clustering space, as the epoch's K-means "
                "saw them before its joint stage: each point's cluster is the pseudo-label of most of its chunks. "
                "Redrawn every epoch; the run's own map (every clip, the kept model) opens when the training ends.")
-    colours = ["cluster", *labelled_attributes(live.table)]
+    colours = [row.name for row in colourings_of(live.table)]
     colour = st.radio("Colour by", colours, horizontal=True, key=f"{key}.colour",
-                      format_func=lambda c: "pseudo-label" if c == "cluster" else f"true {c}")
-    scatter.scatter_map(live.table, figures.point_colours(live.table, colour), key=key, view=f"{key}/{live.epoch}",
-                        hover=[h for h in LIVE_HOVER if h[0] == "file" or h[0] in live.table], size=7.0, height=440,
-                        kind="live")
+                      format_func=lambda c: "pseudo-label" if c == "cluster" else colouring(c).label)
+    scatter.scatter_map(live.table, figures.point_colours(live.table, colour, labels), key=key,
+                        view=f"{key}/{live.epoch}", hover=[h for h in LIVE_HOVER if h[0] == "file" or h[0] in live.table],
+                        size=7.0, height=440, kind="live")
 
 
 @dataclass(frozen=True)
 class MapStyle:
-    colour: str  # a column of the utterance table
+    colour: str  # the name of a colouring (`core.explore.colourings.COLOURINGS`)
     size: float  # point diameter in pixels
     opacity: float
     density: bool  # density shading under the points
@@ -112,12 +109,9 @@ class MapStyle:
 
 def map_style_ui(table: pd.DataFrame, page: str = "latent") -> MapStyle:
     """Colour, point size, opacity, density shading and cluster labels of a map."""
-    present = [c for c in ("emotion", "speaker") if c in table and table[c].notna().any()]
-    labelled = labelled_attributes(table)
-    options = ["cluster", *labelled, *[f"{a}_predicted" for a in ATTRIBUTES if f"{a}_predicted" in table],
-               *[f"{a}_error" for a in labelled], *present, "split"]
+    options = [row.name for row in colourings_of(table)]
     left, size, opacity, density, more = st.columns([3, 2, 2, 2, 2])
-    colour = left.selectbox("Colour by", options, key=f"{page}.color_by", format_func=lambda c: c.replace("_", " "),
+    colour = left.selectbox("Colour by", options, key=f"{page}.color_by", format_func=lambda c: colouring(c).label,
                             help="error: predicted minus true value (labelled utterances only).")
     return MapStyle(colour, size.slider("Point size", 1.0, 12.0, 4.0, 0.5, key=f"{page}.size"),
                     opacity.slider("Opacity", 0.1, 1.0, 0.8, 0.05, key=f"{page}.opacity"),
@@ -135,28 +129,26 @@ def map_style_ui(table: pd.DataFrame, page: str = "latent") -> MapStyle:
 
 
 def filters_ui(table: pd.DataFrame) -> np.ndarray:
-    """Filters in the sidebar: split, cluster, emotion, speaker, and true and predicted attribute ranges.
+    """Filters in the sidebar, one per colouring of the map that filters (`core.explore.colourings`): a choice of
+    values (empty: all of them) or a range.
 
     Returns:
         (N,) bool, the rows kept (the map greys the others).
     """
     keep = np.ones(len(table), bool)
+    rows = [row for row in colourings_of(table) if row.filter]
     with st.sidebar.expander("Filters", expanded=False):
-        for column, label in (("split", "Split"), ("cluster", "Cluster"), ("emotion", "Emotion category"),
-                              ("speaker", "Speaker")):
-            if column in table and table[column].notna().any():
-                chosen = st.multiselect(label, sorted(table[column].dropna().unique()), key=f"latent.{column}s")
-                if chosen:
-                    keep &= table[column].isin(chosen).to_numpy()
-        for attribute in ATTRIBUTES:
-            for column, label in ((attribute, f"true {attribute}"), (f"{attribute}_predicted", f"predicted {attribute}")):
-                if column not in table or table[column].isna().all():
-                    continue
-                lo, hi = float(np.floor(table[column].min())), float(np.ceil(table[column].max()))
-                chosen = st.slider(label, lo, hi, (lo, hi), 0.1, key=f"latent.range_{column}",
-                                   help="Unlabelled utterances pass a true-value filter only while it spans the whole range.")
-                if chosen != (lo, hi):
-                    keep &= table[column].between(*chosen).to_numpy()
+        for row in (row for row in rows if row.kind == "categorical"):
+            chosen = st.multiselect(row.label.capitalize(), sorted(table[row.column].dropna().unique()),
+                                    key=f"latent.{row.name}s", placeholder=row.every)
+            if chosen:
+                keep &= table[row.column].isin(chosen).to_numpy()
+        for row in (row for row in rows if row.kind != "categorical"):
+            lo, hi = float(np.floor(table[row.column].min())), float(np.ceil(table[row.column].max()))
+            chosen = st.slider(row.label, lo, hi, (lo, hi), 0.1, key=f"latent.range_{row.name}",
+                               help="Utterances without a value pass only while the filter spans the whole range.")
+            if chosen != (lo, hi):
+                keep &= table[row.column].between(*chosen).to_numpy()
     return keep
 
 

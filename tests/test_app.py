@@ -80,7 +80,7 @@ def test_latent_map_colours_searches_and_filters(app_store):
     at.run()
     assert "utterances in the clustering space" in at.caption[0].value
     options = at.selectbox(key="latent.color_by").options
-    assert {"cluster", "arousal predicted", "arousal error", "split"} <= set(options)
+    assert {"cluster", "arousal true", "arousal predicted", "arousal error", "split"} <= set(options)
     for option in ("arousal_predicted", "dominance_error", "split"):
         at.selectbox(key="latent.color_by").select(option).run()
         assert not at.exception, at.exception
@@ -93,6 +93,46 @@ def test_latent_map_colours_searches_and_filters(app_store):
     low = at.slider(key="latent.range_arousal_predicted").min
     at.slider(key="latent.range_arousal_predicted").set_value((low, low)).run()
     assert not at.exception and any("No utterance passes the filters" in w.value for w in at.warning)
+
+
+def test_latent_map_offers_a_colouring_added_as_one_row(app_store, monkeypatch):
+    """Issue 30: a new way to colour the map is one row of `core.explore.colourings.COLOURINGS`: the map offers it,
+    draws it and filters by it."""
+    from core.explore import colourings
+    row = colourings.Colouring(name="chunk_agreement", column="chunks_in_cluster", kind="continuous",
+                               label="chunks in its cluster", palette=("#000000", "#ffffff"), missing="no chunks",
+                               limits=(0.0, 1.0))
+    monkeypatch.setattr(colourings, "COLOURINGS", (*colourings.COLOURINGS, row))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert "chunks in its cluster" in at.selectbox(key="latent.color_by").options
+    at.selectbox(key="latent.color_by").select("chunk_agreement").run()
+    assert not at.exception, at.exception
+    assert at.slider(key="latent.range_chunk_agreement").label == "chunks in its cluster"
+
+
+def test_filters_say_what_an_empty_choice_keeps(app_store):
+    """Issue 30: the "Splits" filter read "Choose options" when it meant every split."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    placeholders = {box.key: box.proto.placeholder for box in at.multiselect}
+    assert placeholders["latent.splits"] == "all splits" and placeholders["latent.clusters"] == "all clusters"
+    assert all(text.startswith("all ") for text in placeholders.values()), placeholders
+    at.switch_page("app_pages/clusters.py").run()
+    assert not at.exception, at.exception
+    assert at.multiselect(key="clusters.splits").proto.placeholder == "all splits"
+
+
+def test_clusters_page_names_the_dependence_statistics_for_readers(app_store):
+    """Issue 30: the dependence table showed `kruskal_h`, `shuffled_h_mean` and n = "360.000"."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/clusters.py").run()
+    assert not at.exception, at.exception
+    table = next(frame.value for frame in at.dataframe if "Kruskal–Wallis H" in frame.value.columns)
+    assert {"H with shuffled clusters (mean)", "p-value", "n"} <= set(table.columns)
+    assert not any("_" in column for column in table.columns), list(table.columns)
+    assert table["n"].dtype.kind == "i" and (table["n"] > 0).all()
 
 
 @pytest.mark.parametrize("store", ["app_store", "official_app_store"])
@@ -214,6 +254,7 @@ def test_a_training_job_draws_its_latest_epochs_clustering_space(tmp_path):
     assert not at.exception, at.exception
     assert at.subheader[0].value == "The latent space as epoch 2 clustered it"
     colour = at.radio(key="live.live test.colour")
-    assert colour.options == ["pseudo-label", "true arousal", "true valence"]  # no dominance label: not offered
+    # the map's colourings the table holds: no dominance label, so not offered
+    assert colour.options == ["pseudo-label", "arousal true", "valence true", "emotion", "speaker"]
     colour.set_value("arousal").run()
     assert not at.exception, at.exception

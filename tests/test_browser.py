@@ -107,6 +107,24 @@ def _box_select(page, canvas, tries: int = 2) -> None:
                 raise
 
 
+# how many points the map draws under its legend and under its buttons, in the view it shows
+POINTS_COVERED = """el => { const m = el.__map, v = m.view, g = m.legend, bar = m.bar.offsetTop + m.bar.offsetHeight;
+  let legend = 0, buttons = 0;
+  for (let i = 0; i < m.n; i++) {
+    const px = ((m.x[i] - v.cx) / v.hw + 1) * m.canvas.width / 2, py = (1 - (m.y[i] - v.cy) / v.hh) * m.canvas.height / 2;
+    if (px >= g.offsetLeft && px <= g.offsetLeft + g.offsetWidth && py >= g.offsetTop && py <= g.offsetTop + g.offsetHeight) legend++;
+    if (py <= bar) buttons++;
+  }
+  return [legend, buttons]; }"""
+# the bottom of the map's buttons, the stars' centres (pixels from the map's top) and the marker labels' boxes
+MARKERS = """el => { const m = el.__map, v = m.view;
+  return {bar: m.bar.offsetTop + m.bar.offsetHeight, boxes: m.markerBoxes,
+          stars: m.markers.map(mk => (1 - (mk.y - v.cy) / v.hh) * m.canvas.height / 2)}; }"""
+TOPMOST_FILE = """el => { const m = el.__map; let top = 0;
+  for (let i = 1; i < m.n; i++) if (m.y[i] > m.y[top]) top = i;
+  return m.table.getChild("h0").get(top); }"""
+
+
 def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_path):
     page = browser_page
     external = []  # the app asks no other host for anything (no font server, no CDN)
@@ -116,6 +134,9 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
     page.goto(served_app)
     page.locator(MAP).wait_for(timeout=180_000)
     first_map_s = time.perf_counter() - started
+    # issue 30: the fitted view draws no point under the legend or the buttons
+    _wait_for(lambda: page.locator(".latent-map").get_attribute("data-drawn") not in (None, "0"))
+    assert page.locator(".latent-map").evaluate(POINTS_COVERED) == [0, 0]
 
     # zoom in with the wheel, recolour by arousal: the view survives the recolour, the legend becomes a colour bar
     canvas = page.locator(".latent-map canvas").first
@@ -127,10 +148,11 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
     page.wait_for_function("t => !document.body.innerText.includes(t)", arg=whole, timeout=10_000)  # fewer in view
     zoomed = status.inner_text()
     page.locator("[data-testid='stSelectbox']").filter(has_text="Colour by").click()
-    page.get_by_role("option", name="arousal", exact=True).click()
-    page.locator(".latent-map .legend-title").filter(has_text=re.compile("^arousal$")).wait_for(timeout=60_000)
+    page.get_by_role("option", name="arousal true", exact=True).click()
+    page.locator(".latent-map .legend-title").filter(has_text=re.compile("^arousal true$")).wait_for(timeout=60_000)
     assert status.inner_text() == zoomed
     page.locator(".latent-map").get_by_role("button", name="Reset view").click()
+    assert page.locator(".latent-map").evaluate(POINTS_COVERED) == [0, 0]  # beside or under the colour bar too
 
     # density contours; with fewer points allowed than the view holds, the density instead, points on zoom
     latent_map = page.locator(".latent-map")
@@ -174,6 +196,19 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
     inspect.fill(key.rsplit("/", 1)[1])  # its file name alone opens it (issue 29)
     inspect.press("Enter")
     page.get_by_role("heading", name=f"Clip {key}").wait_for(timeout=60_000)
+    # issue 30: the stars of a clip at the map's top edge, and their labels, stay below the map's buttons
+    stars = lambda: page.locator(".latent-map").evaluate("el => el.__map.markers.length")  # noqa: E731
+    inspect.fill("")
+    inspect.press("Enter")
+    _wait_for(lambda: stars() == 0)
+    top = page.locator(".latent-map").evaluate(TOPMOST_FILE)
+    inspect.fill(top)
+    inspect.press("Enter")
+    page.get_by_role("heading", name=f"Clip {top}").wait_for(timeout=60_000)
+    _wait_for(lambda: stars() > 0)
+    markers = page.locator(".latent-map").evaluate(MARKERS)
+    assert all(y - 10 >= markers["bar"] for y in markers["stars"]), markers  # a star reaches 10 px above its centre
+    assert all(b["y"] >= markers["bar"] for b in markers["boxes"]), markers
     inspect.fill("")
     inspect.press("Enter")
 
@@ -267,6 +302,47 @@ def test_browser_map_colour_locate_and_download(served_app, browser_page, tmp_pa
     page.screenshot(path=str(ARTIFACTS / "browser-compare.png"), full_page=True)
     assert not external, external
     print(f"first map after {first_map_s:.1f} s")
+
+
+# app/scatter.js mounted on its own, as Streamlit mounts it, over a grid of points filling the unit square: every
+# part of the fitted view holds points, so any that the legend or the buttons cover are counted
+MOUNT = """async ([source, legend, markers, kind]) => {
+  const module = await import(URL.createObjectURL(new Blob([source], {type: "text/javascript"})));
+  const n = 40, xs = [], ys = [];
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) { xs.push(i / (n - 1)); ys.push(j / (n - 1)); }
+  const columns = {x: Float32Array.from(xs), y: Float32Array.from(ys), rgba: new Uint32Array(n * n).fill(0xff808080),
+                   state: new Uint8Array(n * n).fill(1)};
+  const points = {getChild: (name) => ({toArray: () => columns[name], get: (i) => columns[name][i]})};
+  let host = document.getElementById("host");
+  if (!host) { host = document.createElement("div"); host.id = "host"; host.style.width = "900px"; document.body.appendChild(host); }
+  module.default({parentElement: host, setStateValue: () => {}, setTriggerValue: () => {}, data: {
+    points, key: "grid", hover: [], legend, max_points: 1e6, height: 420, kind, size: 4, opacity: 0.8, density: false,
+    contours: false, markers, labels: []}});
+}"""
+CLUSTERS = {"title": "cluster", "items": [[f"{k}", "#1f77b4"] for k in range(12)], "stops": [], "low": "", "high": "",
+            "notes": []}
+COLOUR_BAR = {"title": "arousal predicted", "items": [["outside the filters or the selection", "#bebebe"]],
+              "stops": ["#440154", "#fde725"], "low": "1", "high": "7", "notes": ["3 outside 1–7, drawn at the ends"]}
+
+
+def test_browser_map_keeps_points_off_its_legend_and_stars_below_its_buttons(chromium):
+    """Issue 30: the live map drew points under its legend, and the stars of a clip at the map's top edge (and their
+    labels) over its buttons. The fitted view leaves room for both: a tall legend beside it, a short one above it."""
+    page = chromium.new_page(viewport={"width": 1000, "height": 700})
+    source = (REPO / "app" / "scatter.js").read_text()
+    stars = [{"x": 0.5, "y": 1.0, "label": "chunk 0 ▶", "colour": "#ff7f0e"}, {"x": 1.0, "y": 1.0, "label": "chunk 1"}]
+    for legend, kind in ((CLUSTERS, "live"), (COLOUR_BAR, "corpus")):
+        page.evaluate(MOUNT, [source, legend, stars, kind])
+        latent_map = page.locator(".latent-map")
+        _wait_for(lambda: latent_map.get_attribute("data-drawn") == str(40 * 40))
+        assert latent_map.evaluate(POINTS_COVERED) == [0, 0], legend["title"]
+        markers = latent_map.evaluate(MARKERS)
+        assert all(y - 10 >= markers["bar"] for y in markers["stars"]), markers  # a star reaches 10 px above its centre
+        assert len(markers["boxes"]) == 2, markers  # both labelled, each whole on the map and below the buttons
+        assert all(b["y"] >= markers["bar"] and b["x"] >= 0 and b["x"] + b["w"] <= 900 for b in markers["boxes"]), markers
+        if legend is COLOUR_BAR:
+            assert latent_map.locator(".legend-note").inner_text() == "3 outside 1–7, drawn at the ends"
+    page.close()
 
 
 def _play_chunk(page, n: int) -> None:

@@ -76,7 +76,7 @@ def test_one_session_trains_while_another_explores(app_data, chromium, tmp_path)
         explorer.goto(url)
         explorer.locator(MAP).wait_for(timeout=120_000)
         latencies = []  # each colour's legend title appears on the map
-        for colour in ("arousal", "split", "cluster"):
+        for colour in ("arousal true", "split", "cluster"):
             started = time.perf_counter()
             explorer.locator("[data-testid='stSelectbox']").filter(has_text="Colour by").click()
             explorer.get_by_role("option", name=colour, exact=True).click()

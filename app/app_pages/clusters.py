@@ -6,8 +6,8 @@ from app import figures, loaders, widgets
 run_id, network = widgets.selected()
 st.title("Clusters × emotion")
 table = loaders.load_utterances(run_id, network)
-splits = st.multiselect("Splits", sorted(table["split"].unique()), key="clusters.splits",
-                        help="Empty = every utterance of the corpus.")
+splits = st.multiselect("Splits", sorted(table["split"].unique()), key="clusters.splits", placeholder="all splits",
+                        help="None chosen: every utterance of the corpus.")
 report = loaders.load_analysis(run_id, network, tuple(splits))
 sources = list(report.per_cluster.index.get_level_values("source").unique())
 source = st.segmented_control("Attributes", sources, default=sources[0], key="clusters.source",
@@ -23,12 +23,12 @@ left.plotly_chart(figures.cluster_heatmap(report.per_cluster.loc[source], attrib
 right.markdown("**Dependence of the clusters on each attribute** (Kruskal–Wallis; ε² = effect size; "
                "MI = mutual information with the attribute in 5 quantile bins; shuffled = the same with "
                "cluster labels permuted, mean ± std)")
-dependence = report.dependence.loc[source]
+dependence = figures.dependence_table(report.dependence.loc[source])
 right.dataframe(dependence, key="clusters.dependence", width="stretch", column_config={
-    c: st.column_config.NumberColumn(c, format="%.2e" if "p_value" in c else "%.3f") for c in dependence.columns})
+    c: st.column_config.NumberColumn(c, format={"p-value": "%.2e", "n": "%d"}.get(c, "%.3f")) for c in dependence.columns})
 if report.categorical:
     st.subheader("Categorical emotion")
-    st.write(", ".join(f"{k} = {v:.2e}" if "p_value" in k else f"{k} = {v:.4g}" for k, v in report.categorical.items()))
+    st.write(figures.contingency_text(report.categorical))
     st.dataframe(report.contingency, key="clusters.contingency")
 st.subheader("Prototype clips (nearest to each centroid)")
 protos = loaders.load_prototypes(run_id, network)

@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from app import loaders, widgets
-from core.explore.export import DESCRIPTIONS, FORMATS, corpus_folder, export_exploration, zip_files
+from core.explore.export import DESCRIPTIONS, FORMATS, corpus_folder, export_exploration, map_columns, zip_files
 
 run_id, network = widgets.selected()
 st.title("Export")
@@ -31,4 +31,4 @@ st.download_button(f"Download all ({widgets.size_text(len(archive))}, zip)", arc
 for name, data in files.items():
     left, right = st.columns([1, 3])
     left.download_button(f"{name} ({widgets.size_text(len(data))})", data, name, mime, key=f"export.{name}")
-    right.caption(DESCRIPTIONS[Path(name).stem])
+    right.caption(DESCRIPTIONS[Path(name).stem], help=map_columns(Path(name).stem) or None)

@@ -3,6 +3,7 @@ import numpy as np
 import streamlit as st
 
 from app import figures, inspector, loaders, scatter, warm_up, widgets
+from core.explore.colourings import colouring
 from core.explore.exploration import find_utterance
 
 HOVER_TEXT = [("file", "file", None), ("cluster", "cluster", 0), ("speaker", "speaker", None),
@@ -34,8 +35,9 @@ def _inspect_clicked():
 
 
 state = np.where(shown, np.where(matches, 2, 1) if matches is not None else 1, 0)
-hover = [*HOVER_TEXT, *[(c, c.replace("_", " "), 2) for a in attributes for c in (a, f"{a}_predicted")]]
-event = scatter.scatter_map(table, figures.point_colours(table, style.colour), key="latent.map",
+hover = [*HOVER_TEXT, *[(c, colouring(c).label, 2) for a in attributes for c in (a, f"{a}_predicted")]]
+colours = figures.point_colours(table, style.colour, exploration.run.config.labels)  # on the corpus's label scale
+event = scatter.scatter_map(table, colours, key="latent.map",
                             view=f"{run_id}/{network}", state=state, markers=markers,
                             hover=[h for h in hover if h[0] == "file" or h[0] in table],
                             labels=loaders.load_cluster_labels(run_id, network) if style.words else None,

@@ -72,7 +72,19 @@ def dependence(clusters: np.ndarray, values: pd.DataFrame, *, n_shuffles: int = 
             "shuffled_h_mean": shuffled[:, 0].mean(), "shuffled_h_std": shuffled[:, 0].std(),
             "shuffled_epsilon2_mean": shuffled[:, 1].mean(), "shuffled_epsilon2_std": shuffled[:, 1].std(),
             "shuffled_mi_mean": shuffled[:, 2].mean(), "shuffled_mi_std": shuffled[:, 2].std()}
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("attribute")
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("attribute")
+    return table.astype({"n": "int64"}) if len(table) else table  # a count, not "360.000"
+
+
+# the dependence table's columns as a reader names them (the app); exports keep the names above
+DEPENDENCE_COLUMNS = {"n": "n", "kruskal_h": "Kruskal–Wallis H", "p_value": "p-value", "epsilon2": "ε² (effect size)",
+                      "mutual_info": "MI (nats)", "shuffled_h_mean": "H with shuffled clusters (mean)",
+                      "shuffled_h_std": "H with shuffled clusters (std)",
+                      "shuffled_epsilon2_mean": "ε² with shuffled clusters (mean)",
+                      "shuffled_epsilon2_std": "ε² with shuffled clusters (std)",
+                      "shuffled_mi_mean": "MI with shuffled clusters (mean)",
+                      "shuffled_mi_std": "MI with shuffled clusters (std)"}
+CONTINGENCY_STATISTICS = {"chi2": "χ²", "p_value": "p-value", "dof": "degrees of freedom", "cramers_v": "Cramér's V"}
 
 
 def _statistics(clusters: np.ndarray, values: np.ndarray, n_bins: int) -> tuple[float, float, float]:

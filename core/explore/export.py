@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from core.explore.analysis import DependenceReport
+from core.explore.colourings import column_notes
 from core.explore.exploration import Exploration, utterance_table
 from core.store.atomic import atomic_write_bytes
 
@@ -27,6 +28,14 @@ DESCRIPTIONS = {  # what each exported table holds, as the app lists them
                   "folder unless absolute), split, speaker, emotion, cluster, map position, true and predicted attributes, error",
     "embeddings": "per utterance: its 256-d embedding (the mean of its chunks) in the clustering space",
 }
+
+
+def map_columns(name: str) -> str:
+    """For the exported utterances, what each column the map is coloured by holds, as the map's colourings say it
+    (`core.explore.colourings`); "" for the other tables."""
+    return column_notes() if name == "utterances" else ""
+
+
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 

@@ -1,7 +1,7 @@
 """The static figures of a run report, as PNG bytes: pure functions of tables, drawn with matplotlib's Agg
 canvas on a `Figure` of their own (never pyplot's global state, so they are safe in threads and servers).
 
-One colour per attribute, the app's (`core.explore.palette`).
+One colour per attribute, the app's (`core.explore.colourings`).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from core.explore.palette import ATTRIBUTE_COLOURS, OTHER_COLOUR
+from core.explore.colourings import ATTRIBUTE_COLOURS, OTHER_COLOUR
 
 DPI = 110  # sharp enough on a laptop screen, small enough to embed a dozen figures in one page
 PUBLISHED_COLOUR = "#444444"
