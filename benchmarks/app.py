@@ -20,10 +20,13 @@ APP_FIRST = "app cold start to the first map, first visit (embeds the corpus, fi
 APP_CACHED = "app cold start to the first map, run cached (server restarted)"
 APP_RETURNING = "app cold start to the first map, run cached, browser cache warm (server restarted, page reloaded)"
 APP_CACHED_AIM_S = 5.0  # issue 12: server start to the visible map with the run cached
-APP_FRESH = "app on a fresh machine to the run's map (empty data folder: demo corpus, features, training, map)"
-APP_FRESH_LIVE = ("app on a fresh machine to the first map, the training's own of its first epoch (demo corpus, "
-                  "features, one epoch's k-means)")
-APP_FRESH_AIM_S = 180.0  # issue 12: fresh machine to the first map in 3 min
+APP_FRESH = ("app on a fresh machine to the run's own map (empty data folder: demo corpus, features, the whole "
+             "training, map)")
+APP_FRESH_LIVE = ("app on a fresh machine to the first map a newcomer sees, the training's live map of its first "
+                  "epoch (demo corpus, features, one epoch's k-means)")
+# issue 30: the first map a newcomer sees is the training's live map, within 90 s of the server's start on 2 cores;
+# the run's own map waits for the whole float32 training, reported without a target on 2 cores
+APP_FRESH_AIM_S = 90.0
 
 
 def bench_app_cold_start(data_dir: Path, cfg: RunConfig | None = None, timeout_s: float = 600) -> list[BenchResult]:
@@ -115,9 +118,10 @@ def bench_app_fresh_start(work: Path, preset: str = "demo", timeout_s: float = 9
         Two results (s): the first map (the training's), the run's map; "skipped: <why>" without
         /usr/bin/chromium or playwright.
     """
-    target = f"<= {APP_FRESH_AIM_S / 60:.0f} min (issue 12)"
+    target = f"<= {APP_FRESH_AIM_S:.0f} s (issue 30)"
     if reason := browser_unavailable():
-        return [BenchResult(name, None, "s", target, f"skipped: {reason}") for name in (APP_FRESH_LIVE, APP_FRESH)]
+        return [BenchResult(APP_FRESH_LIVE, None, "s", target, f"skipped: {reason}"),
+                BenchResult(APP_FRESH, None, "s", NO_TARGET, f"skipped: {reason}")]
     data = work / "fresh-data"
     env = {**os.environ, "SER_DATA_DIR": str(data), "SER_RUNS_DIR": str(data / "runs"), "SER_DEMO_PRESET": preset,
            "NUMBA_CACHE_DIR": str(work / "numba-cache")}  # empty: numba compiles as in a new environment
@@ -149,11 +153,10 @@ def bench_app_fresh_start(work: Path, preset: str = "demo", timeout_s: float = 9
                        "the demo corpus, its features, then the first epoch's embedding of the labelled clips, their "
                        "k-means and a UMAP of them, the training going on beside it; headless chromium, polled every 0.5 s",
                        met=None if live_at is None else live_at <= APP_FRESH_AIM_S)
-    return [live, BenchResult(APP_FRESH, seconds, "s", target,
+    return [live, BenchResult(APP_FRESH, seconds, "s", NO_TARGET,
                         f"{marks}; the {preset} run's {epochs} epochs took {epochs_seconds(run):.0f} s in the app "
                         f"({epochs_seconds(run) / epochs:.1f} s each; {_command_line_epoch_s(env, preset):.1f} s each "
-                        "by `python -m core train` alone on the machine, same corpus); headless chromium",
-                        met=seconds <= APP_FRESH_AIM_S)]
+                        "by `python -m core train` alone on the machine, same corpus); headless chromium")]
 
 
 def _command_line_epoch_s(env: dict[str, str], preset: str, epochs: int = 2) -> float:

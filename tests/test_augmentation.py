@@ -33,7 +33,7 @@ def test_new_options_are_off_in_the_paper_presets_and_leave_their_run_ids_as_the
 
 
 def test_default_and_demo_carry_what_the_recipe_study_adopted():
-    """Round 2 of `benchmarks.recipe_study` (README): the joint cross-entropy at 0.3 with chunk masking."""
+    """Round 2 of `benchmarks.recipe_study` (docs/recipe.md): the joint cross-entropy at 0.3 with chunk masking."""
     for cfg in (default(), demo()):
         assert (cfg.train.joint_ce_weight, cfg.train.time_mask_frames, cfg.train.freq_mask_bins) == (0.3, 8, 16)
         assert cfg.train.lr_schedule == "constant" and cfg.features.log and not cfg.train.freeze_regressor
