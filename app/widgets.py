@@ -79,15 +79,16 @@ def live_map_ui(live: trainings.LiveMap, key: str, drawing: bool = False, labels
     speaker or emotion (the map's colourings its table holds) on the training's label scale `labels`;
     `drawing`: a newer epoch's map is being fitted (said under the heading)."""
     st.subheader(f"The latent space as epoch {live.epoch + 1} clustered it")
-    if drawing:
-        st.caption("The map of a newer epoch is being drawn.")
+    # one caption whatever the state: an element shown only while drawing moved the map's place in the page, and
+    # Streamlit then sent the map its (unchanged) data again
+    newer = " The map of a newer epoch is being drawn." if drawing else ""
     if live.table is None:
-        st.caption(f"No map of this epoch: {live.error}")
+        st.caption(f"No map of this epoch: {live.error}.{newer}")
         return
     sample = f" (a sample of {len(live.table):,} of {live.n_utterances:,})" if len(live.table) < live.n_utterances else ""
     st.caption(f"{len(live.table):,} labelled training utterances{sample} in the clustering space, as the epoch's K-means "
                "saw them before its joint stage: each point's cluster is the pseudo-label of most of its chunks. "
-               "Redrawn every epoch; the run's own map (every clip, the kept model) opens when the training ends.")
+               f"Redrawn every epoch; the run's own map (every clip, the kept model) opens when the training ends.{newer}")
     colours = [row.name for row in colourings_of(live.table)]
     colour = st.radio("Colour by", colours, horizontal=True, key=f"{key}.colour",
                       format_func=lambda c: "pseudo-label" if c == "cluster" else colouring(c).label)

@@ -148,10 +148,7 @@ def _live_map_kept_while_progress_redraws(page, server_pid: int) -> None:
     trainer = _trainer_of(server_pid)
     os.kill(trainer, signal.SIGSTOP)
     try:
-        for _ in range(60):  # a map the server was still fitting when the trainer stopped is drawn first
-            _wait_for_reruns(page, elapsed, 1)
-            if not page.get_by_text("The map of a newer epoch is being drawn.").count():
-                break
+        _settle(page, elapsed)
         epoch, loads = epoch_of(), int(live.get_attribute("data-loads"))
         _wait_for_reruns(page, elapsed, 3)
         assert epoch_of() == epoch and int(live.get_attribute("data-loads")) == loads  # three reruns, no new data
@@ -160,13 +157,24 @@ def _live_map_kept_while_progress_redraws(page, server_pid: int) -> None:
     page.wait_for_function("n => [...document.querySelectorAll('h3')].some(h => "
                            "/epoch (\\d+) clustered/.test(h.innerText) && +h.innerText.match(/epoch (\\d+)/)[1] > n)",
                            arg=epoch, timeout=180_000)
-    for _ in range(120):  # the heading is the page's; the map's data reaches its component after it
-        if int(live.get_attribute("data-loads")) > loads:
-            break
-        page.wait_for_timeout(250)
-    new_loads, new_epoch = int(live.get_attribute("data-loads")), epoch_of()
+    os.kill(trainer, signal.SIGSTOP)  # paused again, so that the heading and the map's data are read as one state
+    try:
+        _settle(page, elapsed)
+        new_loads, new_epoch = int(live.get_attribute("data-loads")), epoch_of()
+    finally:
+        os.kill(trainer, signal.SIGCONT)
     assert 1 <= new_loads - loads <= new_epoch - epoch, (loads, new_loads, epoch, new_epoch)
     assert live.get_attribute("data-mark") == "kept"
+
+
+def _settle(page, elapsed) -> None:
+    """With the trainer paused: until a rerun shows no newer epoch's map being drawn (one the server was fitting
+    when the trainer stopped is drawn first), and one more rerun, which its data reaches the map before."""
+    for _ in range(60):
+        _wait_for_reruns(page, elapsed, 1)
+        if not page.get_by_text("The map of a newer epoch is being drawn.").count():
+            break
+    _wait_for_reruns(page, elapsed, 1)
 
 
 def _wait_for_reruns(page, elapsed, n: int) -> None:
