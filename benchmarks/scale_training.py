@@ -28,7 +28,7 @@ def bench_training_memory(folder: Path, train_batches: int = 8) -> list[BenchRes
     import resource
     import torch
     from core.config import default
-    from core.data.manifest import load_manifest
+    from core.data.corpus_formats import load_manifest
     from core.runtime.distributed import World
     from core.training.train import (_embed, _Epoch, _fit_clusters, _fit_joint, _kmeans, _new_model, _optimisers,
                                      _validate, seed_everything)

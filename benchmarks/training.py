@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from core import RunStore
-from core.data.manifest import load_manifest
+from core.data.corpus_formats import load_manifest
 from core.runtime.device import resolve_device
 from benchmarks.machine import sgemm_gflops
 from benchmarks.results import BenchResult
@@ -16,16 +16,21 @@ AUTHORS_EPOCH_S = 172.0  # the authors' code, SPEC 2.7 setting, on this machine 
 
 
 def bench_training(work: Path, n_labelled: int = 200, n_unlabelled: int = 200, epochs: int = 1) -> list[BenchResult]:
-    """SPEC 2.7's setting: an arousal model (paper preset), 200 labelled + 200 unlabelled utterances,
-    11 chunks each, batches of 64 utterances; one epoch by default."""
+    """SPEC 2.7's setting: an arousal model (paper preset with a trainable regressor and micro-batches of 32 chunks),
+    200 labelled + 200 unlabelled utterances, 11 chunks each, batches of 64 utterances; one epoch by default."""
     from core.config import default, paper
     from core.data.synthetic import make_demo_corpus
     from core.training.train import train
     manifest = make_demo_corpus(work / "train-corpus", n_train=n_labelled, n_dev=40, n_test=40, n_unlabelled=n_unlabelled)
     cfg = paper("arousal")
-    # the 1.5 GB goal is the default preset's: its micro-batches (the paper preset's whole-batch BatchNorm takes ~4 GB)
+    # Two fields changed, both named in the row: the regression branch trains (as the paper's text describes), and
+    # BatchNorm sees the default preset's micro-batches of 32 chunks (the < 1.5 GB goal is that setting's); the paper
+    # preset's whole-batch BatchNorm peaks at 11.4 GB RSS over one epoch (measured: `core.config.sections.TrainConfig`).
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs, freeze_regressor=False,
                                                              micro_batch_chunks=default().train.micro_batch_chunks))
+    setting = (f"SPEC 2.7 setting: paper-arousal with freeze_regressor=False and micro-batches of "
+               f"{cfg.train.micro_batch_chunks} chunks; {n_labelled} + {n_unlabelled} utterances x {cfg.chunks.n_chunks} "
+               f"chunks, batches of {cfg.train.batch_utterances}")
     device = resolve_device(cfg.train.device)
     sgemm = sgemm_gflops(str(device))
     result = train(cfg, load_manifest(manifest), RunStore(work / "runs"), work / "cache")
@@ -40,7 +45,7 @@ def bench_training(work: Path, n_labelled: int = 200, n_unlabelled: int = 200, e
                     f"{gflops:.0f} GFLOP/s = {100 * gflops / sgemm:.0f} % of sgemm {sgemm:.0f} GFLOP/s measured now "
                     f"(60 % = {0.6 * sgemm * 1e9 / FLOP_PER_CHUNK:.0f} chunks/s); device {device}",
                     met=gflops >= 0.6 * sgemm),
-        BenchResult("training epoch (200 + 200 utterances x 11 chunks)", epoch_s, "s",
+        BenchResult(f"training epoch, {setting}", epoch_s, "s",
                     f"<= 1.6 x step time; 3x faster than the authors' {AUTHORS_EPOCH_S:.0f} s; peak < 1.5 GB",
                     f"{step_ratio:.2f} x step time; embed {seconds['embed'] / epochs:.1f} s, "
                     f"k-means {seconds['kmeans'] / epochs:.1f} s, validate {seconds['validate'] / epochs:.1f} s; "

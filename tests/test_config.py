@@ -1,6 +1,7 @@
 import pytest
 
-from core.config import ChunkConfig, FeatureConfig, ModelConfig, RunConfig, apply_overrides, config_hash
+from core.config import (ChunkConfig, FeatureConfig, ModelConfig, RunConfig, apply_overrides, config_hash, default, demo,
+                         paper, tiny)
 
 
 def test_run_config_defaults_are_the_published_numbers():
@@ -42,3 +43,23 @@ def test_apply_overrides_rejects_bad_input(override, message):
 def test_config_validation_names_the_valid_range(factory, message):
     with pytest.raises(ValueError, match=message):
         factory()
+
+
+def test_train_config_rejects_an_unknown_keep_epoch_rule():
+    with pytest.raises(ValueError, match=r"keep_epoch must be one of \['dev_ccc', 'authors'\], got 'best'"):
+        apply_overrides(RunConfig(), ["train.keep_epoch=best"])
+
+
+def test_paper_presets_keep_the_authors_epoch_and_loss_others_keep_the_projects():
+    """Issue 30: `paper` reproduces the released code's kept-epoch rule and the unbiased variances of its CCC loss;
+    `default`, `demo` and `tiny` keep the highest utterance-level dev CCC and population variances."""
+    for cfg in (paper(), paper("valence"), paper("dominance")):
+        assert (cfg.train.keep_epoch, cfg.train.ccc_unbiased) == ("authors", True)
+    for cfg in (default(), demo(), tiny(), RunConfig()):
+        assert (cfg.train.keep_epoch, cfg.train.ccc_unbiased) == ("dev_ccc", False)
+
+
+def test_run_identity_leaves_out_the_kept_epoch_fields_at_their_old_behaviour():
+    """Runs stored before `keep_epoch` and `ccc_unbiased` existed keep their ids; the paper presets get new ones."""
+    assert {"keep_epoch", "ccc_unbiased"}.isdisjoint(default().identity()["train"])
+    assert paper().identity()["train"]["keep_epoch"] == "authors" and paper().identity()["train"]["ccc_unbiased"] is True

@@ -36,3 +36,14 @@ def test_cluster_stability_is_nmi_against_the_previous_epoch():
     a = np.array([0, 0, 1, 1, 2, 2])
     assert cluster_stability(a, (a + 1) % 3) == pytest.approx(1.0)  # a relabelling is the same partition
     assert np.isnan(cluster_stability(None, a))
+
+
+def test_ccc_loss_unbiased_takes_the_variances_over_n_minus_1_as_the_released_cc_coef():
+    """The released code's `cc_coef`: covariance a mean over n, variances torch.var's (n - 1) (issue 30)."""
+    rng = np.random.default_rng(2)
+    y, p = rng.normal(size=(12, 2)), rng.normal(0.3, 2.0, size=(12, 2))
+    expected = np.mean([1 - 2 * np.mean((y[:, a] - y[:, a].mean()) * (p[:, a] - p[:, a].mean()))
+                        / (y[:, a].var(ddof=1) + p[:, a].var(ddof=1) + (y[:, a].mean() - p[:, a].mean()) ** 2)
+                        for a in range(2)])
+    assert ccc_loss(torch.tensor(p), torch.tensor(y), unbiased=True).item() == pytest.approx(expected, abs=1e-9)
+    assert ccc_loss(torch.tensor(p), torch.tensor(y)).item() != pytest.approx(expected, abs=1e-3)  # default: population

@@ -1,10 +1,13 @@
 """The joint objective over micro-batches and over the whole batch (issue 10, item 8)."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from core.config import paper, tiny
-from core.data.dataset import ChunkSet, Normaliser
+from core.data.dataset import ChunkSet, Normaliser, load_chunks
+from core.model.metrics import ccc_loss
 from core.model.network import EmotionCNN
 from core.model.objective import BatchStep, joint_backward, local_batches
 from core.runtime.distributed import BatchNormReplay, World
@@ -12,6 +15,7 @@ from tests.helpers import random_chunk_set
 
 
 TINY = tiny().model  # a narrow network: the maths is the same, the test takes a second
+_NORMALISER = Normaliser.from_statistics(np.zeros(128), np.ones(128), 3.0, torch.device("cpu"))
 
 
 def _chunk_set(n_utterances: int = 6, n_chunks: int = 4) -> ChunkSet:
@@ -20,12 +24,12 @@ def _chunk_set(n_utterances: int = 6, n_chunks: int = 4) -> ChunkSet:
     return chunk_set
 
 
-def _gradients(model, chunk_set, micro_batch_chunks):
+def _gradients(model, chunk_set, micro_batch_chunks, ccc_unbiased=False):
     model.zero_grad(set_to_none=True)
     batch = np.arange(len(chunk_set))[::-1].copy()  # any order
     labels = torch.from_numpy(np.arange(len(chunk_set)) % model.n_clusters)
-    normaliser = Normaliser.from_statistics(np.zeros(128), np.ones(128), 3.0, torch.device("cpu"))
-    step = BatchStep(model, model, chunk_set, labels, normaliser, micro_batch_chunks, World(), BatchNormReplay(model, World()))
+    step = BatchStep(model, model, chunk_set, labels, _NORMALISER, micro_batch_chunks, World(), BatchNormReplay(model, World()),
+                     ccc_unbiased=ccc_unbiased)
     (local,) = local_batches(step, [batch])
     loss = joint_backward(step, local, None)
     return loss.cross_entropy, loss.ccc_loss, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
@@ -61,3 +65,25 @@ def test_joint_backward_batchnorm_sees_the_whole_batch_or_micro_batches():
     _gradients(model, chunk_set, 10)
     assert seen == [10, 10, 4, 10, 10, 4]
     assert paper().train.micro_batch_chunks is None and paper("valence").train.micro_batch_chunks is None
+
+
+@pytest.mark.parametrize("micro_batch_chunks", [None, 5])
+def test_joint_backward_ccc_unbiased_takes_the_released_codes_variances(micro_batch_chunks):
+    """`train.ccc_unbiased` (the paper presets): the batch's 1 - CCC with variances over n - 1, as the released
+    `cc_coef`; off, population variances (issue 30)."""
+    torch.manual_seed(0)
+    model = EmotionCNN(TINY).eval()  # no dropout, BatchNorm's running statistics: the predictions are a plain pass
+    chunk_set = _chunk_set()
+    index = np.arange(len(chunk_set))
+    with torch.no_grad():
+        predictions = model(load_chunks(chunk_set, index, _NORMALISER)).attributes.double()  # (24, 3)
+    # labels that follow the predictions (a CCC far from 0, where the variances' convention shows): utterance means
+    utterance_z = predictions.numpy().reshape(6, 4, 3).mean(1)
+    noise = 0.3 * utterance_z.std(0) * chunk_set.targets  # NaN stays NaN
+    chunk_set = dataclasses.replace(chunk_set, targets=(utterance_z + noise).astype(np.float32))
+    targets = chunk_set.chunk_targets(index).double()
+    losses = {unbiased: _gradients(model, chunk_set, micro_batch_chunks, ccc_unbiased=unbiased)[1] for unbiased in (True, False)}
+    for unbiased, loss in losses.items():
+        assert loss == pytest.approx(ccc_loss(predictions, targets, unbiased=unbiased).item(), abs=1e-5)
+    assert abs(losses[True] - losses[False]) > 1e-4  # 24 chunks: variances differ by 24/23
+    assert paper().train.ccc_unbiased and not tiny().train.ccc_unbiased

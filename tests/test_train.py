@@ -1,4 +1,6 @@
 """The training loop end to end on a tiny generated corpus: stages, determinism, resume, cache, errors."""
+import contextlib
+import json
 
 import numpy as np
 import pandas as pd
@@ -6,11 +8,12 @@ import pytest
 import torch
 
 from core.config import apply_overrides, tiny
-from core.data.manifest import load_manifest
+from core.data.corpus_formats import load_manifest
 from core.model.bundle import load_bundle
 from core.runtime.distributed import World
 from core.store.atomic import CorruptFileError
 from core.store.run_store import RunLockedError, RunStore
+from core.training.keeping import kept_epoch
 from core.training.train import (TrainingConfigError, _embed, _Epoch, _fit_clusters, _kmeans, _new_model, _optimisers, run_id_for,
                                  run_info, train)
 from core.training.training_data import prepare_training_data
@@ -287,3 +290,89 @@ def test_training_with_every_recipe_option_on_gives_a_run_of_its_own(trained_run
     assert result.run.run_id != trained_run.run.run_id
     assert np.isfinite(result.history[["cluster_loss", "joint_ce", "joint_ccc_loss"]]).all().all()
     assert not result.history["joint_ccc_loss"].equals(trained_run.history["joint_ccc_loss"])
+
+
+def _rules_disagree(rule: str):
+    """`tiny` for 3 epochs on `tiny_corpus`, where the two rules keep different epochs of one trajectory: dev CCC
+    peaks at epoch 1, the released code's criterion at epoch 2 (this seed, batch and rate were chosen so)."""
+    return apply_overrides(tiny(), ["train.epochs=3", "train.batch_utterances=2", "train.lr_adam=0.02", "seed=3",
+                                    f"train.keep_epoch={rule}"])
+
+
+@contextlib.contextmanager
+def _deterministic_algorithms():
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def _interrupted_in_last_epoch(cfg, corpus, store, cache) -> None:
+    def interrupt(progress):  # a Ctrl-C in the last epoch's joint stage: epochs 0 and 1 are on disk
+        if progress.epoch == 2 and progress.stage == "train joint":
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, corpus, store, cache, progress=interrupt)
+
+
+@pytest.fixture(scope="module")
+def runs_by_rule(tiny_corpus, cache, tmp_path_factory):
+    store = RunStore(tmp_path_factory.mktemp("rules"))
+    with _deterministic_algorithms():
+        return {rule: train(_rules_disagree(rule), tiny_corpus, store, cache) for rule in ("dev_ccc", "authors")}
+
+
+def test_history_records_both_criteria_and_keeps_the_epoch_of_the_configured_rule(runs_by_rule):
+    """Issue 30: every epoch records dev_ccc_mean and dev_chunk_loss; "dev_ccc" keeps the highest mean dev CCC,
+    "authors" the lowest chunk-level loss; the trajectories are the same, only the kept epoch differs."""
+    by_ccc, by_authors = runs_by_rule["dev_ccc"], runs_by_rule["authors"]
+    history = by_ccc.history.set_index("epoch")
+    pd.testing.assert_frame_equal(history.drop(columns=["seconds", "best"]),
+                                  by_authors.history.set_index("epoch").drop(columns=["seconds", "best"]))
+    assert np.isfinite(history[["dev_ccc_mean", "dev_chunk_loss"]]).all().all()
+    assert by_ccc.run.metrics().best_epoch == kept_epoch(by_ccc.history) == history["dev_ccc_mean"].idxmax() == 1
+    assert by_authors.run.metrics().best_epoch == kept_epoch(by_authors.history) == history["dev_chunk_loss"].idxmin() == 2
+    assert by_ccc.test_ccc != by_authors.test_ccc  # two different networks kept
+    assert by_ccc.run.run_id != by_authors.run.run_id
+
+
+@pytest.mark.parametrize("rule", ["dev_ccc", "authors"])
+def test_resumed_run_keeps_the_epoch_of_a_run_trained_straight_through(rule, runs_by_rule, tiny_corpus, cache, tmp_path):
+    """Interrupted in epoch 2, the kept epoch so far (1 by dev CCC, 0 by the authors' criterion) comes back from the
+    history, and the resumed run keeps what the uninterrupted one kept."""
+    cfg, store = _rules_disagree(rule), RunStore(tmp_path)
+    with _deterministic_algorithms():
+        _interrupted_in_last_epoch(cfg, tiny_corpus, store, cache)
+        resumed = train(cfg, tiny_corpus, store, cache)
+    straight = runs_by_rule[rule]
+    assert resumed.trained and resumed.run.metrics().best_epoch == straight.run.metrics().best_epoch
+    pd.testing.assert_frame_equal(resumed.history.drop(columns="seconds"), straight.history.drop(columns="seconds"))
+    assert resumed.test_ccc == straight.test_ccc
+
+
+def test_run_interrupted_before_the_authors_criterion_existed_resumes(runs_by_rule, tiny_corpus, cache, tmp_path):
+    """A history written by the code before issue 30 (no dev_chunk_loss) resumes; its epochs show the criterion
+    as missing, and the kept epoch is the uninterrupted run's."""
+    cfg, store = _rules_disagree("dev_ccc"), RunStore(tmp_path)
+    with _deterministic_algorithms():
+        _interrupted_in_last_epoch(cfg, tiny_corpus, store, cache)
+        with store.writer(run_info(cfg, tiny_corpus)) as writer:  # journaled: the rewrite is not corruption
+            rows = [json.loads(line) for line in (writer.dir / "history.jsonl").read_text().splitlines()]
+            writer.write_bytes("history.jsonl", "".join(
+                json.dumps({k: v for k, v in row.items() if k != "dev_chunk_loss"}, sort_keys=True) + "\n"
+                for row in rows).encode())
+        resumed = train(cfg, tiny_corpus, store, cache)
+    assert resumed.history["dev_chunk_loss"].isna().tolist() == [True, True, False]
+    assert resumed.run.metrics().best_epoch == runs_by_rule["dev_ccc"].run.metrics().best_epoch
+    assert resumed.test_ccc == runs_by_rule["dev_ccc"].test_ccc
+
+
+def test_ccc_unbiased_reaches_the_joint_stages_loss(runs_by_rule, tiny_corpus, cache, tmp_path):
+    """`train.ccc_unbiased` (the paper presets) trains on the released code's loss: a run of its own, whose joint
+    1 - CCC differs (batches of 4 chunks: the variances differ by 4/3)."""
+    cfg = apply_overrides(_rules_disagree("dev_ccc"), ["train.ccc_unbiased=true"])
+    result = train(cfg, tiny_corpus, RunStore(tmp_path), cache)
+    population = runs_by_rule["dev_ccc"]
+    assert result.run.run_id != population.run.run_id
+    assert (result.history["joint_ccc_loss"] - population.history["joint_ccc_loss"]).abs().min() > 1e-4

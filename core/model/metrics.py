@@ -1,6 +1,7 @@
 """One definition of the concordance correlation coefficient (numpy and torch) and cluster stability.
 
-CCC = 2 cov(y, p) / (var(y) + var(p) + (mean(y) - mean(p))^2) with population (biased) moments (SPEC 2.5).
+CCC = 2 cov(y, p) / (var(y) + var(p) + (mean(y) - mean(p))^2) with population (biased) moments (SPEC 2.5);
+the loss can take the variances unbiased instead, as the released code's `cc_coef` does.
 """
 from __future__ import annotations
 
@@ -39,8 +40,12 @@ def attribute_ccc(y_true: np.ndarray, y_pred: np.ndarray, attributes: tuple[str,
     return out
 
 
-def ccc_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def ccc_loss(pred: torch.Tensor, target: torch.Tensor, unbiased: bool = False) -> torch.Tensor:
     """Mean over attributes of 1 - CCC, for (B, A) tensors; NaN targets (missing labels) are left out.
+
+    Args:
+        unbiased: the variances over n - 1 (torch.var's default), as the released code's `cc_coef`, whose
+            covariance stays a mean over n; False: population moments throughout, the metric's (SPEC 2.5).
 
     Returns a scalar; an attribute with fewer than two labelled rows in the batch contributes 0.
     """
@@ -52,7 +57,7 @@ def ccc_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         p, t = pred[keep, a], target[keep, a]
         mp, mt = p.mean(), t.mean()
         cov = ((p - mp) * (t - mt)).mean()
-        denominator = p.var(unbiased=False) + t.var(unbiased=False) + (mp - mt) ** 2
+        denominator = p.var(unbiased=unbiased) + t.var(unbiased=unbiased) + (mp - mt) ** 2
         losses.append(1 - 2 * cov / (denominator + 1e-12))
     return torch.stack(losses).mean() if losses else pred.sum() * 0
 

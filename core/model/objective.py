@@ -47,6 +47,7 @@ class BatchStep:
     batchnorm: BatchNormReplay
     precision: str = "fp32"  # "bf16": forward passes under autocast (`train.precision`)
     ce_weight: float = 1.0  # w of the joint stage's w * CE + (1 - CCC) (`train.joint_ce_weight`)
+    ccc_unbiased: bool = False  # the CCC's variances over n - 1, as the released code (`train.ccc_unbiased`)
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def _batch_ccc_gradient(step: BatchStep, batch: LocalBatch, local: torch.Tensor)
     """1 - CCC over the global batch (all ranks' predictions gathered) and its gradient for this rank's rows."""
     everything = torch.from_numpy(step.world.gather_rows(local.float().cpu().numpy())).to(local.device)  # (B, A)
     everything.requires_grad_(True)
-    loss = ccc_loss(everything, step.chunk_set.chunk_targets(batch.index).to(local.device))
+    loss = ccc_loss(everything, step.chunk_set.chunk_targets(batch.index).to(local.device), step.ccc_unbiased)
     (grad,) = torch.autograd.grad(loss, everything)
     start = batch.pieces[0][0] if batch.pieces else 0
     return loss.item(), grad[start: start + len(local)]

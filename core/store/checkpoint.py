@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 class Checkpoint:
     """Everything a run needs to resume after its last completed epoch (one dict for `torch.save`, as nanoGPT)."""
     epoch: int  # epochs completed
-    best_score: float  # mean dev CCC of the best epoch so far
+    best_score: float  # mean dev CCC of the epoch kept so far (under either rule; the history's `best` rows say which)
     model: dict[str, torch.Tensor]  # state dict, cluster head included
     optimisers: dict[str, dict[str, Any]]  # name -> optimiser state dict
     rng: dict[str, torch.Tensor]  # "cpu" and, on a GPU, "cuda": torch's generator states

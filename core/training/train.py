@@ -1,13 +1,13 @@
 """The DeepEmoCluster training loop (SPEC 2.4): DeepCluster epochs on unlabelled and labelled chunks.
 
-`train()` is the recipe; the helpers below it do one step each. Disk goes through `core.store.run_store`,
+`train()` is the recipe; the helpers below it do one step each. What each finished epoch records, the epoch a
+run keeps and the completed run are `core.training.keeping`'s; disk goes through `core.store.run_store`,
 features through `core.data.extraction`, every eval-mode pass through `core.model.forward`.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -21,27 +21,26 @@ import torch
 from core.config import RunConfig, config_hash
 from core.data.dataset import ChunkSet, Normaliser, balanced_indices
 from core.data.manifest import corpus_fingerprint
-from core.evaluate.evaluation import evaluate, interval_records, predict_utterances, prediction_table, split_estimates
 from core.model.augmentation import masked_batch, set_learning_rates
-from core.model.bundle import ModelBundle, bundle_from_state, bundle_state
 from core.model.clustering import PseudoLabeler
 from core.model.forward import embed_chunks
-from core.model.metrics import attribute_ccc, cluster_stability
+from core.model.metrics import cluster_stability
 from core.model.network import EmotionCNN, autocast, dropout_mask, resolve_precision
 from core.model.objective import BatchStep, cluster_backward, joint_backward, local_batches, split_batch
 from core.runtime.device import resolve_device
 from core.runtime.distributed import BatchNormReplay, World, data_parallel, synchronise_batchnorm
-from core.store.run_store import Checkpoint, Run, RunInfo, RunLockedError, RunMetrics, RunStore, RunWriter
+from core.store.run_store import Run, RunInfo, RunLockedError, RunStore, RunWriter
 from core.training.checks import TrainingConfigError, check_split_hygiene, check_trainable
 from core.training.epoch_space import EpochSpace, epoch_space
-from core.training.training_data import TrainingData, prepare_training_data
+from core.training.keeping import DevScores, EpochStats, complete, finish_epoch, restore, validate
+from core.training.training_data import prepare_training_data
 
 _LABELLED_SEED_OFFSET = 7919  # the labelled stage's K-means seed differs from the unlabelled stage's
 _FINAL_SEED_OFFSET = 104729  # and the K-means that gives the kept model its centroids from both
 _STAGE_SEEDS = {"train unlabelled": 1, "train joint": 2}  # dropout masks differ between the stages
 _MASK_SEED = 3  # the chunk masks' draw differs from the dropout masks' of the same batch
 
-__all__ = ["EpochStats", "TrainProgress", "TrainResult", "TrainingConfigError", "evaluate", "run_id_for", "train"]
+__all__ = ["EpochStats", "TrainProgress", "TrainResult", "TrainingConfigError", "run_id_for", "train"]
 
 
 @dataclass(frozen=True)
@@ -54,21 +53,6 @@ class TrainProgress:
     eta_s: float | None = None  # seconds left for the whole run, once an epoch has finished
     dev_ccc: dict[str, float] | None = None  # after "validate"
     space: EpochSpace | None = None  # after "clustered": the labelled utterances as this epoch's K-means saw them
-
-
-@dataclass(frozen=True)
-class EpochStats:
-    epoch: int
-    cluster_loss: float  # cross-entropy of the unlabelled stage (NaN without unlabelled data)
-    joint_ce: float  # cross-entropy of the joint stage
-    joint_ccc_loss: float  # 1 - CCC of the joint stage (mean over attributes and batches)
-    dev_ccc: dict[str, float]  # utterance-level CCC per attribute on the dev split
-    nmi_previous: float  # NMI of the labelled chunks' pseudo-labels vs the previous epoch
-    cluster_sizes: list[int]  # labelled chunks per cluster
-    unlabelled_cluster_sizes: list[int]
-    seconds: dict[str, float]  # wall time per stage: embed, kmeans, train, validate
-    trained_chunks: int  # chunks through forward + backward this epoch
-    precision: str  # what its passes ran in, "fp32" or "bf16": `train.precision` as its device resolved it
 
 
 @dataclass(frozen=True)
@@ -118,7 +102,9 @@ def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path
         if cfg.train.micro_batch_chunks is None:  # BatchNorm over the whole batch, on every rank's chunks
             synchronise_batchnorm(model, world)
         optimisers = _optimisers(model, cfg)
-        state = _restore(writer, model, optimisers, cfg, report)  # resumes after the last completed epoch
+        state = restore(writer, model, optimisers)  # resumes after the last completed epoch
+        if state.epoch:
+            report(TrainProgress("resume", state.epoch - 1, cfg.train.epochs, state.epoch, cfg.train.epochs))
         for epoch in range(state.epoch, cfg.train.epochs):
             set_learning_rates(optimisers, cfg.train, epoch)  # constant as published, or the recipe's schedule
             ep = _Epoch(epoch, model, optimisers, data.normaliser, cfg, np.random.default_rng([cfg.seed, epoch]), report,
@@ -137,13 +123,16 @@ def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path
                     epoch, data.train, vectors, pseudo.labels_, cfg.model.n_clusters, seed=cfg.seed)))
             model.reset_cluster_head(cfg.model.n_clusters)
             joint_ce, joint_ccc = _fit_joint(ep, data.train, pseudo.labels_)  # ... then CE + (1 - CCC)
-            dev_ccc = _validate(ep, data.dev)  # step 3: dev CCC picks the checkpoint that is kept
-            stats = EpochStats(epoch, cluster_loss, joint_ce, joint_ccc, dev_ccc,
+            dev = _validate(ep, data.dev)  # step 3: the dev split decides which epoch is kept (train.keep_epoch)
+            stats = EpochStats(epoch, cluster_loss, joint_ce, joint_ccc, dev.ccc, dev.chunk_loss,
                                cluster_stability(state.previous_pseudo, pseudo.labels_), pseudo.cluster_sizes().tolist(),
                                unlabelled_sizes, ep.seconds, data.n_trained_chunks,
                                resolve_precision(data.normaliser.device, cfg.train.precision))
-            state = _finish_epoch(writer, ep, data, state, stats, pseudo)
-        return _complete(writer, runs, data, cfg, corpus, world)
+            state = finish_epoch(writer, state, stats, pseudo, model, optimisers, data, cfg, world)  # + checkpoint
+            if world.is_main:
+                report(TrainProgress("validate", epoch, cfg.train.epochs, 1, 1, state.eta_s(cfg.train.epochs), dev.ccc))
+        complete(writer, data, cfg, corpus, world, _labeler(cfg, cfg.seed + _FINAL_SEED_OFFSET))  # the kept epoch's
+        return _result(runs.load(info.run_id), trained=True)
 
 
 def run_id_for(cfg: RunConfig, corpus: pd.DataFrame) -> str:
@@ -209,17 +198,6 @@ class _Epoch:
             self._open = None
 
 
-@dataclass
-class _State:
-    epoch: int = 0  # epochs completed
-    best_score: float = -math.inf
-    previous_pseudo: np.ndarray | None = None
-    history: list[dict] = field(default_factory=list)
-    assignments: list[np.ndarray] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
-    first_epoch: int = 0  # of this process (for the ETA)
-
-
 def _new_model(cfg: RunConfig) -> EmotionCNN:
     return EmotionCNN(cfg.model, cfg.chunks.chunk_frames, cfg.features.n_mels)
 
@@ -273,7 +251,7 @@ def _fit(ep: _Epoch, chunk_set: ChunkSet, pseudo: np.ndarray, stage: str, optimi
     model.train()
     step = BatchStep(model, data_parallel(model, ep.world), chunk_set, torch.from_numpy(pseudo).to(ep.normaliser.device),
                      ep.normaliser, cfg.train.micro_batch_chunks, ep.world, BatchNormReplay(model, ep.world),
-                     cfg.train.precision, cfg.train.joint_ce_weight)
+                     cfg.train.precision, cfg.train.joint_ce_weight, cfg.train.ccc_unbiased)
     batches = split_batch(balanced_indices(pseudo, len(chunk_set), ep.rng), cfg.train.batch_utterances * cfg.chunks.n_chunks)
     losses = []
     for b, batch in enumerate(local_batches(step, batches)):  # this rank's inputs gathered ahead (`core.data.loader`)
@@ -294,105 +272,16 @@ def _dropout_masks(ep: _Epoch, stage: str, batch: int, n_chunks: int) -> torch.T
     return dropout_mask(n_chunks, ep.cfg.model.latent_dim, ep.cfg.model.dropout, torch.Generator().manual_seed(int(seed)))
 
 
-def _validate(ep: _Epoch, dev: ChunkSet) -> dict[str, float]:
+def _validate(ep: _Epoch, dev: ChunkSet) -> DevScores:
+    """Step 3: both kept-epoch criteria on the dev split, from one eval-mode pass (`core.training.keeping`)."""
     ep.stage("validate", "validate")
-    dev_ccc = evaluate(ep.model, dev, ep.normaliser, ep.cfg.model.attributes, ep.world)
+    scores = validate(ep.model, dev, ep.normaliser, ep.cfg, ep.world)
     ep._close()
-    return dev_ccc
+    return scores
 
 
 def _set_trainable(module: torch.nn.Module, trainable: bool) -> None:
     module.requires_grad_(trainable)
-
-
-def _bundle(model: EmotionCNN, data: TrainingData, cfg: RunConfig) -> ModelBundle:
-    """A CPU copy of the model as the run's bundle; draws nothing from torch's generator (a resume must not differ)."""
-    with torch.random.fork_rng(devices=[]):  # the copy's initialisation is overwritten: leave the generator as it was
-        copy = _new_model(cfg)
-        copy.reset_cluster_head(model.n_clusters)
-    copy.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
-    copy.eval()
-    return ModelBundle({cfg.model.network_name: copy}, data.normalisation, cfg)
-
-
-def _rng_states(device: torch.device) -> dict[str, torch.Tensor]:
-    """torch's generator states; with a GPU its own too, so a resume on the GPU equals an uninterrupted run."""
-    states = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        states["cuda"] = torch.cuda.get_rng_state(device)
-    return states
-
-
-def _finish_epoch(writer: RunWriter, ep: _Epoch, data: TrainingData, state: _State, stats: EpochStats,
-                  pseudo: PseudoLabeler) -> _State:
-    """Record the epoch (best bundle if dev CCC improved, history, assignments, checkpoint) and report it."""
-    values = [v for v in stats.dev_ccc.values() if np.isfinite(v)]
-    score = float(np.mean(values)) if values else -math.inf  # undefined CCC (constant output) ranks last
-    best = score > state.best_score or state.epoch == 0
-    new = dataclasses.replace(state, epoch=stats.epoch + 1, best_score=score if best else state.best_score,
-                              previous_pseudo=pseudo.labels_,
-                              history=[*state.history, {**dataclasses.asdict(stats), "dev_ccc_mean": score, "best": best}],
-                              assignments=[*state.assignments, pseudo.labels_.astype(np.int16)])
-    if not ep.world.is_main:  # rank 0 alone writes; every rank holds the same state
-        return new
-    writer.finish_epoch(Checkpoint(
-        epoch=new.epoch, best_score=new.best_score, model=ep.model.state_dict(),
-        optimisers={name: opt.state_dict() for name, opt in ep.optimisers.items()},
-        rng=_rng_states(ep.normaliser.device), previous_pseudo=pseudo.labels_, history=pd.DataFrame(new.history),
-        assignments=np.stack(new.assignments), last_centroids=pseudo.cluster_centers_.astype(np.float32)),
-        best=bundle_state(_bundle(ep.model, data, ep.cfg)) if best else None)
-    epochs = ep.cfg.train.epochs
-    eta = (time.perf_counter() - state.started) / (new.epoch - state.first_epoch) * (epochs - new.epoch)
-    ep.report(TrainProgress("validate", stats.epoch, epochs, 1, 1, eta, stats.dev_ccc))
-    return new
-
-
-def _restore(writer: RunWriter, model: EmotionCNN, optimisers: dict, cfg: RunConfig, report) -> _State:
-    checkpoint = writer.resume()
-    if checkpoint is None:
-        return _State()
-    model.reset_cluster_head(checkpoint.model["cluster_head.weight"].shape[0])
-    model.load_state_dict(checkpoint.model)
-    model.to(memory_format=torch.channels_last)
-    for name, opt in optimisers.items():
-        opt.load_state_dict(checkpoint.optimisers[name])
-    torch.set_rng_state(checkpoint.rng["cpu"])
-    device = next(model.parameters()).device
-    if "cuda" in checkpoint.rng and device.type == "cuda":
-        torch.cuda.set_rng_state(checkpoint.rng["cuda"], device)
-    report(TrainProgress("resume", checkpoint.epoch - 1, cfg.train.epochs, checkpoint.epoch, cfg.train.epochs))
-    return _State(checkpoint.epoch, checkpoint.best_score, checkpoint.previous_pseudo,
-                  checkpoint.history.to_dict("records"), list(checkpoint.assignments), first_epoch=checkpoint.epoch)
-
-
-def _complete(writer: RunWriter, runs: RunStore, data: TrainingData, cfg: RunConfig, corpus: pd.DataFrame,
-              world: World) -> TrainResult:
-    """Evaluate the best checkpoint on the test splits, give it its own centroids, then mark the run complete.
-
-    The best epoch's K-means ran before that epoch's joint stage moved the network, so its centroids
-    need not match the kept model's space: one seeded K-means over the training chunks in the kept
-    model's clustering space gives the clusters of the map (SPEC 2.4). The per-utterance test predictions
-    are stored with the run, so that intervals (`core.evaluate.uncertainty`) never need the model again.
-    """
-    bundle = world.broadcast(bundle_from_state(writer.load_best_state()) if world.is_main else None)  # rank 0 checks it
-    (network,) = bundle.networks.values()
-    network.to(data.normaliser.device, memory_format=torch.channels_last)
-    attributes, test_ccc, tables = cfg.model.attributes, {}, []
-    speakers = corpus["speaker"] if "speaker" in corpus else None
-    for split, chunks in data.tests.items():
-        z = predict_utterances(network, chunks, data.normaliser, world)
-        test_ccc[split] = attribute_ccc(chunks.targets, z, attributes)
-        tables.append(prediction_table(split, chunks, z, data.normalisation, attributes, speakers))
-    vectors = embed_chunks(network, data.train, data.normaliser, world, outputs=("cluster_features",)).cluster_features
-    if world.is_main:
-        centroids = _labeler(cfg, cfg.seed + _FINAL_SEED_OFFSET).fit(vectors).cluster_centers_
-        history = writer.history()
-        predictions = pd.concat(tables) if tables else None
-        intervals = split_estimates(predictions, attributes) if tables else None
-        metrics = RunMetrics(test_ccc, int(history.loc[history["best"], "epoch"].iloc[-1]), interval_records(intervals))
-        writer.complete(bundle_state(bundle), centroids, metrics, predictions)
-    world.barrier()
-    return _result(runs.load(writer.info.run_id), trained=True)
 
 
 def _result(run: Run, trained: bool) -> TrainResult:

@@ -1,14 +1,14 @@
-"""Every configuration dataclass, presets, overrides and hashing.
+"""Every configuration dataclass of a run, one per stage, composed into `RunConfig`; and its hash.
 
 Configs are frozen, typed and validated on construction; nothing here touches disk or torch.
-Every published number of the method (SPEC 2.1-2.4) is a default here, never a literal elsewhere.
+Every published number of the method (SPEC 2.1-2.4) is a default here or in `core.config.presets`, never a
+literal elsewhere.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,9 +116,10 @@ class ClusterConfig:
 
 PRECISIONS = ("fp32", "bf16", "auto")
 LR_SCHEDULES = ("constant", "cosine")
+KEEP_EPOCH_RULES = ("dev_ccc", "authors")
 # section -> field -> the default that leaves run ids as they were
 LATER_FIELDS = {"train": {"precision": "fp32", "lr_schedule": "constant", "joint_ce_weight": 1.0,
-                          "time_mask_frames": 0, "freq_mask_bins": 0}}
+                          "time_mask_frames": 0, "freq_mask_bins": 0, "keep_epoch": "dev_ccc", "ccc_unbiased": False}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,10 +127,11 @@ class TrainConfig:
     epochs: int = 50
     batch_utterances: int = 64  # a batch holds this many utterances' worth of chunks (64 x 11 = 704)
     # Activations of this many chunks at a time (~6 MB each); None = the whole batch in one forward pass.
-    # None is the published behaviour (BatchNorm statistics over all 704 chunks, one running-statistics
-    # update per step: the paper presets), 11.3 GB peak on a CPU. 32 keeps a whole epoch under 1.5 GB (64 is ~10 %
-    # faster at ~1.7 GB); gradients stay exact (the CCC uses the whole batch), but BatchNorm then sees
-    # micro-batch statistics and its running statistics get one update per micro-batch.
+    # None is the published behaviour (BatchNorm statistics over all 704 chunks, one running-statistics update per
+    # step: the paper presets): 11.4 GB peak RSS over one epoch (paper-arousal, demo corpus, 2-core CPU; 10.6-15.1
+    # GB over 20-epoch runs, as glibc keeps freed blocks: `core.runtime.process`). 32 keeps a whole epoch under
+    # 1.5 GB (64 is ~10 % faster at ~1.7 GB); gradients stay exact (the CCC uses the whole batch), but BatchNorm
+    # then sees micro-batch statistics and its running statistics get one update per micro-batch.
     micro_batch_chunks: int | None = 32
     lr_sgd: float = 1e-3  # SGD on all but the head (the published cluster-loss optimiser)
     lr_adam: float = 5e-4  # Adam on all but the head, stepped on the joint loss too (as published)
@@ -154,8 +156,16 @@ class TrainConfig:
     # normalisation); 0 = off, as published. K-means embedding passes, validation and inference never mask.
     time_mask_frames: int = 0
     freq_mask_bins: int = 0
+    # The epoch a run keeps (`core.training.keeping`): "dev_ccc", the highest mean utterance-level dev CCC over the
+    # whole dev split (the reported metric, SPEC 2.5), or "authors", the released code's lowest mean chunk-level
+    # 1 - CCC (unbiased variances) over random dev batches of `batch_utterances` utterances (paper presets).
+    keep_epoch: str = "dev_ccc"
+    # The joint loss's CCC with unbiased (n - 1) variances, as the released code's `cc_coef` (torch.var's default;
+    # paper presets), or population ones, the metric's (SPEC 2.5): a factor 704/703 on the variance terms.
+    ccc_unbiased: bool = False
 
     def __post_init__(self):
+        _check(self.keep_epoch in KEEP_EPOCH_RULES, f"keep_epoch must be one of {list(KEEP_EPOCH_RULES)}, got {self.keep_epoch!r}")
         _check(self.lr_schedule in LR_SCHEDULES,
                f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         _check(self.joint_ce_weight >= 0, f"joint_ce_weight must be >= 0, got {self.joint_ce_weight}")
@@ -227,141 +237,10 @@ class RunConfig:
         return _from_dict(cls, data)
 
 
-# --- presets ---------------------------------------------------------------------------------------
-
-PUBLISHED_CLUSTERS = {"arousal": 10, "valence": 30, "dominance": 30}  # K per attribute (SPEC 2.4)
-
-
-def default() -> RunConfig:
-    """A joint arousal/valence/dominance model with the published method and a trainable regressor: this
-    project's recipe, chosen by the recipe study (`benchmarks.recipe_study`, README) at equal epochs on a
-    held-out corpus. Round 1 adopted log-mel input in batches of 16 utterances (+0.33 mean test CCC
-    [0.29, 0.37] over the paper's input and batch); round 2 the joint stage's cross-entropy at weight 0.3
-    with chunk masking (8 frames, 16 mel bins), +0.053 [0.045, 0.061] over round 1's recipe. The network
-    and the two-stage method are the paper's."""
-    return RunConfig(name="default", features=FeatureConfig(log=True),
-                     train=TrainConfig(batch_utterances=16, joint_ce_weight=0.3, time_mask_frames=8, freq_mask_bins=16))
-
-
-def paper(attribute: str = "arousal") -> RunConfig:
-    """SPEC 2.4 as published: one model per attribute, K = 10 (arousal) or 30, frozen regressor, BatchNorm
-    over the whole 704-chunk batch (one forward pass per step, as the authors' code)."""
-    if attribute not in PUBLISHED_CLUSTERS:
-        raise ValueError(f"attribute must be one of {list(PUBLISHED_CLUSTERS)}, got {attribute!r}")
-    return RunConfig(name=f"paper-{attribute}",
-                     model=ModelConfig(attributes=(attribute,), n_clusters=PUBLISHED_CLUSTERS[attribute]),
-                     train=TrainConfig(freeze_regressor=True, micro_batch_chunks=None))
-
-
-def demo() -> RunConfig:
-    """The built-in demo corpus end to end in a few minutes on 2 CPU cores.
-
-    The published method and network; fewer chunks per utterance (demo clips last 1.6-3.7 s, so
-    11 one-second chunks overlap heavily anyway), batches of 8 utterances (more steps from a small
-    corpus), 10 epochs, and a 4x higher Adam learning rate so that those few epochs go somewhere.
-    Float32, as the other presets: bf16 where the device computes it (`precision="auto"`) halves the epoch
-    on a CPU with AVX512-BF16 and was adopted by round 3 of the recipe study, but round 4, over training
-    seeds, could not show it loses less than 0.02 mean test CCC (+0.001 [-0.037, 0.039] over 9 runs), so
-    it is an option (`--set train.precision=auto`), not the demo's setting.
-    """
-    base = default()  # the demo is the `default` recipe at demo size: it inherits what the recipe adopts
-    return dataclasses.replace(base, name="demo", chunks=dataclasses.replace(base.chunks, n_chunks=3),
-                               model=dataclasses.replace(base.model, n_clusters=10),
-                               train=dataclasses.replace(base.train, epochs=10, batch_utterances=8, lr_adam=2e-3))
-
-
-def tiny() -> RunConfig:
-    """Seconds-long runs for tests: a narrow network, 2 chunks per utterance, 2 epochs."""
-    return RunConfig(name="tiny", chunks=ChunkConfig(n_chunks=2),
-                     model=ModelConfig(channels=(4, 4, 8, 8, 8, 8, 8), latent_dim=16, hidden_dim=16, n_clusters=3),
-                     train=TrainConfig(epochs=2, batch_utterances=4, micro_batch_chunks=4))
-
-
-PRESETS = {"default": default, "paper": paper, "demo": demo, "tiny": tiny}
-
-
-def preset(name: str) -> RunConfig:
-    """A preset by name; `paper-valence` style names pick the paper preset's attribute."""
-    base, _, attribute = name.partition("-")
-    if base not in PRESETS or (attribute and base != "paper"):
-        raise ValueError(f"unknown preset {name!r}, expected one of {sorted(PRESETS)} or paper-<attribute>")
-    return paper(attribute) if base == "paper" and attribute else PRESETS[base]()
-
-
 def config_hash(cfg: Any) -> str:
     """sha256 of the config's sorted-key JSON (a dataclass or a plain dict)."""
     data = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=list).encode()).hexdigest()
-
-
-def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
-    """Return `cfg` with `section.field=value` overrides applied, each parsed as its field's type.
-
-    Raises:
-        ValueError: malformed override, unknown key, or a value that does not parse as the field type.
-    """
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"override must look like 'section.field=value', got {item!r}")
-        cfg = _replace_path(cfg, key.strip().split("."), text.strip(), key.strip())
-    return cfg
-
-
-def toml_overrides(path) -> list[str]:
-    """A TOML file of sections (`[train]\nepochs = 3`) as `section.field=value` override strings."""
-    import tomllib
-    with open(path, "rb") as fh:
-        data = tomllib.load(fh)
-
-    def flatten(prefix: str, value: Any) -> list[str]:
-        if isinstance(value, dict):
-            return [item for k, v in value.items() for item in flatten(f"{prefix}{k}.", v)]
-        text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-        return [f"{prefix[:-1]}={text}"]
-    return flatten("", data)
-
-
-def _replace_path(obj: Any, path: list[str], text: str, full_key: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(obj)}
-    if path[0] not in fields:
-        raise ValueError(f"unknown config key {full_key!r}: {type(obj).__name__} has {sorted(fields)}")
-    hints = typing.get_type_hints(type(obj))
-    current = getattr(obj, path[0])
-    if len(path) > 1:
-        if not dataclasses.is_dataclass(current):
-            raise ValueError(f"unknown config key {full_key!r}: {path[0]!r} is not a section")
-        return dataclasses.replace(obj, **{path[0]: _replace_path(current, path[1:], text, full_key)})
-    if dataclasses.is_dataclass(current):
-        raise ValueError(f"{full_key!r} is a section; set one of its fields, e.g. {full_key}.<field>=...")
-    return dataclasses.replace(obj, **{path[0]: _parse(text, hints[path[0]], full_key)})
-
-
-def _parse(text: str, tp: Any, key: str) -> Any:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if text.lower() in ("none", "null") and type(None) in args:
-            return None
-        return _parse(text, next(a for a in args if a is not type(None)), key)
-    if origin is tuple:
-        items = [t for t in text.strip("()[]").split(",") if t.strip()]
-        return tuple(_parse(t.strip(), args[0], key) for t in items)
-    try:
-        if tp is bool:
-            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(text)
-            return text.lower() in ("true", "1", "yes")
-        if tp is int and text.lstrip("-").isdigit():
-            return int(text)
-        if tp is int:
-            raise ValueError(text)
-        if tp is float:
-            return float(text)
-        if tp is str:
-            return text
-    except ValueError:
-        raise ValueError(f"{key} expects {getattr(tp, '__name__', tp)}, got {text!r}") from None
-    raise ValueError(f"{key}: cannot parse values of type {tp}")
 
 
 def _from_dict(cls: type, data: dict[str, Any]) -> Any:
