@@ -10,8 +10,8 @@ from typing import Callable
 
 
 def lazy_exports(package: str, exports: dict[str, list[str]]) -> tuple[Callable, Callable, list[str]]:
-    """`__getattr__`, `__dir__` and `__all__` of `package`, whose names `exports` gives by module (relative to
-    `package`, "" for the package itself)."""
+    """`__getattr__`, `__dir__` and `__all__` of `package`, whose names `exports` gives by module (its path
+    relative to `package`, e.g. "store.run_store" in `core`)."""
     module_of = {name: f"{package}.{module}" for module, names in exports.items() for name in names}
 
     def __getattr__(name: str):
