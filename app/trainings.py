@@ -42,6 +42,7 @@ class Job:
     epoch: int = 0
     epochs: int = 0
     dev_ccc: dict | None = None
+    dev_chunk_loss: float | None = None  # the released code's dev criterion (`core.training.keeping`)
     eta_s: float | None = None
     started: float = field(default_factory=time.time)
     result: object = None
@@ -64,7 +65,7 @@ class Job:
         self.update(f"epoch {progress.epoch + 1}/{progress.epochs}: {progress.stage}", progress.done, progress.total)
         self.epoch, self.epochs = progress.epoch, progress.epochs
         if progress.dev_ccc is not None:
-            self.dev_ccc, self.eta_s = progress.dev_ccc, progress.eta_s
+            self.dev_ccc, self.dev_chunk_loss, self.eta_s = progress.dev_ccc, progress.dev_chunk_loss, progress.eta_s
         if progress.space is not None and self.corpus is not None:
             self._fit_live(progress.space)
 

@@ -65,7 +65,8 @@ def job_progress_ui(job: trainings.Job) -> None:
     if job.eta_s is not None:
         cols[1].metric("ETA", f"{job.eta_s / 60:.1f} min")
     if job.dev_ccc:
-        cols[2].write("dev CCC: " + ", ".join(f"{a} {v:.2f}" for a, v in job.dev_ccc.items()))
+        loss = f"; dev chunk loss {job.dev_chunk_loss:.3f}" if job.dev_chunk_loss is not None else ""
+        cols[2].write("dev CCC: " + ", ".join(f"{a} {v:.2f}" for a, v in job.dev_ccc.items()) + loss)
     if job.live is not None:
         live_map_ui(job.live, key=f"live.{job.label}", drawing=job.live_drawing, labels=job.labels)
 

@@ -64,3 +64,16 @@ def test_help_of_every_command_prints(capsys):
             main([name, "--help"])
         assert done.value.code == 0, name
         assert capsys.readouterr().out.startswith("usage:"), name
+
+
+def test_train_printer_says_both_dev_criteria_and_whether_the_epoch_is_kept(capsys):
+    """Each epoch's line gives the dev CCC, the released code's chunk loss (`train.keep_epoch`'s other rule) and
+    whether the run's rule keeps the epoch so far."""
+    from core.cli.progress import TrainPrinter
+    from core.training.train import TrainProgress
+    printer = TrainPrinter()
+    printer(TrainProgress("validate", 2, 10, 1, 1, 90.0, {"arousal": 0.6123}, 0.3871, True))
+    printer(TrainProgress("validate", 3, 10, 1, 1, 60.0, {"arousal": 0.5}, 0.41, False))
+    lines = capsys.readouterr().err.split("\r")
+    assert lines[1].rstrip() == "epoch 3/10: dev CCC arousal 0.612, dev chunk loss 0.387, kept, ETA 1.5 min"
+    assert lines[2].rstrip() == "epoch 4/10: dev CCC arousal 0.500, dev chunk loss 0.410, ETA 1.0 min"

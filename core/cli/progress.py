@@ -7,7 +7,8 @@ from tqdm import tqdm
 
 
 class TrainPrinter:
-    """One line per epoch (losses, dev CCC, ETA) and a live stage bar on a terminal."""
+    """One line per epoch (dev CCC, the released code's dev chunk loss, whether the run's rule keeps the epoch so far,
+    ETA) and a live stage bar on a terminal."""
 
     def __init__(self):
         self.tty = sys.stderr.isatty()
@@ -18,8 +19,11 @@ class TrainPrinter:
                   file=sys.stderr, flush=True)
         elif p.stage == "validate" and p.dev_ccc is not None:
             ccc = " ".join(f"{a} {v:.3f}" for a, v in p.dev_ccc.items())
+            loss = f", dev chunk loss {p.dev_chunk_loss:.3f}" if p.dev_chunk_loss is not None else ""  # the other rule's
+            kept = ", kept" if p.kept else ""
             eta = f", ETA {p.eta_s / 60:.1f} min" if p.eta_s else ""
-            print(f"\repoch {p.epoch + 1}/{p.epochs}: dev CCC {ccc}{eta}" + " " * 20, file=sys.stderr, flush=True)
+            print(f"\repoch {p.epoch + 1}/{p.epochs}: dev CCC {ccc}{loss}{kept}{eta}" + " " * 20, file=sys.stderr,
+                  flush=True)
         elif p.space is not None:  # the epoch's clustering space, for a live map: nothing to print
             return
         elif self.tty or p.done == p.total:

@@ -52,6 +52,8 @@ class TrainProgress:
     total: int
     eta_s: float | None = None  # seconds left for the whole run, once an epoch has finished
     dev_ccc: dict[str, float] | None = None  # after "validate"
+    dev_chunk_loss: float | None = None  # after "validate": the released code's criterion (`core.training.keeping`)
+    kept: bool | None = None  # after "validate": whether the run's rule (`train.keep_epoch`) keeps this epoch so far
     space: EpochSpace | None = None  # after "clustered": the labelled utterances as this epoch's K-means saw them
 
 
@@ -130,7 +132,8 @@ def train(cfg: RunConfig, corpus: pd.DataFrame, runs: RunStore, cache_root: Path
                                resolve_precision(data.normaliser.device, cfg.train.precision))
             state = finish_epoch(writer, state, stats, pseudo, model, optimisers, data, cfg, world)  # + checkpoint
             if world.is_main:
-                report(TrainProgress("validate", epoch, cfg.train.epochs, 1, 1, state.eta_s(cfg.train.epochs), dev.ccc))
+                report(TrainProgress("validate", epoch, cfg.train.epochs, 1, 1, state.eta_s(cfg.train.epochs), dev.ccc,
+                                     dev.chunk_loss, state.history[-1]["best"]))
         complete(writer, data, cfg, corpus, world, _labeler(cfg, cfg.seed + _FINAL_SEED_OFFSET))  # the kept epoch's
         return _result(runs.load(info.run_id), trained=True)
 
