@@ -287,3 +287,20 @@ def test_exported_utterances_give_path_and_file_in_one_convention(exploration, c
             assert list(utterances["path"]) == list(exploration.corpus["path"])
         else:
             assert list(utterances["path"]) == list(utterances.index)  # both relative to the manifest's folder
+
+
+def test_suspects_cli_ranks_each_attributes_labels_with_paths_relative_to_the_corpus(exploration, tmp_path, capsys):
+    """Issue 31, item 1: `python -m core suspects` over a trained run's own corpus."""
+    from core.cli.main import main
+    out = tmp_path / "suspects.csv"
+    assert main(["--runs-dir", str(exploration.run.dir.parent), "suspects", "--top", "3", "--out", str(out)]) == 0
+    ranked = pd.read_csv(out, index_col="file")
+    labelled = exploration.corpus[["arousal", "valence", "dominance"]].notna()
+    assert sorted(ranked["attribute"].unique()) == sorted(a for a in labelled if labelled[a].sum() >= 2)
+    assert all(rows["rank"].tolist() == [1, 2, 3] for _, rows in ranked.groupby("attribute"))
+    assert (ranked["path"] == ranked.index).all()  # relative to the corpus folder, as the keys are
+    assert (ranked.groupby("attribute")["score"].apply(lambda s: s.is_monotonic_decreasing)).all()
+    assert "most suspicious:" in capsys.readouterr().out
+    assert main(["--runs-dir", str(exploration.run.dir.parent), "suspects", "--attribute", "dominance",
+                 "--out", str(tmp_path / "d.csv")]) == 0
+    assert set(pd.read_csv(tmp_path / "d.csv")["attribute"]) == {"dominance"}

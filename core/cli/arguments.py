@@ -98,6 +98,13 @@ def export(p: argparse.ArgumentParser) -> None:
                         "so the tables can be shared)")
 
 
+def suspects(p: argparse.ArgumentParser) -> None:
+    explore(p)
+    p.add_argument("--attribute", choices=["arousal", "valence", "dominance"], help="only this attribute (default: all)")
+    p.add_argument("--top", type=int, help="only the N most suspicious labels of each attribute (default: every one)")
+    p.add_argument("--out", type=Path, required=True, help="the ranking as a CSV file")
+
+
 def report(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", nargs="?", help="run id (default: the newest run)")
     p.add_argument("--out", type=Path, required=True, help="folder for report.html, report.md and figures/")

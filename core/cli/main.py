@@ -24,9 +24,10 @@ from core.errors import UserError
 from core.evaluate.cross_corpus import evaluate_corpora, run_test_predictions, test_estimates
 from core.evaluate.evaluation import estimate_text, speaker_spreads, split_estimates
 from core.evaluate.uncertainty import MIN_RESAMPLED_SPEAKERS, MIN_SPEAKER_UTTERANCES
-from core.explore.exploration import analyze_exploration, explore, project
-from core.explore.export import export_exploration
+from core.explore.exploration import ExploreError, analyze_exploration, explore, project, utterance_table
+from core.explore.export import corpus_folder, export_exploration, write_table
 from core.explore.locator import Locator
+from core.explore.suspects import SUSPECT_SCORE, suspect_labels
 from core.model.inference import Predictor, expand_audio_paths
 from core.model.official import OfficialImportError, find_official_files, import_official
 from core.runtime.distributed import close_world, init_world
@@ -303,6 +304,25 @@ def _export(args) -> int:
     return 0
 
 
+def _suspects(args) -> int:
+    if (exploration := _exploration(args)) is None:
+        return 0
+    attributes = list(exploration.latent.predictions.columns)
+    if args.attribute and args.attribute not in attributes:
+        raise ExploreError(f"run {exploration.run.run_id} predicts {attributes}, not {args.attribute!r}")
+    table = utterance_table(exploration)
+    ranked = suspect_labels(exploration.latent.embeddings["cluster"], table, [args.attribute] if args.attribute else attributes)
+    root = corpus_folder(table.index, table["path"])
+    ranked["path"] = [os.path.relpath(path, root) for path in ranked["path"]]  # relative to the corpus, as `file` is
+    if args.top:
+        ranked = ranked[ranked["rank"] <= args.top]
+    print(write_table(ranked, args.out, "csv"))
+    for attribute, rows in ranked.groupby("attribute", sort=False):
+        print(f"{attribute}: {int(rows['suspect'].sum())} of {len(rows)} labels scored as suspects "
+              f"(score >= {SUSPECT_SCORE:g}); most suspicious: {rows.index[0]} (score {rows['score'].iloc[0]:.1f})")
+    return 0
+
+
 def _report(args) -> int:
     from core.report.report import write_report  # here: it imports matplotlib (~0.5 s), which no other command needs
     run = _load_run(args)
@@ -346,6 +366,8 @@ COMMANDS = [
     Command("locate", "place clips in a run's latent space: attributes, cluster, map, neighbours", arguments.locate,
             _locate),
     Command("export", "write the cluster-emotion, utterance and embedding tables", arguments.export, _export),
+    Command("suspects", "rank the labels most likely wrong: far from their neighbours' in the latent space and from "
+            "the prediction", arguments.suspects, _suspects),
     Command("report", "write a shareable report of a run (one self-contained HTML page, and Markdown)",
             arguments.report, _report),
     Command("runs", "list the runs in the store", lambda p: None, _runs),
