@@ -24,10 +24,10 @@ def chunk_spans(timeline: pd.DataFrame) -> pd.DataFrame:
     return spans
 
 
-def chunk_stars(spans: pd.DataFrame, playing: int, name: str = "", colour: str = CHUNK) -> pd.DataFrame:
+def chunk_stars(spans: pd.DataFrame, playing: int, colour: str = CHUNK) -> pd.DataFrame:
     """Markers (x, y, label, colour) of a clip's chunk spans on the map, the `playing` chunk's first (its label is
     written first where labels would overlap) and in `PLAYING`."""
-    stars = pd.DataFrame({"x": spans["x"], "y": spans["y"], "label": [f"{name}{label}" + (" ▶" if c == playing else "")
+    stars = pd.DataFrame({"x": spans["x"], "y": spans["y"], "label": [label + (" ▶" if c == playing else "")
                                                                       for c, label in zip(spans["chunk"], spans["label"])],
                           "colour": [PLAYING if c == playing else colour for c in spans["chunk"]]})
     return stars.iloc[np.argsort(~(spans["chunk"] == playing).to_numpy(), kind="stable")]
@@ -46,15 +46,15 @@ def chunk_player_ui(spans: pd.DataFrame, source, key: str) -> int:
     return chunk
 
 
-def clip_spans(clip: str, run_id: str, network: str | None) -> pd.DataFrame:
-    """`chunk_spans` of a corpus clip, with each span's place on the map (x, y: placed as uploads are, from the
-    k nearest corpus utterances)."""
+def clip_timeline(clip: str, run_id: str, network: str | None) -> pd.DataFrame:
+    """`chunk_timeline` of a corpus clip, with each chunk's place on the map (x, y: placed as uploads are, from the
+    k nearest corpus utterances); the page makes it once per run of it, for the map's stars and the inspector."""
     exploration = loaders.load_exploration(run_id, network)
     cfg = exploration.run.config
     timeline = chunk_timeline(exploration.latent, clip, cfg.features.hop_length / cfg.audio.sampling_rate,
                               cfg.chunks.chunk_frames)
     positions = loaders.load_locator(run_id, network).chunk_positions(clip)
-    return chunk_spans(timeline.assign(x=positions[:, 0], y=positions[:, 1]))
+    return timeline.assign(x=positions[:, 0], y=positions[:, 1])
 
 
 def neighbour_caption(name: str, row: pd.Series, attributes: list[str], distance: float | None = None) -> str:
@@ -64,8 +64,9 @@ def neighbour_caption(name: str, row: pd.Series, attributes: list[str], distance
             + ("" if distance is None else f", distance {distance:.3g}"))
 
 
-def clip_inspector_ui(clip: str, table: pd.DataFrame, run_id: str, network: str | None) -> None:
-    """Facts, audio, spectrogram, chunk timeline (a chunk to play) and the nearest corpus clips of `clip`."""
+def clip_inspector_ui(clip: str, table: pd.DataFrame, run_id: str, network: str | None, timeline: pd.DataFrame) -> None:
+    """Facts, audio, spectrogram, chunk timeline (`clip_timeline`; a chunk to play) and the nearest corpus clips
+    of `clip`."""
     exploration = loaders.load_exploration(run_id, network)
     latent, cfg = exploration.latent, exploration.run.config
     row = table.loc[clip]
@@ -79,9 +80,8 @@ def clip_inspector_ui(clip: str, table: pd.DataFrame, run_id: str, network: str 
     frame_s = cfg.features.hop_length / cfg.audio.sampling_rate
     st.plotly_chart(figures.spectrogram(loaders.load_spectrogram(row["path"], run_id), frame_s, cfg.features.log),
                     key="latent.spectrogram", width="stretch")
-    timeline = chunk_timeline(latent, clip, frame_s, cfg.chunks.chunk_frames)
     st.plotly_chart(figures.chunk_timeline(timeline, attributes), key="latent.timeline", width="stretch")
-    chunk_player_ui(clip_spans(clip, run_id, network), row["path"], "latent.chunk")
+    chunk_player_ui(chunk_spans(timeline), row["path"], "latent.chunk")
     st.markdown("**Nearest corpus clips** (clustering space)")
     for other, distance in loaders.load_locator(run_id, network).corpus_neighbours(clip).items():
         st.caption(neighbour_caption(other, table.loc[other], attributes, distance))

@@ -25,7 +25,8 @@ matches = widgets.search_ui(table)
 typed = st.session_state.get("latent.inspect", "").strip()
 named = find_utterance(typed, table.index) if typed else None
 clip = named.match if named else None
-markers = (inspector.chunk_stars(inspector.clip_spans(clip, run_id, network), st.session_state.get("latent.chunk", 0))
+timeline = inspector.clip_timeline(clip, run_id, network) if clip else None  # the stars and the inspector's
+markers = (inspector.chunk_stars(inspector.chunk_spans(timeline), st.session_state.get("latent.chunk", 0))
            if clip else None)
 
 
@@ -64,5 +65,5 @@ if typed and clip is None:
     st.warning(f"No utterance named {typed!r} in this corpus" + (f"; did you mean {', '.join(named.candidates)}?"
                                                                  if named.candidates else "."))
 if clip:
-    inspector.clip_inspector_ui(clip, table, run_id, network)
+    inspector.clip_inspector_ui(clip, table, run_id, network, timeline)
 warm_up.warm_clip_code()  # the map is drawn: what a click runs is imported meanwhile, once per server
