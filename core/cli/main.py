@@ -25,7 +25,7 @@ from core.evaluate.cross_corpus import evaluate_corpora, run_test_predictions, t
 from core.evaluate.evaluation import estimate_text, speaker_spreads, split_estimates
 from core.evaluate.uncertainty import MIN_RESAMPLED_SPEAKERS, MIN_SPEAKER_UTTERANCES
 from core.explore.exploration import ExploreError, analyze_exploration, explore, project, utterance_table
-from core.explore.export import corpus_folder, export_exploration, write_table
+from core.explore.export import corpus_relative_paths, export_exploration, write_table
 from core.explore.locator import Locator
 from core.explore.suspects import SUSPECT_SCORE, suspect_labels
 from core.model.inference import Predictor, expand_audio_paths
@@ -312,8 +312,7 @@ def _suspects(args) -> int:
         raise ExploreError(f"run {exploration.run.run_id} predicts {attributes}, not {args.attribute!r}")
     table = utterance_table(exploration)
     ranked = suspect_labels(exploration.latent.embeddings["cluster"], table, [args.attribute] if args.attribute else attributes)
-    root = corpus_folder(table.index, table["path"])
-    ranked["path"] = [os.path.relpath(path, root) for path in ranked["path"]]  # relative to the corpus, as `file` is
+    ranked["path"] = corpus_relative_paths(ranked)  # relative to the corpus, as `file` is
     if args.top:
         ranked = ranked[ranked["rank"] <= args.top]
     print(write_table(ranked, args.out, "csv"))

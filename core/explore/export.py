@@ -96,6 +96,13 @@ def corpus_folder(files: pd.Index, paths: pd.Series) -> Path:
     return Path(os.path.commonpath([str(Path(p).parent) for p in paths])) if len(paths) else Path(".")
 
 
+def corpus_relative_paths(table: pd.DataFrame) -> list[str]:
+    """`table`'s audio paths (column `path`) relative to the folder its keys (index `file`) are relative to
+    (`corpus_folder`): one convention for both, in every table a user is given."""
+    root = corpus_folder(table.index, table["path"])
+    return [os.path.relpath(p, root) for p in table["path"]]
+
+
 def export_exploration(exploration: Exploration, report: DependenceReport, coords: np.ndarray | None, out_dir: Path,
                        fmt: str, space: str = "cluster", absolute_paths: bool = False) -> list[Path]:
     """Write every export of an exploration in one format (`DESCRIPTIONS`); returns the files.
@@ -108,8 +115,7 @@ def export_exploration(exploration: Exploration, report: DependenceReport, coord
     out_dir = Path(out_dir)
     utterances = utterance_table(exploration, coords)
     if not absolute_paths:
-        root = corpus_folder(utterances.index, utterances["path"])
-        utterances["path"] = [os.path.relpath(p, root) for p in utterances["path"]]
+        utterances["path"] = corpus_relative_paths(utterances)
     tables = {"cluster_emotion": report.per_cluster, "dependence": report.dependence, "utterances": utterances,
               "embeddings": embeddings_table(exploration.latent.files, exploration.latent.embeddings[space])}
     if report.contingency is not None:
