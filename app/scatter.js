@@ -11,9 +11,9 @@ void main() { gl_Position = vec4(p * scale + offset, 0.0, 1.0); gl_PointSize = s
 const FRAGMENT = `precision mediump float; varying vec4 v;
 void main() { vec2 d = gl_PointCoord - 0.5; if (dot(d, d) > 0.25) discard; gl_FragColor = v; }`;
 const GREY = [190, 190, 190, 150]; // a point outside the selection or the filters
-const CONTOUR_MASS = [0.3, 0.6, 0.9];
+const CONTOUR_MASS = [0.3, 0.6, 0.9]; // each contour encloses the densest cells holding this share of the points in view
 const PAD = 12; // pixels between the fitted points and the map's edges, its buttons and its legend
-const MARKER_ROOM = 28; // pixels above the top of the fitted view: a star there has its label above it, under the buttons // each contour encloses the densest cells holding this share of the points in view
+const MARKER_ROOM = 28; // pixels above the top of the fitted view: a star there has its label above it, under the buttons
 // Marching squares: the edges (0 top, 1 right, 2 bottom, 3 left) each corner pattern's contour joins, by the
 // pattern's bits (8 top-left, 4 top-right, 2 bottom-right, 1 bottom-left corner at or above the level).
 const SQUARE_EDGES = [[], [[3, 2]], [[2, 1]], [[3, 1]], [[0, 1]], [[3, 0], [2, 1]], [[0, 2]], [[3, 0]],
