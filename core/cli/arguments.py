@@ -111,3 +111,12 @@ def report(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-analysis", action="store_true",
                    help="leave out the cluster-emotion section (it embeds the corpus: minutes for large ones)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def export_corpus(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", nargs="?", help="run id whose corpus to correct (default: the newest run)")
+    p.add_argument("--corpus", type=Path, help="correct this corpus instead (the edits are kept per corpus)")
+    p.add_argument("--unlabelled", type=Path, help="an extra folder of unlabelled clips for --corpus")
+    p.add_argument("--out", type=Path, required=True, help="the corrected manifest (.csv); the edits log goes beside it")
+    p.add_argument("--unusable", choices=["drop", "unlabelled"], default="drop",
+                   help="clips marked unusable: left out (default) or kept as unlabelled audio")

@@ -14,7 +14,8 @@ from typing import Callable
 
 import pandas as pd
 
-from core.cli import arguments
+from core.cli import arguments, curating
+from core.cli.context import exploration_of, load_run
 from core.cli.progress import TrainPrinter, progress_bar, stage_printer
 from core.config import LabelConfig, RunConfig, apply_overrides, preset, toml_overrides
 from core.data.corpus_formats import load_corpus
@@ -24,17 +25,16 @@ from core.errors import UserError
 from core.evaluate.cross_corpus import evaluate_corpora, run_test_predictions, test_estimates
 from core.evaluate.evaluation import estimate_text, speaker_spreads, split_estimates
 from core.evaluate.uncertainty import MIN_RESAMPLED_SPEAKERS, MIN_SPEAKER_UTTERANCES
-from core.explore.exploration import ExploreError, analyze_exploration, explore, project, utterance_table
-from core.explore.export import corpus_relative_paths, export_exploration, write_table
+from core.explore.exploration import analyze_exploration, project
+from core.explore.export import export_exploration
 from core.explore.locator import Locator
-from core.explore.suspects import SUSPECT_SCORE, suspect_labels
 from core.model.inference import Predictor, expand_audio_paths
 from core.model.official import OfficialImportError, find_official_files, import_official
 from core.runtime.distributed import close_world, init_world
 from core.runtime.process import keep_freed_memory
 from core.store.feature_store import FeatureStore
 from core.store.paths import default_cache_dir, default_demo_dir
-from core.store.run_store import Run, RunStore
+from core.store.run_store import RunStore
 from core.training.ablation import ablation_variants, run_ablation
 from core.training.train import TrainingConfigError, train
 
@@ -83,11 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --- commands ------------------------------------------------------------------------------------
 
-def _load_run(args) -> Run:
-    """The run the command names (`run` or `--run`), else the newest one."""
-    return RunStore(args.runs_dir).get(getattr(args, "run", None))
-
-
 def _import_official(args) -> int:
     if args.source:
         files = find_official_files(args.source)
@@ -103,7 +98,7 @@ def _import_official(args) -> int:
 
 
 def _predict(args) -> int:
-    run = _load_run(args)
+    run = load_run(args)
     paths = expand_audio_paths(args.inputs)
     if not paths:
         print(f"error: no audio files in {', '.join(map(str, args.inputs))}", file=sys.stderr)
@@ -197,7 +192,7 @@ def _ablation(args) -> int:
 
 
 def _evaluate(args) -> int:
-    run = _load_run(args)
+    run = load_run(args)
     if args.corpus is None:
         predictions = run_test_predictions(run, args.device)
         print(f"run {run.run_id}, its own test splits: {INTERVALS}")
@@ -245,19 +240,8 @@ def _print_speaker_spread(predictions: pd.DataFrame, attributes) -> None:
               f"CCC median {row['median']:.3f}, IQR [{row.q1:.3f}, {row.q3:.3f}], worst {row.worst}")
 
 
-def _exploration(args):
-    """The exploration the command works on; under torchrun the ranks share its embedding pass, and only
-    rank 0 goes on with the result (the others get None)."""
-    run = _load_run(args)
-    corpus = load_corpus(args.corpus, unlabelled=args.unlabelled, labels=run.config.labels) if args.corpus else None
-    world = args.world
-    exploration = explore(run, corpus, network=args.network, world=world,
-                          progress=stage_printer() if world.is_main else None)
-    return exploration if world.is_main else None
-
-
 def _analyze(args) -> int:
-    if (exploration := _exploration(args)) is None:
+    if (exploration := exploration_of(args)) is None:
         return 0
     report = analyze_exploration(exploration, args.split, args.shuffles)
     latent = exploration.latent
@@ -280,7 +264,7 @@ def _analyze(args) -> int:
 
 
 def _locate(args) -> int:
-    if (exploration := _exploration(args)) is None:
+    if (exploration := exploration_of(args)) is None:
         return 0
     locator = Locator(exploration, project(exploration))
     located = locator.locate_files(expand_audio_paths(args.clips), n_neighbours=args.neighbours)
@@ -295,36 +279,18 @@ def _locate(args) -> int:
 
 
 def _export(args) -> int:
-    if (exploration := _exploration(args)) is None:
+    if (exploration := exploration_of(args)) is None:
         return 0
     paths = export_exploration(exploration, analyze_exploration(exploration), project(exploration), args.out, args.format,
-                               absolute_paths=args.absolute_paths)
+                               absolute_paths=args.absolute_paths, annotations=curating.annotations_of(exploration, args))
     for path in paths:
         print(path)
     return 0
 
 
-def _suspects(args) -> int:
-    if (exploration := _exploration(args)) is None:
-        return 0
-    attributes = list(exploration.latent.predictions.columns)
-    if args.attribute and args.attribute not in attributes:
-        raise ExploreError(f"run {exploration.run.run_id} predicts {attributes}, not {args.attribute!r}")
-    table = utterance_table(exploration)
-    ranked = suspect_labels(exploration.latent.embeddings["cluster"], table, [args.attribute] if args.attribute else attributes)
-    ranked["path"] = corpus_relative_paths(ranked)  # relative to the corpus, as `file` is
-    if args.top:
-        ranked = ranked[ranked["rank"] <= args.top]
-    print(write_table(ranked, args.out, "csv"))
-    for attribute, rows in ranked.groupby("attribute", sort=False):
-        print(f"{attribute}: {int(rows['suspect'].sum())} of {len(rows)} labels scored as suspects "
-              f"(score >= {SUSPECT_SCORE:g}); most suspicious: {rows.index[0]} (score {rows['score'].iloc[0]:.1f})")
-    return 0
-
-
 def _report(args) -> int:
     from core.report.report import write_report  # here: it imports matplotlib (~0.5 s), which no other command needs
-    run = _load_run(args)
+    run = load_run(args)
     if args.out.is_file():
         print(f"error: --out {args.out} is a file: give a folder", file=sys.stderr)
         return 2
@@ -366,7 +332,9 @@ COMMANDS = [
             _locate),
     Command("export", "write the cluster-emotion, utterance and embedding tables", arguments.export, _export),
     Command("suspects", "rank the labels most likely wrong: far from their neighbours' in the latent space and from "
-            "the prediction", arguments.suspects, _suspects),
+            "the prediction", arguments.suspects, curating.suspects),
+    Command("export-corpus", "write the corpus with its curation applied (edited labels, unusable clips out) as a CSV "
+            "manifest to train on, and its edits log", arguments.export_corpus, curating.export_corpus),
     Command("report", "write a shareable report of a run (one self-contained HTML page, and Markdown)",
             arguments.report, _report),
     Command("runs", "list the runs in the store", lambda p: None, _runs),

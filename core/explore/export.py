@@ -25,7 +25,9 @@ DESCRIPTIONS = {  # what each exported table holds, as the app lists them
                   "shuffled clusters (mean, std)",
     "contingency": "utterances per cluster and emotion category",
     "utterances": "per utterance: file (its key, relative to the corpus folder), path (its audio, relative to the same "
-                  "folder unless absolute), split, speaker, emotion, cluster, map position, true and predicted attributes, error",
+                  "folder unless absolute), split, speaker, emotion, cluster, map position, true and predicted attributes, error, "
+                  "and the tags and unusable marks given while curating (the corpus's own labels: the corrected ones "
+                  "are in export-corpus's manifest)",
     "embeddings": "per utterance: its 256-d embedding (the mean of its chunks) in the clustering space",
 }
 
@@ -104,18 +106,23 @@ def corpus_relative_paths(table: pd.DataFrame) -> list[str]:
 
 
 def export_exploration(exploration: Exploration, report: DependenceReport, coords: np.ndarray | None, out_dir: Path,
-                       fmt: str, space: str = "cluster", absolute_paths: bool = False) -> list[Path]:
+                       fmt: str, space: str = "cluster", absolute_paths: bool = False,
+                       annotations: pd.DataFrame | None = None) -> list[Path]:
     """Write every export of an exploration in one format (`DESCRIPTIONS`); returns the files.
 
     Files: cluster_emotion (per source and cluster), dependence (per source and attribute, with the
     shuffled baseline), contingency (when categorical emotions exist), utterances, embeddings.
     `absolute_paths`: the utterances' audio paths as stored; default relative to `corpus_folder`, the folder
     the `file` keys are relative to, so that `path` and `file` follow one convention and the tables can be shared.
+    `annotations`: per-utterance columns a person added (tags, unusable marks: `core.curate.edits.annotations`),
+    joined to the utterances table.
     """
     out_dir = Path(out_dir)
     utterances = utterance_table(exploration, coords)
     if not absolute_paths:
         utterances["path"] = corpus_relative_paths(utterances)
+    if annotations is not None:
+        utterances = utterances.join(annotations)
     tables = {"cluster_emotion": report.per_cluster, "dependence": report.dependence, "utterances": utterances,
               "embeddings": embeddings_table(exploration.latent.files, exploration.latent.embeddings[space])}
     if report.contingency is not None:

@@ -10,10 +10,16 @@ explain equally everywhere (a constant corpus) scores 0 throughout: nothing stan
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+from core.store.analysis_store import load_table, save_table
+
+if TYPE_CHECKING:
+    from core.explore.exploration import Exploration
 
 NEIGHBOURS = 10  # k: enough to average a label's noise out, few enough to stay inside one region of the space
 MAD_TO_SD = 1.4826  # the MAD of a normal distribution times this is its standard deviation
@@ -30,6 +36,19 @@ class SuspectSettings:
     def __post_init__(self):
         if self.neighbours < 1:
             raise ValueError(f"neighbours must be >= 1, got {self.neighbours}")
+
+
+def run_suspects(exploration: Exploration, settings: SuspectSettings = SuspectSettings()) -> pd.DataFrame:
+    """`suspect_labels` of every attribute of the run over its corpus's own labels, cached with the exploration (the
+    review queue, the map and the CLI read it; edits change the log, not this ranking)."""
+    from core.explore.exploration import utterance_table
+    key = f"suspects-k{settings.neighbours}"
+    ranked = load_table(exploration.folder, key)
+    if ranked is None:
+        ranked = suspect_labels(exploration.latent.embeddings["cluster"], utterance_table(exploration),
+                                list(exploration.latent.predictions.columns), settings)
+        save_table(exploration.folder, key, ranked, asdict(settings))
+    return ranked
 
 
 def suspect_labels(embeddings: np.ndarray, table: pd.DataFrame, attributes: list[str] | tuple[str, ...],

@@ -1,5 +1,5 @@
 """Storage: atomic writes and checksums, default folders, the feature store, the run store, the analysis and
-evaluation stores, and the data types they persist. Knows data types, not compute: importing it imports no torch
+evaluation stores, a corpus's curation log, and the data types they persist. Knows data types, not compute: importing it imports no torch
 and no module of another package but `core.config` and `core.errors`."""
 from core._lazy import lazy_exports
 
@@ -13,4 +13,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "latent": ["LatentSpace"],
     "analysis_store": ["Novelty"],
     "evaluation_store": ["Evaluation", "stored_evaluations"],
+    "edits_store": ["CorpusEdits", "Edit"],
 })

@@ -114,3 +114,23 @@ def load_novelty(folder: Path, percentile: float) -> Novelty | None:
     if m.get("percentile") != percentile:
         return None
     return Novelty(float(m["threshold"]), float(m["percentile"]), np.load(data), int(m["n_corpus"]))
+
+
+def save_table(folder: Path, key: str, table: pd.DataFrame, params: dict[str, Any]) -> None:
+    data = folder / "tables" / f"{key}.parquet"
+    atomic_write_bytes(data, parquet_bytes(table))
+    write_marker(data.with_suffix(".json"), [data], params)  # last: marks the table complete
+
+
+def load_table(folder: Path, key: str) -> pd.DataFrame | None:
+    """A stored derived table (e.g. the suspects' ranking), or None when absent or corrupted (then with a warning,
+    and deleted so the caller computes it again)."""
+    data, meta = folder / "tables" / f"{key}.parquet", folder / "tables" / f"{key}.json"
+    if not meta.exists():
+        return None
+    try:
+        verify_marker(meta)
+    except CorruptFileError as err:
+        discard(err, "computing this table again", meta, data)
+        return None
+    return pd.read_parquet(data) if data.exists() else None
