@@ -73,6 +73,7 @@ def clip_inspector_ui(clip: str, table: pd.DataFrame, run_id: str, network: str 
     st.subheader(f"Clip {clip}")
     attributes = list(latent.predictions.columns)
     facts = {"split": row["split"], "speaker": row.get("speaker"), "emotion": row.get("emotion"), "cluster": row["cluster"]}
+    facts |= {name: row[name] for name in ("tags", "unusable") if pd.notna(row.get(name))}  # a person's curation
     facts |= {f"{a} (true / predicted)": f"{'no label' if pd.isna(row[a]) else f'{row[a]:.2f}'} / "
                                          f"{row[f'{a}_predicted']:.2f}" for a in attributes}
     st.dataframe(pd.DataFrame([facts]).astype(str), hide_index=True, key="latent.facts", width="stretch")

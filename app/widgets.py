@@ -11,7 +11,7 @@ import streamlit as st
 from app import figures, loaders, scatter, trainings
 from app.scatter import MAX_POINTS
 from core.config import AVD, LabelConfig
-from core.explore.colourings import colouring, colourings_of
+from core.explore.colourings import VALUE_SEPARATOR, colouring, colourings_of
 
 ATTRIBUTES = AVD  # core fixes the order of the attributes everywhere
 
@@ -141,9 +141,15 @@ def filters_ui(table: pd.DataFrame) -> np.ndarray:
     rows = [row for row in colourings_of(table) if row.filter]
     with st.sidebar.expander("Filters", expanded=False):
         for row in (row for row in rows if row.kind == "categorical"):
-            chosen = st.multiselect(row.label.capitalize(), sorted(table[row.column].dropna().unique()),
-                                    key=f"latent.{row.name}s", placeholder=row.every)
-            if chosen:
+            values = table[row.column].dropna()
+            if row.several:  # a cell holds several values: offer each, keep a row holding any chosen one
+                values = values.astype(str).str.split(VALUE_SEPARATOR).explode()
+            chosen = st.multiselect(row.label.capitalize(), sorted(values.unique()), key=f"latent.{row.name}s",
+                                    placeholder=row.every)
+            if chosen and row.several:
+                keep &= table[row.column].astype("string").str.split(VALUE_SEPARATOR).map(
+                    lambda held: isinstance(held, list) and not set(held).isdisjoint(chosen)).to_numpy(bool)
+            elif chosen:
                 keep &= table[row.column].isin(chosen).to_numpy()
         for row in (row for row in rows if row.kind != "categorical"):
             lo, hi = float(np.floor(table[row.column].min())), float(np.ceil(table[row.column].max()))

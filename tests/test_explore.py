@@ -304,3 +304,43 @@ def test_suspects_cli_ranks_each_attributes_labels_with_paths_relative_to_the_co
     assert main(["--runs-dir", str(exploration.run.dir.parent), "suspects", "--attribute", "dominance",
                  "--out", str(tmp_path / "d.csv")]) == 0
     assert set(pd.read_csv(tmp_path / "d.csv")["attribute"]) == {"dominance"}
+
+
+def test_suspects_are_cached_with_the_exploration(exploration, monkeypatch):
+    from core.explore import suspects
+    first = suspects.run_suspects(exploration)
+    monkeypatch.setattr(suspects, "suspect_labels", lambda *a, **k: pytest.fail("the ranking was computed again"))
+    pd.testing.assert_frame_equal(suspects.run_suspects(exploration), first)
+
+
+def test_export_corpus_cli_writes_the_corrected_manifest_and_exports_carry_the_tags(exploration, tmp_path, capsys):
+    """Issue 31, items 4 and 6: tags reach every exported utterance table; export-corpus applies the edits."""
+    from core.cli.main import main
+    from core.config import LabelConfig
+    from core.curate.edits import corpus_log, curation, mark_unusable, set_label, tag
+    runs = exploration.run.dir.parent
+    corpus = exploration.corpus
+    log = corpus_log(corpus, runs)
+    labelled = list(corpus.index[corpus["split"] == "train"][:2])
+    edits = log.append(tag(corpus, curation(log.read()), labelled, "checked by ear"))
+    edits = log.append(set_label(corpus, curation(edits), labelled[0], "arousal", 1.25, LabelConfig()))
+    log.append(mark_unusable(corpus, curation(edits), labelled[1:], "not speech"))
+    try:
+        assert main(["--runs-dir", str(runs), "export", "--out", str(tmp_path / "tables")]) == 0
+        utterances = pd.read_csv(tmp_path / "tables" / "utterances.csv", index_col="file")
+        assert utterances.loc[labelled, "tags"].tolist() == ["checked by ear"] * 2
+        assert utterances["tags"].notna().sum() == 2 and utterances.at[labelled[1], "unusable"] == "not speech"
+        assert main(["--runs-dir", str(runs), "suspects", "--out", str(tmp_path / "s.csv")]) == 0
+        assert set(pd.read_csv(tmp_path / "s.csv").dropna(subset=["tags"])["file"]) == set(labelled)
+
+        out = tmp_path / "fixed" / "manifest.csv"
+        assert main(["--runs-dir", str(runs), "export-corpus", "--out", str(out)]) == 0
+        said = capsys.readouterr().out
+        assert "1 with edited labels, 1 unusable left out" in said and f"train --corpus {out}" in said
+        fixed = load_manifest(out)
+        assert len(fixed) == len(corpus) - 1 and 1.25 in fixed["arousal"].tolist()
+        assert (out.parent / "manifest.edits.csv").is_file()
+        assert main(["--runs-dir", str(runs), "export-corpus", "--out", str(tmp_path / "k.csv"), "--unusable", "unlabelled"]) == 0
+        assert len(load_manifest(tmp_path / "k.csv")) == len(corpus)
+    finally:
+        shutil.rmtree(log.folder)  # the module's other tests see the corpus uncurated

@@ -1,4 +1,5 @@
-"""Two runs over one corpus side by side: linked selections, and how far their clusters agree."""
+"""Two runs over one corpus side by side: linked selections, and how far their clusters agree. Utterances are matched
+by their audio file, so a run over the corrected corpus (`python -m core export-corpus`) compares with the original's."""
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -15,8 +16,8 @@ if not others:
 other = st.selectbox("Compare with", others, key="compare.other",
                      help="A second run over the same corpus (imported models are explored over the demo corpus).")
 first, second = loaders.load_utterances(run_id, network), loaders.load_utterances(other, None)
-try:
-    agreement = cluster_agreement(first["cluster"], second["cluster"])
+try:  # utterances matched by their audio file: a corrected corpus written elsewhere keys them by other names
+    agreement = cluster_agreement(first["cluster"].set_axis(first["path"]), second["cluster"].set_axis(second["path"]))
 except NoCommonUtterances as err:
     st.warning(f"{run_id} and {other}: {err}")
     st.stop()
@@ -28,12 +29,13 @@ right.metric("common utterances", f"{agreement.n_common:,}",
              help=f"{agreement.n_only_first:,} only in {run_id}, {agreement.n_only_second:,} only in {other}.")
 st.caption("Select (box or lasso) on either map: the same utterances stay coloured on the other, the rest grey.")
 maps = {"compare.first": (run_id, first, f"{run_id}/{network}/compare"), "compare.second": (other, second, f"{other}/compare")}
-selections = {key: scatter.stored_selection(key, table, view) for key, (_, table, view) in maps.items()}
+selected = {key: scatter.stored_selection(key, table, view) for key, (_, table, view) in maps.items()}
+selections = {key: None if files is None else maps[key][1].loc[files, "path"] for key, files in selected.items()}  # audio files
 columns = st.columns(2)
 for column, (key, (name, table, view)), linked in zip(columns, maps.items(), reversed(list(selections.values()))):
     with column:
         st.markdown(f"**{name}**" + (f": {len(linked):,} utterances selected on the other map" if linked is not None else ""))
-        state = None if linked is None else np.where(table.index.isin(linked), 1, 0)
+        state = None if linked is None else np.where(table["path"].isin(linked), 1, 0)
         scatter.scatter_map(table, figures.point_colours(table, "cluster"), key=key, view=view, state=state, height=460,
                             hover=[("file", "file", None), ("cluster", "cluster", 0)],
                             labels=loaders.load_cluster_labels(name, network if key == "compare.first" else None))

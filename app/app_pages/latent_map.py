@@ -2,16 +2,18 @@
 import numpy as np
 import streamlit as st
 
-from app import figures, inspector, loaders, scatter, warm_up, widgets
+from app import curation, figures, inspector, loaders, scatter, tagging, warm_up, widgets
 from core.explore.colourings import colouring
 from core.explore.exploration import find_utterance
 
 HOVER_TEXT = [("file", "file", None), ("cluster", "cluster", 0), ("speaker", "speaker", None),
-              ("emotion", "emotion", None), ("split", "split", None)]
+              ("emotion", "emotion", None), ("split", "split", None), ("tags", "tags", None), ("unusable", "unusable", None)]
 
 run_id, network = widgets.selected()
 st.title("Latent map")
-table = loaders.load_utterances(run_id, network)
+current = curation.corpus_curation(run_id, network)  # read on every rerun: another tab may have tagged since
+curation.damaged_warning(current)
+table = tagging.annotated(loaders.load_utterances(run_id, network), current)
 exploration = loaders.load_exploration(run_id, network)
 attributes = list(exploration.latent.predictions.columns)
 source = exploration.latent.centroid_source
@@ -46,8 +48,8 @@ event = scatter.scatter_map(table, colours, key="latent.map",
                             max_points=style.max_points, on_click=_inspect_clicked)
 if not shown.any():
     st.warning("No utterance passes the filters: every point is greyed. Widen them in the sidebar.")
-if event.selected is not None:
-    picked = event.selected.intersection(table.index[shown])
+picked = None if event.selected is None else event.selected.intersection(table.index[shown])
+if picked is not None:
     if picked.empty:
         st.info("The selection holds no points inside the filters: drag over coloured points.")
     else:
@@ -58,6 +60,7 @@ if event.selected is not None:
         rows = table.loc[picked].drop(columns=["x", "y"])
         st.caption(f"The first {min(len(rows), 1000):,} of them:" if len(rows) > 1000 else "The utterances:")
         st.dataframe(rows.head(1000), key="latent.table", width="stretch")
+tagging.tag_ui(table, current, picked, clip)
 
 st.text_input("Inspect a clip", key="latent.inspect", placeholder=f"a file of the corpus, e.g. {table.index[0]}",
               help="Or click its point on the map.")

@@ -10,6 +10,7 @@ from core.data.corpus_formats import load_corpus
 from core.explore.exploration import Exploration, ExploreError, corpus_to_explore
 from core.explore.export import corpus_relative_paths, write_table
 from core.explore.suspects import SUSPECT_SCORE, run_suspects
+from core.store.edits_store import CorpusEdits
 from core.store.paths import default_demo_dir
 
 
@@ -35,7 +36,7 @@ def suspects(args) -> int:
 
 def annotations_of(exploration: Exploration, args) -> pd.DataFrame:
     """The tags and unusable marks of the exploration's corpus, per utterance (its curation log)."""
-    state = curation(corpus_log(exploration.corpus, args.runs_dir).read())
+    state = curation(CorpusEdits(exploration.fingerprint, args.runs_dir).read())
     return annotations(state, exploration.corpus.index)
 
 

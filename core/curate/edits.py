@@ -18,9 +18,9 @@ import pandas as pd
 from core.config import AVD, LabelConfig
 from core.data.manifest import corpus_fingerprint
 from core.errors import UserError
+from core.explore.colourings import VALUE_SEPARATOR  # between a clip's tags in the map's and the exports' tables
 from core.store.edits_store import CorpusEdits, Edit
 
-TAG_SEPARATOR = "; "  # between a clip's tags in the `tags` column of the map's and the exports' tables
 MAX_TAG = 60  # characters: a tag names a group, it is not a note
 
 
@@ -56,8 +56,11 @@ def corpus_log(corpus: pd.DataFrame, runs_root: Path | None = None) -> CorpusEdi
 def curation(edits: list[Edit]) -> Curation:
     """The state after `edits`, applied in order."""
     latest: dict[tuple[str, str, str], object] = {}
+    first: dict[tuple[str, str, str], object] = {}  # the value before the first edit: the corpus's own
     for edit in edits:
         latest[(edit.kind, edit.file, edit.key)] = edit.new
+        first.setdefault((edit.kind, edit.file, edit.key), edit.old)
+    latest = {field: new for field, new in latest.items() if new != first[field]}  # undone: as the corpus has it
     tags: dict[str, set[str]] = {}
     for (kind, file, key), new in latest.items():
         if kind == "tag" and new:
@@ -114,14 +117,14 @@ def tag(corpus: pd.DataFrame, state: Curation, files: list[str], text: str, remo
     Raises:
         CurationError: an empty selection or tag, a tag over `MAX_TAG` characters, a file not in the corpus.
     """
+    if not files:
+        raise CurationError("nothing to tag: no clip is selected; select points on the map (box or lasso), pick a "
+                            "cluster or inspect a clip first")
     text = " ".join(str(text).split())
-    if not text or TAG_SEPARATOR.strip() in text:
-        raise CurationError(f"a tag needs some text, without {TAG_SEPARATOR.strip()!r}; found {text!r}")
+    if not text or VALUE_SEPARATOR.strip() in text:
+        raise CurationError(f"a tag needs some text, without {VALUE_SEPARATOR.strip()!r}; found {text!r}")
     if len(text) > MAX_TAG:
         raise CurationError(f"a tag holds at most {MAX_TAG} characters, found {len(text)}: {text[:MAX_TAG]}…")
-    if not files:
-        raise CurationError(f"nothing to tag {text!r}: the selection is empty; select points on the map, a "
-                            "cluster or a clip first")
     _check_files(corpus, files)
     action = new_action()
     return [Edit("tag", f, text, remove, not remove, action) for f in dict.fromkeys(files)
@@ -141,9 +144,9 @@ def stale_files(state: Curation, corpus: pd.DataFrame) -> list[str]:
 
 
 def annotations(state: Curation, files: pd.Index) -> pd.DataFrame:
-    """Per file: `tags` (sorted, joined by `TAG_SEPARATOR`; "" for none) and `unusable` (the reason, or "")."""
-    return pd.DataFrame({"tags": [TAG_SEPARATOR.join(sorted(state.tags.get(f, ()))) for f in files],
-                         "unusable": [state.unusable.get(f, "") for f in files]}, index=files)
+    """Per file: `tags` (sorted, joined by `VALUE_SEPARATOR`) and `unusable` (the reason); None where it has none."""
+    return pd.DataFrame({"tags": [VALUE_SEPARATOR.join(sorted(state.tags[f])) if f in state.tags else None for f in files],
+                         "unusable": [state.unusable.get(f) for f in files]}, index=files, dtype="str")
 
 
 def _check_files(corpus: pd.DataFrame, files: list[str]) -> None:

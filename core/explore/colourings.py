@@ -27,6 +27,7 @@ DIVERGING_PALETTE = ("#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7
 MISSING_COLOUR = "#8c8c8c"  # a value the point does not have (no true label, no speaker)
 UNSELECTED_COLOUR = "#bebebe"  # a point outside the filters or the selection (the map's own grey)
 KINDS = ("categorical", "continuous", "diverging")
+VALUE_SEPARATOR = "; "  # between the values of a column that holds several per utterance (its tags)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +45,7 @@ class Colouring:
     limits: tuple[float, float] | None = None
     plural: str = ""  # categorical: what an empty filter keeps, "all <plural>" (default: the label and an s)
     filter: bool = True  # the sidebar filters by it (a choice of values, or a range)
+    several: bool = False  # categorical: a cell holds several values (`VALUE_SEPARATOR`); the filter keeps any of them
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -89,6 +91,11 @@ COLOURINGS: tuple[Colouring, ...] = (  # in the order the map offers them
               missing="no speaker"),
     Colouring(name="split", column="split", kind="categorical", label="split", palette=CATEGORICAL_PALETTE,
               missing="no split"),
+    # a person's curation (`core.curate`): present once a clip of the corpus is tagged or marked unusable
+    Colouring(name="tags", column="tags", kind="categorical", label="tag", palette=CATEGORICAL_PALETTE,
+              missing="no tag", several=True),
+    Colouring(name="unusable", column="unusable", kind="categorical", label="unusable", palette=CATEGORICAL_PALETTE,
+              missing="usable", legend="why it was marked unusable", plural="reasons"),
 )
 
 

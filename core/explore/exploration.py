@@ -43,6 +43,7 @@ class Exploration:
     corpus: pd.DataFrame  # the utterance table, rows in `latent.files` order
     latent: LatentSpace
     folder: Path  # the cache folder of this (run, network, corpus)
+    fingerprint: str = ""  # the corpus's (`core.data.manifest.corpus_fingerprint`): its curation log's key
 
 
 def explore(run: Run, corpus: pd.DataFrame | None = None, *, network: str | None = None,
@@ -70,7 +71,8 @@ def explore(run: Run, corpus: pd.DataFrame | None = None, *, network: str | None
     if network not in networks:
         raise ExploreError(f"unknown network {network!r}; run {run.run_id} has {sorted(networks)}")
     # the format version is part of the key: a latent space computed another way is recomputed, never mixed in
-    folder = run.analysis_dir(f"{network}-{corpus_fingerprint(corpus)[:12]}-v{LATENT_FORMAT_VERSION}")
+    fingerprint = corpus_fingerprint(corpus)
+    folder = run.analysis_dir(f"{network}-{fingerprint[:12]}-v{LATENT_FORMAT_VERSION}")
     latent = load_latent(folder)
     missing = latent is None if world is None else world.broadcast(latent is None)  # rank 0 decides
     if missing:  # a latent space half-written by a crash is recomputed too
@@ -81,7 +83,7 @@ def explore(run: Run, corpus: pd.DataFrame | None = None, *, network: str | None
         if world.is_main:
             save_latent(folder, latent)
         world.barrier()
-    return Exploration(run, network, corpus.loc[latent.files], latent, folder)
+    return Exploration(run, network, corpus.loc[latent.files], latent, folder, fingerprint)
 
 
 def corpus_to_explore(run: Run, demo_dir: Path | None = None) -> pd.DataFrame:
