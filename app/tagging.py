@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app import curation
-from core.curate.edits import annotations, tag
+from core.curate.edits import MAX_TAG, annotations, tag
 from core.errors import UserError
 
 
@@ -31,8 +31,9 @@ def tag_ui(table: pd.DataFrame, current: curation.CorpusCuration, selection: pd.
             files = list(table.index[table["cluster"] == cluster])
         else:
             files = [clip] if target.startswith("the inspected") else list(selection if selection is not None else [])
-        text = st.selectbox("Tag text", current.state.all_tags(), index=None, accept_new_options=True,
-                            key=f"{key}.tag_text", placeholder="type a new tag, or pick one in use")
+        in_use = current.state.all_tags()
+        text = st.text_input("Tag text", key=f"{key}.tag_text", max_chars=MAX_TAG,
+                             placeholder=f"e.g. {in_use[0] if in_use else 'laughter'}: a new tag, or one in use (below)")
         add, remove, undo = st.columns(3)
         try:
             if add.button("Add tag", key=f"{key}.tag_add", type="primary"):
