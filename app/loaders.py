@@ -151,3 +151,11 @@ def load_spectrogram(path: str, run_id: str) -> np.ndarray:
     if not loaded.clips:
         raise AudioLoadingError(path, next(iter(loaded.errors.values()), "could not be read"))
     return loaded.clips[0].features
+
+
+@st.cache_data(show_spinner="Ranking the labels…", max_entries=8)
+def load_suspects(run_id: str, network: str | None) -> pd.DataFrame:
+    """`core.explore.suspects.run_suspects`: every labelled (utterance, attribute), most suspicious first within each
+    attribute (the review queue; edits change the curation log, not this ranking)."""
+    from core.explore.suspects import run_suspects  # scikit-learn's neighbours: on the review page, not the map
+    return run_suspects(load_exploration(run_id, network))

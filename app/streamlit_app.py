@@ -18,6 +18,7 @@ for job in trainings.resumed_trainings().values():  # trainings a stopped server
 page = st.navigation([
     st.Page("app_pages/latent_map.py", title="Latent map", icon=":material/scatter_plot:", default=True),
     st.Page("app_pages/clusters.py", title="Clusters × emotion", icon=":material/bubble_chart:"),
+    st.Page("app_pages/review.py", title="Review labels", icon=":material/fact_check:"),
     st.Page("app_pages/locate.py", title="Locate clips", icon=":material/my_location:"),
     st.Page("app_pages/compare.py", title="Compare runs", icon=":material/compare:"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/model_training:"),

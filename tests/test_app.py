@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import REPO
 
 APP = str(REPO / "app" / "streamlit_app.py")
-PAGES = ["app_pages/latent_map.py", "app_pages/clusters.py", "app_pages/locate.py", "app_pages/compare.py",
+PAGES = ["app_pages/latent_map.py", "app_pages/clusters.py", "app_pages/review.py", "app_pages/locate.py", "app_pages/compare.py",
          "app_pages/runs.py", "app_pages/export.py"]
 
 

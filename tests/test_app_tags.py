@@ -35,7 +35,6 @@ def _open_map() -> AppTest:
 def test_a_tagged_cluster_and_clip_colour_filter_and_show_in_the_inspector(curated_store):
     at = _open_map()
     at.radio(key="latent.tag_target").set_value("a cluster").run()
-    cluster = at.selectbox(key="latent.tag_cluster").options[0]
     at.text_input(key="latent.tag_text").input("laughter").run()
     at.button(key="latent.tag_add").click().run()
     assert not at.exception, at.exception
