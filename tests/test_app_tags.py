@@ -60,6 +60,10 @@ def test_a_tagged_cluster_and_clip_colour_filter_and_show_in_the_inspector(curat
     assert not at.exception and curation(_log(curated_store).read()).tags[clip] == {"laughter"}
     assert set(curation(_log(curated_store).read()).tags) == tagged
 
+    other = next(r for r in at.selectbox(key="run").options if r != at.selectbox(key="run").value)
+    at.selectbox(key="run").select(other).run()  # the ablation partner: another run over the same corpus
+    assert not at.exception and "tag" in at.selectbox(key="latent.color_by").options  # the tags are the corpus's
+
 
 def test_an_empty_selection_and_a_damaged_log_are_messages_and_the_map_stays(curated_store):
     at = _open_map()
