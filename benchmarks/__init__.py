@@ -14,6 +14,7 @@ and seed torch globally, which `core` never does. Modules, each importing only t
     projection  UMAP maps of 10 000 to 150 000 embeddings
     corpus      demo corpus generation and feature extraction
     scale       toward MSP-Podcast size: synthetic stores (synthetic_store), embedding, K-means, data path
+    suspects    the suspicious-label ranking scored against a known 10 % of corrupted train labels
     app         `streamlit run app` until chromium shows the first map
     server      a `streamlit run app` server on a free port, and its health check
     browser     Debian's chromium: where it is, its flags, whether it can be driven here

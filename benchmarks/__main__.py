@@ -17,23 +17,27 @@ from benchmarks.memory import with_peak_rss
 from benchmarks.projection import bench_projection
 from benchmarks.results import NO_TARGET, BenchResult, as_json, format_table
 from benchmarks.scale import run_scale
+from benchmarks.suspects import bench_suspects
 from benchmarks.training import bench_demo_training, bench_training
 from benchmarks.uncertainty import bench_bootstrap
 
 
 def run_all(work: Path | None = None, training: bool = True, projection: bool = True,
             app: bool = True, scale: tuple[int, ...] | None = None, map_points: int | None = None,
-            fresh_app: bool = False) -> list[BenchResult]:
+            fresh_app: bool = False, suspects: bool = False) -> list[BenchResult]:
     """Every benchmark, each in a process of its own (but the app's, which measures its server's tree).
 
     `scale`: also the scale rows over synthetic stores of these many utterances (`benchmarks.scale`); with
     training, projection and app all off, only those. `map_points`: also the map of that many utterances in a
     browser (`benchmarks.map`); with training, projection and app off and no `scale`, only that. `fresh_app`:
     also a newcomer's first start in a browser (`benchmarks.app.bench_app_fresh_start`); with every other
-    benchmark off, only that.
+    benchmark off, only that. `suspects`: also the suspicious-label ranking scored against known corrupted labels
+    (`benchmarks.suspects`); with every other benchmark off, only that.
     """
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(work or tmp)
+        if suspects and not (training or projection or app or scale or map_points or fresh_app):
+            return with_peak_rss(bench_suspects, work)
         if fresh_app and not (training or projection or app or scale or map_points):
             return bench_app_fresh_start(work)
         if map_points and not (training or projection or app or scale):
@@ -65,6 +69,8 @@ def run_all(work: Path | None = None, training: bool = True, projection: bool = 
             results += bench_map(work, map_points)
         if fresh_app:
             results += bench_app_fresh_start(work)
+        if suspects:
+            results += with_peak_rss(bench_suspects, work)
     return results
 
 
@@ -89,12 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh-app", action="store_true",
                         help="add a newcomer's first start in headless chromium: empty data folder to the first map "
                              "(~3-5 minutes); with every --no-* flag, only that")
+    parser.add_argument("--suspects", action="store_true",
+                        help="add the suspicious-label benchmark: a demo corpus with 10 %% of train labels corrupted, a "
+                             "demo run trained on it, precision/recall of the ranking (~4 minutes); with every --no-* flag, only that")
     parser.add_argument("--work", type=Path, help="where the temporary working folder goes (default: the system's temporary folder)")
     args = parser.parse_args(argv)
     scale = tuple(int(n) for n in args.scale_sizes.split(",")) if args.scale else None
     with tempfile.TemporaryDirectory(dir=args.work) as work:  # deleted at the end, under --work if given
         results = run_all(Path(work), training=not args.no_training, projection=not args.no_projection,
-                          app=not args.no_app, scale=scale, map_points=args.map, fresh_app=args.fresh_app)
+                          app=not args.no_app, scale=scale, map_points=args.map, fresh_app=args.fresh_app,
+                          suspects=args.suspects)
     print(format_table(results))
     if args.out:
         args.out.write_text(json.dumps(as_json(results), indent=1))
