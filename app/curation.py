@@ -113,7 +113,8 @@ def act(run_id: str, network: str | None, make: Callable[[CorpusCuration], list[
     except UserError as err:
         st.session_state[MESSAGE] = ("error", str(err))
         return
-    st.session_state[MESSAGE] = ("success", describe(edits).capitalize())
+    said = describe(edits)
+    st.session_state[MESSAGE] = ("success", said[:1].upper() + said[1:])  # file names keep their case
 
 
 def undo_review(run_id: str, network: str | None) -> None:
