@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app import figures, loaders
-from core.audio.decode import cut_wav
+from core.audio.decode import audio_duration_s, cut_wav
 from core.store.latent import chunk_timeline
 
 PLAYING, CHUNK = "#ff7f0e", "#000000"  # star colours: the chunk being played, the clip's other chunks
@@ -53,6 +53,8 @@ def clip_timeline(clip: str, run_id: str, network: str | None) -> pd.DataFrame:
     cfg = exploration.run.config
     timeline = chunk_timeline(exploration.latent, clip, cfg.features.hop_length / cfg.audio.sampling_rate,
                               cfg.chunks.chunk_frames)
+    if "start_s" not in timeline:  # a representation run's vector is of the whole clip: one "chunk" spanning it
+        timeline = timeline.assign(start_s=0.0, end_s=audio_duration_s(exploration.corpus.at[clip, "path"]))
     positions = loaders.load_locator(run_id, network).chunk_positions(clip)
     return timeline.assign(x=positions[:, 0], y=positions[:, 1])
 

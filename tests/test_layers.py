@@ -22,6 +22,7 @@ CORE_LAYERS = [
     ["audio"],  # decoding, mel features, files to features
     ["data"],  # corpora, split hygiene, the demo corpus, extraction, chunk sets, the loader
     ["model"],  # the CNN, bundle, forward path, losses, K-means, metrics, inference, the published models
+    ["represent"],  # other representations as runs: acoustic baselines, imported embeddings
     ["explore"],  # a run's latent space, map, clusters against emotions, new clips located, exports
     ["curate"],  # a person's corrections of a corpus: edits, their log's state, the corrected corpus
     ["evaluate"],  # test CCC with intervals, on a run's own splits or other corpora

@@ -9,6 +9,15 @@ from core.explore.exploration import distinct_names
 
 run_id, network = widgets.selected()
 st.title("Locate clips")
+run = loaders.load_exploration(run_id, network).run
+if run.info.kind == "embeddings":  # vectors made elsewhere: nothing here can embed a new clip as that model would
+    st.info(f"{run_id} holds embeddings imported from another model ({run.info.attribution or 'a file'}): a new clip "
+            "has none here, so it cannot be located in this space. Compute its embedding with the model that made "
+            "them and import it with the corpus, or locate it with a trained run or an acoustic baseline.")
+    st.stop()
+if run.info.kind == "baseline":
+    st.caption(f"{run_id} is an acoustic baseline ({run.info.representation}): a clip is one vector of the whole clip, "
+               "so each located clip has one chunk spanning it.")
 uploads = st.file_uploader("Audio clips (wav, flac, ogg, mp3, aiff)", type=["wav", "flac", "ogg", "mp3", "aiff", "aif"],
                            accept_multiple_files=True, key="locate.uploads")
 recording = st.audio_input("…or record one", key="locate.record")

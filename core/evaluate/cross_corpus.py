@@ -15,6 +15,7 @@ from core.errors import UserError
 from core.evaluate.evaluation import split_estimates
 from core.evaluate.uncertainty import RESAMPLES
 from core.model.inference import Predictor
+from core.represent.predictor import predictor_of
 from core.store.evaluation_store import Evaluation
 from core.store.evaluation_store import load_evaluation, save_evaluation
 from core.store.run_store import Run, RunStore
@@ -45,7 +46,7 @@ def run_test_predictions(run: Run, device: str = "auto", progress: Callable[[int
                               "evaluate it on a corpus (evaluate RUN --corpus PATH)")
     if not _test_splits(corpus):
         raise EvaluationError(f"run {run.run_id}'s corpus has no test split")
-    predictions = corpus_predictions(Predictor.from_run(run, device), corpus, progress=progress)
+    predictions = corpus_predictions(predictor_of(run, device), corpus, progress=progress)
     RunStore(run.dir.parent).add_test_predictions(run, predictions)
     return predictions
 
@@ -114,7 +115,7 @@ def evaluate_corpora(run: Run, corpora: dict[str, pd.DataFrame], sources: dict[s
                                      "label_range": label_range, "resamples": resamples, "seed": seed})[:12]
     if (stored := load_evaluation(run.dir, key)) is not None:
         return stored
-    predictor, tables, notes = Predictor.from_run(run, device), {}, []
+    predictor, tables, notes = predictor_of(run, device), {}, []
     for name, corpus in corpora.items():
         report = (lambda d, t, name=name: progress(name, d, t)) if progress else None
         tables[name] = corpus_predictions(predictor, corpus, label_range=label_range, run_labels=run.config.labels,

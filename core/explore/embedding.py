@@ -17,6 +17,7 @@ from core.model.forward import ChunkOutputs, chunk_predictions, embed_networks, 
 from core.runtime.distributed import World
 from core.store.feature_store import FeatureStore
 from core.store.latent import LatentSpace, cluster_shares
+from core.represent.space import KINDS, representation_latent
 from core.store.run_store import Run
 
 
@@ -29,6 +30,8 @@ def compute_latent(run: Run, network: str, corpus: pd.DataFrame, cache_root: Pat
         progress: optional callback(stage, done, total).
         world: the processes of a torchrun job: they share the extraction and the forward pass.
     """
+    if run.info.kind in KINDS:  # vectors, not a network: standardised, clustered and regressed (`core.represent`)
+        return representation_latent(run, corpus, cache_root, progress)
     world = world or World()
     bundle = load_bundle(run)
     cfg, norm = bundle.config, bundle.normalisation

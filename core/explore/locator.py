@@ -14,9 +14,9 @@ from core.data.dataset import utterance_mean
 from core.explore.exploration import Exploration, novelty
 from core.explore.novelty import Novelty, nearest_corpus_distance
 from core.explore.projection import LatentProjector
-from core.model.bundle import load_bundle
 from core.model.clustering import nearest_centroid
-from core.model.inference import Predictor, chunk_times
+from core.model.inference import Predictor
+from core.represent.predictor import predictor_of
 from core.store.latent import cluster_shares
 
 
@@ -40,8 +40,20 @@ class Locator:
     def __init__(self, exploration: Exploration, coords: np.ndarray, cfg: UmapConfig = UmapConfig(),
                  predictor: Predictor | None = None):
         self.exploration, self.cfg = exploration, cfg
-        self.predictor = predictor or Predictor(load_bundle(exploration.run), device="auto")
+        self._predictor = predictor
         self.projector = LatentProjector.from_map(exploration.latent.embeddings[cfg.space], coords, cfg)
+
+    @property
+    def predictor(self) -> Predictor:
+        """The run's networks, or a baseline's vectors (`core.represent.predictor`): made on the first clip located,
+        so that the corpus's own neighbours and chunk positions need none (imported embeddings have none).
+
+        Raises:
+            ForeignCorpusError: the run holds imported embeddings, which cannot embed a new clip.
+        """
+        if self._predictor is None:
+            self._predictor = predictor_of(self.exploration.run)
+        return self._predictor
 
     def locate_files(self, paths: list[str | Path], n_neighbours: int = 5, *, refuse_silent: bool = False,
                      max_duration_s: float | None = None) -> LocateResult:
@@ -105,7 +117,7 @@ class Locator:
         coords = self.projector.transform(chunk_vectors)
         index = pd.MultiIndex.from_product([[clip.path for clip in clips], range(c)], names=["file", "chunk"])
         table = pd.DataFrame(chunks.reshape(len(clips) * c, -1), columns=self.predictor.attributes, index=index)
-        times = np.array([t for clip in clips for t in chunk_times(clip.n_samples, self.predictor.bundle.config)])
+        times = np.array([t for clip in clips for t in self.predictor.chunk_times(clip.n_samples)])
         table.insert(0, "start_s", times[:, 0])
         table.insert(1, "end_s", times[:, 1])
         table.insert(2, "cluster", chunk_cluster)

@@ -60,6 +60,10 @@ class Predictor:
     def from_run(cls, run: Run, device: str = "auto") -> "Predictor":
         return cls(load_bundle(run), device)
 
+    def chunk_times(self, n_samples: int) -> list[tuple[float, float]]:
+        """(start, end) in seconds of each chunk of a clip of `n_samples`."""
+        return chunk_times(n_samples, self.bundle.config)
+
     def predict_chunks(self, chunks: list[np.ndarray]) -> ClipPredictions:
         """Predict clips from their un-normalised chunk features.
 

@@ -13,7 +13,9 @@ SCHEMA_VERSION = 1
 @dataclass(frozen=True, kw_only=True)
 class RunInfo:
     """What a run is (its `config.json`): how it was made, from what, with which config."""
-    kind: str  # "trained" (by `core.training.train`) or "official" (the published models, imported)
+    # "trained" (by `core.training.train`), "official" (the published models, imported), "baseline" (acoustic
+    # features) or "embeddings" (imported vectors): the last two by `core.training.representations`
+    kind: str
     name: str
     config: RunConfig
     run_id: str = ""
@@ -26,6 +28,7 @@ class RunInfo:
     published_test_ccc: dict[str, float] = field(default_factory=dict)
     centroids: str | None = None  # how clusters are derived where the run stores no centroids
     split_overlap: str | None = None  # trained runs: the leaks between splits that were allowed (`core.data.split_hygiene`)
+    representation: str | None = None  # baseline and embeddings runs: their vectors ("egemaps", "logmel-stats", ...)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -35,7 +38,9 @@ class RunInfo:
     @property
     def networks(self) -> list[str]:
         """The names of the run's networks, without loading them: an imported model's, one per attribute
-        (`source`), or a trained run's one (`ModelConfig.network_name`)."""
+        (`source`), or a trained run's one (`ModelConfig.network_name`); a representation run's one space."""
+        if self.representation:
+            return [self.representation]
         return list(self.source) if self.source else [self.config.model.network_name]
 
     def to_dict(self) -> dict[str, Any]:
