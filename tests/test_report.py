@@ -46,7 +46,8 @@ def test_report_holds_every_section_in_order(trained_report):
     assert "CCC difference [95 % CI]" in sections[TITLES[3]]  # the ablation partner is stored
     assert "epsilon2 (shuffled)" in sections[TITLES[4]]  # the dependence with its shuffled baseline
     assert "not available: no stored cross-corpus evaluation" in sections[TITLES[5]]
-    assert "1 000 resamples" in sections[TITLES[6]]
+    assert "ε² shuffled" in sections[TITLES[6]] and "−" in sections[TITLES[6]]  # beside its ablation partner
+    assert "1 000 resamples" in sections[TITLES[-1]]
 
 
 def test_report_html_is_self_contained(trained_report):

@@ -120,3 +120,15 @@ def export_corpus(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="the corrected manifest (.csv); the edits log goes beside it")
     p.add_argument("--unusable", choices=["drop", "unlabelled"], default="drop",
                    help="clips marked unusable: left out (default) or kept as unlabelled audio")
+
+
+def compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", metavar="RUN", help="two or more run ids over one corpus (the first one's labels "
+                   "are judged; differences are earlier minus later runs)")
+    p.add_argument("--out", type=Path, required=True, help="folder for dependence.csv, differences.csv and test_ccc.csv")
+    p.add_argument("--corpus", type=Path, help="explore every run over this corpus (default: each run's own; imported "
+                   "models: the built-in demo corpus)")
+    p.add_argument("--unlabelled", type=Path, help="an extra folder of unlabelled clips for --corpus")
+    p.add_argument("--shuffles", type=int, default=20, help="shuffled-cluster baselines")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of utterances")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")

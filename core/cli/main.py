@@ -14,7 +14,7 @@ from typing import Callable
 
 import pandas as pd
 
-from core.cli import arguments, curating
+from core.cli import arguments, comparing, curating, representing
 from core.cli.context import exploration_of, load_run
 from core.cli.progress import TrainPrinter, progress_bar, stage_printer
 from core.config import LabelConfig, RunConfig, apply_overrides, preset, toml_overrides
@@ -28,8 +28,9 @@ from core.evaluate.uncertainty import MIN_RESAMPLED_SPEAKERS, MIN_SPEAKER_UTTERA
 from core.explore.exploration import analyze_exploration, project
 from core.explore.export import export_exploration
 from core.explore.locator import Locator
-from core.model.inference import Predictor, expand_audio_paths
+from core.model.inference import expand_audio_paths
 from core.model.official import OfficialImportError, find_official_files, import_official
+from core.represent.predictor import predictor_of
 from core.runtime.distributed import close_world, init_world
 from core.runtime.process import keep_freed_memory
 from core.store.feature_store import FeatureStore
@@ -103,7 +104,7 @@ def _predict(args) -> int:
     if not paths:
         print(f"error: no audio files in {', '.join(map(str, args.inputs))}", file=sys.stderr)
         return 2
-    result = Predictor.from_run(run, args.device).predict_files(paths)
+    result = predictor_of(run, args.device).predict_files(paths)
     table = result.chunks if args.chunks else result.utterances.drop(columns="path")
     _write_csv(table, args.out)
     for path, reason in result.errors.items():
@@ -335,6 +336,13 @@ COMMANDS = [
             "the prediction", arguments.suspects, curating.suspects),
     Command("export-corpus", "write the corpus with its curation applied (edited labels, unusable clips out) as a CSV "
             "manifest to train on, and its edits log", arguments.export_corpus, curating.export_corpus),
+    Command("compare", "two or more runs over one corpus: their clusters' dependence on emotion beside shuffled "
+            "clusters and each other (paired bootstrap intervals), and test CCC", arguments.compare, comparing.compare),
+    Command("baseline", "make an acoustic baseline of a corpus a run (eGeMAPS or log-mel statistics: standardised, "
+            "K-means, ridge regression), to compare a trained run with", representing.baseline_arguments,
+            representing.baseline),
+    Command("import-embeddings", "make another model's embeddings of a corpus a run (clusters, ridge regression, "
+            "test CCC), to explore and compare", representing.embeddings_arguments, representing.import_embeddings),
     Command("report", "write a shareable report of a run (one self-contained HTML page, and Markdown)",
             arguments.report, _report),
     Command("runs", "list the runs in the store", lambda p: None, _runs),

@@ -1,5 +1,6 @@
 """A shareable report of one run (`python -m core report`): config and corpus, training curves, test CCC with
-intervals beside the published numbers, the SSL ablation, cluster-emotion dependence and other corpora.
+intervals beside the published numbers, the SSL ablation, cluster-emotion dependence, other corpora, and the run
+against the other stored runs over its corpus (`core.report.representations`).
 
 It reads what the run stores and computes only bootstrap intervals and (optionally, cached) the latent
 space; `core.report.document` renders it, `core.report.figures` draws it. A section whose data is absent
@@ -25,6 +26,7 @@ from core.report.document import (FIGURES, Code, Heading, Image, Paragraph, Repo
                                   render_html, render_markdown)
 from core.report.figures import (LOSSES, cluster_size_figure, dependence_figure, dev_ccc_table, estimate_figure,
                                  training_figure)
+from core.report.representations import TITLE as REPRESENTATIONS, representations_section
 from core.runtime.device import resolve_device
 from core.runtime.distributed import World
 from core.store.atomic import atomic_write_bytes
@@ -34,7 +36,7 @@ from core.training.ablation import ablation_partner, paired_difference
 
 REPORT_HTML, REPORT_MD = "report.html", "report.md"
 TITLES = ("Run and corpus", "Training curves", "Test CCC", "SSL ablation: with vs without unlabelled data",
-          "Cluster-emotion dependence", "Other corpora", "How this report was made")
+          "Cluster-emotion dependence", "Other corpora", REPRESENTATIONS, "How this report was made")
 PUBLISHED_NOTE = ("published, on MSP-Podcast (a different corpus): not comparable unless this run is trained on "
                   "MSP-Podcast")
 PUBLISHED_MODEL = "DeepEmoCluster (Lin et al. 2021), MSP-Podcast v1.6 test set"
@@ -49,7 +51,8 @@ def write_report(run: Run, out: Path, *, cache_root: Path, analysis: bool = True
         out: the report's folder (created if absent; other files in it are left alone).
         cache_root: feature-store root, for the cluster-emotion analysis's embedding pass.
         analysis: embed the run's corpus (cached in the run's `analysis/` folder) for the cluster-emotion
-            section; False leaves that section out (seconds for the demo corpus, minutes for large ones).
+            section and the other runs over the same corpus; False leaves both out (seconds for the demo corpus,
+            minutes for large ones).
         device: "auto", "cpu" or "cuda", for the predictions and embeddings not yet stored.
         progress: optional callback(stage, done, total) of the analysis's feature extraction and embedding.
 
@@ -69,14 +72,18 @@ def build_report(run: Run, *, cache_root: Path, analysis: bool = True, device: s
     """The report of `run` as a document (`write_report` without the files; the same arguments).
 
     Args:
-        runs: where to look for the ablation partner (default: every run of `run`'s store).
+        runs: where to look for the ablation partner and the other runs over the same corpus (default: every
+            run of `run`'s store).
     """
     runs = RunStore(run.dir.parent).list() if runs is None else runs
     sections = (_run_section(run), _training_section(run), _test_section(run, device),
                 _ablation_section(run, runs, device),
                 _analysis_section(run, cache_root, device, progress) if analysis
                 else Section(TITLES[4], (missing("left out (--no-analysis)"),)),
-                _evaluations_section(run), _footer(run, analysis))
+                _evaluations_section(run),
+                representations_section(run, runs, cache_root=cache_root, device=device, n_shuffles=N_SHUFFLES,
+                                        progress=progress) if analysis
+                else Section(REPRESENTATIONS, (missing("left out (--no-analysis)"),)), _footer(run, analysis))
     return ReportDocument(f"DeepEmoCluster run report: {run.run_id}", sections)
 
 
@@ -328,7 +335,7 @@ def _evaluations_section(run: Run) -> Section:
 def _footer(run: Run, analysis: bool) -> Section:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     flags = "" if analysis else " --no-analysis"
-    return Section(TITLES[6], (
+    return Section(TITLES[-1], (
         Paragraph(f"Made with `python -m core report {run.run_id} --out DIR{flags}` on {now}."),
         Paragraph(f"95 % intervals: percentile bootstrap, {_resamples()} resamples (seed 0) of utterances; where the "
                   f"test split names at least {MIN_RESAMPLED_SPEAKERS} speakers, also of whole speakers (a clustered "
