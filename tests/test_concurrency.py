@@ -30,6 +30,7 @@ def _train(manifest, data):
                             stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.slow  # trainings and servers in processes of their own: 20-80 s each on 2 cores
 def test_two_processes_training_the_same_run_cannot_corrupt_it(manifest, tmp_path):
     reference = _train(manifest, tmp_path / "alone")
     assert reference.wait(timeout=600) == 0, reference.stdout.read()
@@ -54,6 +55,7 @@ def test_two_processes_training_the_same_run_cannot_corrupt_it(manifest, tmp_pat
     assert again.wait(timeout=300) == 0 and "epoch 1/3" not in again.stdout.read()
 
 
+@pytest.mark.slow  # trainings and servers in processes of their own: 20-80 s each on 2 cores
 def test_one_session_trains_while_another_explores(app_data, chromium, tmp_path):  # noqa: F811
     """Session A starts a training run of minutes in the app; session B keeps changing the map meanwhile."""
     from core.data.synthetic import make_demo_corpus
@@ -89,6 +91,7 @@ def test_one_session_trains_while_another_explores(app_data, chromium, tmp_path)
         assert "Finished" not in trainer.content()
 
 
+@pytest.mark.slow  # trainings and servers in processes of their own: 20-80 s each on 2 cores
 def test_a_killed_server_resumes_its_training_when_started_again(chromium, app_data, tmp_path):  # noqa: F811
     """Issue 12: a run started from the Runs page, the server killed (SIGKILL) after an epoch, the server started
     again: the training resumes from its last finished epoch, and the Runs page says so."""

@@ -40,6 +40,7 @@ def _history(data):
     return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in run.read_text().splitlines()]
 
 
+@pytest.mark.slow  # a run killed and resumed, and its uninterrupted twin: 17-47 s on 2 cores
 def test_kill_during_training_then_resume_equals_uninterrupted(manifest, tmp_path):
     args = ["train", "--corpus", str(manifest), "--preset", "tiny", "--set", "train.epochs=4"]
     reference = _cli(args, tmp_path / "a")
@@ -56,6 +57,7 @@ def test_kill_during_training_then_resume_equals_uninterrupted(manifest, tmp_pat
     assert _history(crashed) == _history(tmp_path / "a")
 
 
+@pytest.mark.slow  # a run killed and resumed, and its uninterrupted twin: 17-47 s on 2 cores
 def test_kill_during_feature_extraction_then_rerun_equals_uninterrupted(manifest, tmp_path):
     reference = _cli(["extract", "--corpus", str(manifest), "--workers", "1"], tmp_path / "a")
     assert reference.wait() == 0, reference.stdout.read()

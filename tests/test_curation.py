@@ -2,8 +2,9 @@
 come to, the corrected corpus, and the bad input of each."""
 import errno
 import json
-import multiprocessing
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,8 @@ from core.data.corpus_formats import load_manifest
 from core.data.manifest import corpus_fingerprint
 from core.data.synthetic import make_demo_corpus
 from core.store.atomic import CorruptFileError
-from core.store.edits_store import CorpusEdits, Edit, EditsNotSavedError
+from core.store.edits_store import CorpusEdits, EditsNotSavedError
+from tests.conftest import REPO
 
 SCALE = LabelConfig()
 
@@ -86,21 +88,22 @@ def test_an_edit_that_cannot_be_made_is_a_clear_error_and_changes_nothing(corpus
     assert log.read() == before
 
 
-def _append_many(folder, fingerprint, worker, n):
-    log = CorpusEdits(fingerprint, folder)
-    for i in range(n):
-        log.append([Edit("tag", f"clip{i}.wav", f"worker {worker}", False, True, f"{worker}-{i}")])
+APPEND_MANY = """
+import sys
+from pathlib import Path
+from core.store.edits_store import CorpusEdits, Edit
+log, worker = CorpusEdits("f" * 64, Path(sys.argv[1])), sys.argv[2]
+for i in range(int(sys.argv[3])):
+    log.append([Edit("tag", f"clip{i}.wav", f"worker {worker}", False, True, f"{worker}-{i}")])
+"""
 
 
 def test_two_writers_at_once_lose_no_edit(tmp_path):
-    """Two tabs (or a tab and the CLI) appending at the same time: every edit of both is in the log."""
-    context = multiprocessing.get_context("spawn")
-    writers = [context.Process(target=_append_many, args=(tmp_path, "f" * 64, w, 40)) for w in range(2)]
+    """Two tabs (or a tab and the CLI) appending at the same time, as two processes: every edit of both is in the log."""
+    writers = [subprocess.Popen([sys.executable, "-c", APPEND_MANY, str(tmp_path), str(w), "40"], cwd=REPO,
+                                stderr=subprocess.PIPE, text=True) for w in range(2)]
     for process in writers:
-        process.start()
-    for process in writers:
-        process.join(60)
-        assert process.exitcode == 0
+        assert process.wait(120) == 0, process.stderr.read()
     edits = CorpusEdits("f" * 64, tmp_path).read()
     assert len(edits) == 80 and {e.action for e in edits} == {f"{w}-{i}" for w in range(2) for i in range(40)}
 

@@ -50,7 +50,7 @@ def _run(runs: Path) -> dict:
             "state": state, "folder": folder}
 
 
-@pytest.mark.parametrize("micro", ["4", "none"])  # micro-batches (default/demo presets), whole batch (paper presets)
+@pytest.mark.parametrize("micro", [pytest.param("4", marks=pytest.mark.slow), "none"])  # micro-batches (default/demo presets), whole batch (paper presets)
 def test_distributed_two_ranks_reproduce_one_process(corpus, tmp_path, micro):
     """Two gloo processes and one process, the same config (tiny preset, two epochs): the same run id and
     pseudo-labels, the same losses and dev CCC to 1e-6, the same weights to 1e-3 (Adam moves a weight whose
@@ -70,7 +70,7 @@ def test_distributed_two_ranks_reproduce_one_process(corpus, tmp_path, micro):
             assert (value.double() - two["state"][name].double()).abs().max() <= 1e-3, name
 
 
-@pytest.mark.parametrize("ranks,micro", [(3, "4"), (2, "none")])
+@pytest.mark.parametrize("ranks,micro", [pytest.param(3, "4", marks=pytest.mark.slow), (2, "none")])
 def test_distributed_first_step_gradient_equals_one_process(tmp_path, ranks, micro):
     """One joint batch (22 chunks: uneven slices, and with 3 ranks of micro-batches of 4 a rank short of
     one): the gradient after DDP's averaging and the BatchNorm running statistics equal one process's."""
@@ -91,6 +91,7 @@ def test_distributed_first_step_gradient_equals_one_process(tmp_path, ranks, mic
             assert (many["buffers"][name] - value).abs().max() <= 1e-5, name
 
 
+@pytest.mark.slow  # three torchrun jobs: about 35 s on 2 cores
 def test_distributed_killed_rank_then_rerun_resumes_and_equals_an_uninterrupted_run(corpus, tmp_path):
     """kill -9 of one rank in the second epoch: torchrun ends the job; the same command resumes after the
     first epoch and finishes with the history of an uninterrupted two-process run."""
