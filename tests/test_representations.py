@@ -178,3 +178,12 @@ def test_the_default_k_is_the_newest_trained_run_over_the_same_corpus(corpus, tm
     paired = SimpleNamespace(info=SimpleNamespace(trained=True, corpus_fingerprint=corpus_fingerprint(corpus)), config=cfg)
     monkeypatch.setattr(RunStore, "list", lambda self: [other, paired])
     assert default_clusters(runs, corpus) == cfg.model.n_clusters != 10
+
+
+def test_the_report_of_a_baseline_says_what_it_is(store, tmp_path):
+    from core.report.report import write_report
+    runs, cache, made = store
+    page = write_report(made["logmel-stats"], tmp_path / "report", cache_root=cache).read_text()
+    assert "baseline: logmel-stats features, standardised, clustered and regressed" in page
+    assert "a baseline run is fitted, not trained" in page and "over its own corpus" in page
+    assert "the published models" not in page

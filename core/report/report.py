@@ -106,7 +106,10 @@ def save_report(document: ReportDocument, out: Path) -> Path:
 
 def _run_section(run: Run) -> Section:
     info = run.info
-    kind = "trained by this project" if info.trained else f"{info.kind}: the published models, imported"
+    kind = {"trained": "trained by this project", "official": "official: the published models, imported",
+            "baseline": f"baseline: {info.representation} features, standardised, clustered and regressed",
+            "embeddings": "embeddings: vectors imported from another model, standardised, clustered and regressed"
+            }.get(info.kind, info.kind)
     blocks: list = [Paragraph(f"Run `{run.run_id}` ({kind}), name `{info.name}`, created {info.created}.")]
     if info.attribution:
         blocks.append(Paragraph(info.attribution))
@@ -163,8 +166,8 @@ def _corpus_table(corpus: pd.DataFrame, sizes: dict[str, int], attributes: tuple
 def _training_section(run: Run) -> Section:
     history = run.history()
     if history.empty:
-        why = "the run stored no training history" if run.info.trained else \
-            "an imported model carries no training history"
+        why = ("the run stored no training history" if run.info.trained else "an imported model carries no training "
+               "history" if run.info.kind == "official" else f"a {run.info.kind} run is fitted, not trained")
         return Section(TITLES[1], (missing(why),))
     best = _best_epoch(run, history)
     kept = f"; the kept checkpoint (best development CCC) is epoch {best + 1}" if best is not None else ""
@@ -247,7 +250,8 @@ def _speaker_blocks(predictions: pd.DataFrame, attributes: tuple[str, ...]) -> l
 
 def _ablation_section(run: Run, runs: list[Run], device: str) -> Section:
     if not run.info.trained:
-        return Section(TITLES[3], (missing("an imported model has no ablation partner"),))
+        return Section(TITLES[3], (missing("an imported model has no ablation partner" if run.info.kind == "official"
+                                           else f"a {run.info.kind} run has no unlabelled stage to leave out"),))
     partner = ablation_partner(run, runs)
     if partner is None:
         other = str(not run.config.train.use_unlabelled).lower()
@@ -283,7 +287,7 @@ def _analysis_section(run: Run, cache_root: Path, device: str, progress) -> Sect
     except (ExploreError, AudioLoadingError) as err:
         return Section(TITLES[4], (missing(str(err)),))
     report, latent = analyze_exploration(exploration, n_shuffles=N_SHUFFLES), exploration.latent
-    corpus = "its own corpus" if run.info.trained else "the built-in demo corpus"
+    corpus = "its own corpus" if run.info.corpus_fingerprint else "the built-in demo corpus"
     blocks = [Paragraph(f"Network `{exploration.network}` over {corpus}: {len(latent.files)} utterances, "
                         f"{len(latent.centroids)} clusters (centroids: {latent.centroid_source}). Each statistic is "
                         f"set beside the same statistic for {N_SHUFFLES} shuffles of the cluster labels (same sizes): "
