@@ -77,14 +77,27 @@ def load_report_html(run_id: str) -> bytes:
 
 @st.cache_resource(show_spinner="Embedding the corpus…", max_entries=4)
 def load_exploration(run_id: str, network: str | None) -> Exploration:
-    """A run's latent space over its own corpus (imported models: over the built-in demo corpus)."""
+    """A run's latent space over its own corpus (imported models: over the built-in demo corpus). One the run's
+    folder cannot hold (full, read-only) is used from memory, and said (`unsaved_caches`)."""
     run = RunStore(default_runs_dir()).load(run_id)
-    return explore(run, corpus_to_explore(run), network=network, cache_root=default_cache_dir())
+    return explore(run, corpus_to_explore(run), network=network, cache_root=default_cache_dir(), on_unsaved=_unsaved)
+
+
+@st.cache_resource(show_spinner=False)
+def unsaved_caches() -> dict[str, None]:
+    """Why each result this server computed could not be cached (a full or read-only runs folder), each message once:
+    every page says them (`streamlit_app`). Not `st.warning` inside the loaders: nested caches replay it many times."""
+    return {}
+
+
+def _unsaved(message: str) -> None:
+    unsaved_caches()[message] = None
 
 
 @st.cache_data(show_spinner="Fitting the map…", max_entries=8)
 def load_map(run_id: str, network: str | None, n_components: int = 2, space: str = "cluster") -> np.ndarray:
-    return project(load_exploration(run_id, network), UmapConfig(n_components=n_components, space=space))
+    return project(load_exploration(run_id, network), UmapConfig(n_components=n_components, space=space),
+                   on_unsaved=_unsaved)  # a map that cannot be cached is shown, and why said
 
 
 @st.cache_data(show_spinner="Computing the statistics…", max_entries=8)
@@ -158,4 +171,33 @@ def load_suspects(run_id: str, network: str | None) -> pd.DataFrame:
     """`core.explore.suspects.run_suspects`: every labelled (utterance, attribute), most suspicious first within each
     attribute (the review queue; edits change the curation log, not this ranking)."""
     from core.explore.suspects import run_suspects  # scikit-learn's neighbours: on the review page, not the map
-    return run_suspects(load_exploration(run_id, network))
+    return run_suspects(load_exploration(run_id, network), on_unsaved=_unsaved)
+
+
+if TYPE_CHECKING:  # what the comparison of representations returns (its module imports scipy: on that page only)
+    from core.evaluate.representations import RepresentationComparison
+
+
+@st.cache_data(show_spinner="Comparing the runs…", max_entries=8)
+def load_representation_comparison(run_ids: tuple[str, ...], network: str | None) -> RepresentationComparison:
+    """`core.evaluate.representations.compare_representations` of the runs over the utterances they all hold: the
+    first in its latent space `network`, the others in their primary one, each with its stored test predictions
+    (none: its test CCC rows say so; computing them for an older run is `python -m core compare`'s job).
+
+    Raises:
+        ComparisonError: fewer than two runs, or no utterance in common.
+    """
+    from core.evaluate.representations import compare_representations
+    store = RunStore(default_runs_dir())
+    explorations = {run_id: load_exploration(run_id, network if i == 0 else None) for i, run_id in enumerate(run_ids)}
+    return compare_representations(explorations, {run_id: store.load(run_id).test_predictions() for run_id in run_ids})
+
+
+@st.cache_data(show_spinner=False, max_entries=32, ttl=600)  # an imported model's: the demo corpus may be made again
+def load_corpus_fingerprint(run_id: str) -> str:
+    """The fingerprint of the corpus the app explores a run over: the one stored with it, else (an imported model,
+    which has no corpus) that of the corpus `corpus_to_explore` gives it, the built-in demo corpus, so that the
+    runs over the demo (baselines of it, the demo run) are found as runs over the same corpus."""
+    from core.data.manifest import corpus_fingerprint
+    run = RunStore(default_runs_dir()).load(run_id)
+    return run.info.corpus_fingerprint or corpus_fingerprint(corpus_to_explore(run))

@@ -24,6 +24,7 @@ page = st.navigation([
     st.Page("app_pages/runs.py", title="Runs", icon=":material/model_training:"),
     st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
 ])
+notes = st.container()  # above the page: what its results could not be cached in (a full or read-only runs folder)
 try:
     page.run()
 except Exception as err:
@@ -31,3 +32,5 @@ except Exception as err:
         raise
     st.error(str(err))
     st.stop()
+for message in loaders.unsaved_caches():
+    notes.warning(message, icon=":material/save:")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Callable
 import pandas as pd
 
 from core.config import RunConfig
+from core.errors import UserError
 from core.runtime.process import keep_freed_memory
 from core.store.run_store import Run, RunStore
 
@@ -108,6 +109,8 @@ def _main(fd: int) -> None:
         send(("done", _JOBS[kind](*args, lambda p: send(("progress", p)))))
     except BrokenPipeError:  # the server stopped reading: it is gone
         os._exit(1)
+    except UserError as err:  # what the user can fix (a full or read-only disk, a bad corpus): its message alone
+        send(("error", str(err)))
     except Exception as err:
         send(("error", f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=4)}"))
 

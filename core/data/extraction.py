@@ -29,6 +29,7 @@ from core.store.feature_store import FeatureStore
 
 
 MIN_FILES_FOR_WORKERS = 2000  # in-process extraction runs at ~300 clips/s; spawning workers costs ~4 s
+SHARD_SECONDS = 10.0  # features are written as a shard at least this often: what a kill or a full disk can lose
 
 
 class CorpusAudioError(UserError, ValueError):
@@ -82,6 +83,8 @@ def extract_features(table: pd.DataFrame, store: FeatureStore, audio: AudioConfi
     Raises:
         CorpusAudioError: unreadable files (all listed) or clips refused by `short_policy == "error"`,
             raised after everything readable has been stored, so a fixed rerun redoes nothing.
+        StoreWriteError: the feature store's disk is full or read-only; the shards written before are kept, and
+            a rerun extracts only the files they miss.
     """
     t0, world = time.perf_counter(), world or World()
     keys = {file: store.file_key(path) for file, path in table["path"].items() if os.path.isfile(path)}
@@ -103,8 +106,8 @@ def extract_features(table: pd.DataFrame, store: FeatureStore, audio: AudioConfi
         done += len(results)
         if progress:
             progress(done, len(todo))
-        if time.perf_counter() - last_flush > 10 or sum(len(v) for _, v, _ in pending) > 2_000_000:
-            store.write_shard(pending)  # bounded memory, and a kill loses at most ~10 s of work
+        if time.perf_counter() - last_flush > SHARD_SECONDS or sum(len(v) for _, v, _ in pending) > 2_000_000:
+            store.write_shard(pending)  # bounded memory, and a kill loses at most SHARD_SECONDS of work
             pending, last_flush = [], time.perf_counter()
     store.write_shard(pending)
     world.barrier()  # every rank's shards are written

@@ -3,12 +3,14 @@ new clips in it).
 
 Everything is computed once per (run, network, corpus) and cached in the run's `analysis/` folder. What
 computes imports torch, scikit-learn or UMAP where it is called, on a cache miss: reading a cached space, map
-and novelty reference (the app's map page) imports none of them (`core/__init__` says why).
+and novelty reference (the app's map page) imports none of them (`core/__init__` says why). A cache the disk
+refuses (full, read-only) is no error for exploring: the result is used from memory and `on_unsaved` told why.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -23,6 +25,7 @@ from core.data.synthetic import make_demo_corpus
 from core.errors import UserError
 from core.explore.novelty import PERCENTILE, Novelty, corpus_novelty
 from core.store.analysis_store import load_latent, load_novelty, load_projection, save_latent, save_novelty, save_projection
+from core.store.atomic import StoreWriteError
 from core.store.latent import LATENT_FORMAT_VERSION, LatentSpace
 from core.store.paths import default_cache_dir, default_demo_dir
 from core.store.run_store import Run
@@ -34,6 +37,31 @@ if TYPE_CHECKING:
 
 class ExploreError(UserError, ValueError):
     """A run and corpus that cannot be explored (e.g. an imported model without a corpus)."""
+
+
+class CacheNotSavedWarning(UserWarning):
+    """A result computed but not cached: the run's analysis folder is full or read-only. It is used from memory,
+    and computed again the next time."""
+
+
+def keep_cached(save: Callable[[], None], what: str, on_unsaved: Callable[[str], None] | None = None) -> bool:
+    """Run `save` (a cache's `save_*`); a write the disk refuses is said, to `on_unsaved` (default: a
+    `CacheNotSavedWarning`), not raised: a cache that cannot be saved is no reason not to show what it holds.
+
+    Returns:
+        whether the cache was saved.
+    """
+    try:
+        save()
+        return True
+    except StoreWriteError as err:
+        message = (f"{what} is used from memory: it could not be saved for next time ({err.path}: {err.reason}); "
+                   f"{err.remedy} to keep it (until then it is computed each time)")
+        if on_unsaved is None:
+            warnings.warn(message, CacheNotSavedWarning, stacklevel=3)
+        else:
+            on_unsaved(message)
+        return False
 
 
 @dataclass(frozen=True)
@@ -48,7 +76,7 @@ class Exploration:
 
 def explore(run: Run, corpus: pd.DataFrame | None = None, *, network: str | None = None,
             cache_root: Path | None = None, progress: Callable[[str, int, int], None] | None = None,
-            world: World | None = None) -> Exploration:
+            world: World | None = None, on_unsaved: Callable[[str], None] | None = None) -> Exploration:
     """The latent space of `run` over `corpus` (default: the corpus it was trained on), cached.
 
     Args:
@@ -58,6 +86,7 @@ def explore(run: Run, corpus: pd.DataFrame | None = None, *, network: str | None
         progress: optional callback(stage, done, total).
         world: the processes of a torchrun job: they share the feature extraction and the embedding
             pass; rank 0 writes the latent space.
+        on_unsaved: told why, when the latent space cannot be cached (`keep_cached`).
 
     Raises:
         ExploreError: no corpus given for a run that has none, or an unknown network.
@@ -81,7 +110,7 @@ def explore(run: Run, corpus: pd.DataFrame | None = None, *, network: str | None
         world = world or World()
         latent = compute_latent(run, network, corpus, cache_root or default_cache_dir(), progress, world)
         if world.is_main:
-            save_latent(folder, latent)
+            keep_cached(lambda: save_latent(folder, latent), "The latent space", on_unsaved)
         world.barrier()
     return Exploration(run, network, corpus.loc[latent.files], latent, folder, fingerprint)
 
@@ -99,16 +128,18 @@ def corpus_to_explore(run: Run, demo_dir: Path | None = None) -> pd.DataFrame:
     return load_manifest(manifest)
 
 
-def project(exploration: Exploration, cfg: UmapConfig = UmapConfig()) -> np.ndarray:
-    """(N, n_components) map coordinates of the corpus's utterances, fitted once per UmapConfig."""
+def project(exploration: Exploration, cfg: UmapConfig = UmapConfig(),
+            on_unsaved: Callable[[str], None] | None = None) -> np.ndarray:
+    """(N, n_components) map coordinates of the corpus's utterances, fitted once per UmapConfig (`on_unsaved`:
+    told why, when the map cannot be cached)."""
     key = config_hash(cfg)[:12]
     coords = load_projection(exploration.folder, key)
     if coords is None:
         from core.explore.projection import LatentProjector
         projector = LatentProjector(cfg).fit(exploration.latent.embeddings[cfg.space])
         coords = projector.coords_
-        save_projection(exploration.folder, key, coords, {"umap": dataclasses.asdict(cfg), "n_points": len(coords),
-                                                          "n_fitted": len(projector.sample_index_)})
+        params = {"umap": dataclasses.asdict(cfg), "n_points": len(coords), "n_fitted": len(projector.sample_index_)}
+        keep_cached(lambda: save_projection(exploration.folder, key, coords, params), "The map", on_unsaved)
     return coords
 
 
@@ -119,7 +150,7 @@ def novelty(exploration: Exploration, percentile: float = PERCENTILE) -> Novelty
     if found is None:
         found = corpus_novelty(exploration.latent.embeddings["cluster"], percentile,
                                seed=exploration.run.config.seed)
-        save_novelty(exploration.folder, found)
+        keep_cached(lambda: save_novelty(exploration.folder, found), "The corpus's nearest-neighbour distances")
     return found
 
 

@@ -11,7 +11,7 @@ explain equally everywhere (a constant corpus) scores 0 throughout: nothing stan
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
@@ -38,16 +38,19 @@ class SuspectSettings:
             raise ValueError(f"neighbours must be >= 1, got {self.neighbours}")
 
 
-def run_suspects(exploration: Exploration, settings: SuspectSettings = SuspectSettings()) -> pd.DataFrame:
+def run_suspects(exploration: Exploration, settings: SuspectSettings = SuspectSettings(),
+                 on_unsaved: Callable[[str], None] | None = None) -> pd.DataFrame:
     """`suspect_labels` of every attribute of the run over its corpus's own labels, cached with the exploration (the
-    review queue, the map and the CLI read it; edits change the log, not this ranking)."""
-    from core.explore.exploration import utterance_table
+    review queue, the map and the CLI read it; edits change the log, not this ranking). `on_unsaved`: told why, when
+    the ranking cannot be cached (`core.explore.exploration.keep_cached`)."""
+    from core.explore.exploration import keep_cached, utterance_table
     key = f"suspects-k{settings.neighbours}"
     ranked = load_table(exploration.folder, key)
     if ranked is None:
         ranked = suspect_labels(exploration.latent.embeddings["cluster"], utterance_table(exploration),
                                 list(exploration.latent.predictions.columns), settings)
-        save_table(exploration.folder, key, ranked, asdict(settings))
+        keep_cached(lambda: save_table(exploration.folder, key, ranked, asdict(settings)), "The ranking of suspect labels",
+                    on_unsaved)
     return ranked
 
 

@@ -1,7 +1,8 @@
 """Files of a run's analyses: latent spaces and fitted maps, each in the folder `Run.analysis_dir` names.
 
 Caches, not results: each is written with a completion marker last and recomputed by its caller when
-absent, incomplete or corrupted (then with a warning).
+absent, incomplete or corrupted (then with a warning). A save the disk refuses raises `StoreWriteError`: the
+caller keeps its result in memory (`core.explore.exploration` says so to the user).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.store.atomic import (COMPLETE, CorruptFileError, atomic_save_npy, atomic_write_bytes, atomic_write_json, discard,
-                               parquet_bytes, verify_marker, write_marker)
+                               parquet_bytes, reported_write, verify_marker, write_marker)
 from core.store.latent import LatentSpace
 
 OPTIONAL = ("chunk_predictions", "chunk_start_frames")  # `LatentSpace` arrays a latent space may lack
@@ -35,8 +36,11 @@ class Novelty:
 
 def save_latent(folder: Path, latent: LatentSpace) -> None:
     """Write a `LatentSpace`; `COMPLETE` last, with every file's digest, so a half-written
-    or since-corrupted one is recomputed."""
-    (folder / COMPLETE).unlink(missing_ok=True)
+    or since-corrupted one is recomputed.
+
+    Raises: StoreWriteError: the folder is full or read-only (what was there is not trusted until rewritten)."""
+    with reported_write(folder / COMPLETE):
+        (folder / COMPLETE).unlink(missing_ok=True)
     arrays = {name: getattr(latent, name) for name in ("chunk_cluster", "cluster", "cluster_share", "centroids",
                                                        *OPTIONAL) if getattr(latent, name) is not None}
     for space, values in latent.chunk_embeddings.items():

@@ -1,7 +1,8 @@
 """Atomic writes and checksums: the two guarantees every storage module builds on.
 
 Every file is written to a temporary name and then renamed into place, and completion markers are
-written last, so a crash never leaves a file that is later trusted. Checksums catch what a crash
+written last, so a crash never leaves a file that is later trusted; a write the OS refuses (a full disk, a
+read-only folder) raises `StoreWriteError`, naming the file, the reason and the room needed. Checksums catch what a crash
 cannot: bytes changed after they were written (bit rot, an edit, a truncated copy). A completion
 marker records the size and SHA-256 of each file it vouches for, and a checksum of its own content.
 A mismatch raises `CorruptFileError` naming the file. Markers written before checksums existed (an
@@ -10,14 +11,17 @@ reads about 1 GB/s; a file is hashed once per process while its inode, size and 
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import json
 import os
+import shutil
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -41,6 +45,86 @@ class CorruptFileError(UserError, RuntimeError):
         super().__init__(f"{path}: {reason}" + (f"; {hint}" if hint else ""))
 
 
+# what each way the OS refuses a write means to a user (`StoreWriteError`); any other OSError is a bug or a broken
+# disk, and keeps its traceback
+REFUSALS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+            errno.EFBIG: "the file is larger than the file system allows",
+            errno.EROFS: "the folder is read-only",
+            errno.EACCES: "the folder is not writable (permission denied)",
+            errno.EPERM: "the folder is not writable (operation not permitted)"}
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class StoreWriteError(UserError, OSError):
+    """The OS refused to write a file of a store (a full disk, a quota, a read-only folder). The write went to a
+    temporary name, so nothing already stored changed, and running the same command again once there is room
+    finishes the work (a training resumes after its last finished epoch, an extraction extracts what it misses).
+
+    Attributes:
+        path: the file (or folder) being written.
+        reason: why, in words (`REFUSALS`); `errno` is the OS's number (`errno.ENOSPC`, ...).
+        size: bytes of the write that failed (0: a folder or a lock file).
+        free: bytes free on that disk when it failed (None: unknown).
+    """
+
+    def __init__(self, path: Path, code: int, size: int = 0):
+        self.path, self.size, self.reason = Path(path), size, REFUSALS[code]
+        super().__init__(code, self.reason, str(path))  # errno, strerror and filename, as any OSError has them
+        try:
+            self.free: int | None = shutil.disk_usage(_existing(self.path)).free
+        except OSError:
+            self.free = None
+        if code in _NO_SPACE:
+            held = f"{format_bytes(size)} to write, " if size else ""
+            free = "" if self.free is None else f"{format_bytes(self.free)} free"
+            self.remedy = f"free at least {format_bytes(max(size, 1_000_000))} in {self.path.parent}"
+            detail = f" ({held}{free})" if held or free else ""
+        else:
+            self.remedy, detail = f"make {self.path.parent} writable (or use another folder)", ""
+        self.message = (f"cannot write {self.path}: {self.reason}{detail}; nothing already stored was changed: "
+                        f"{self.remedy} and run the same command again (a training resumes after its last "
+                        "finished epoch)")
+
+    def __str__(self) -> str:  # OSError's own would be "[Errno 28] the disk is full: 'path'"
+        return self.message
+
+    def __reduce__(self):  # sent between the ranks of a job like any exception
+        return type(self), (self.path, self.errno, self.size)
+
+
+@contextlib.contextmanager
+def reported_write(path: Path, size: int = 0) -> Iterator[None]:
+    """Turn the OS refusing a write of `size` bytes to `path` (`REFUSALS`) into a `StoreWriteError`."""
+    try:
+        yield
+    except StoreWriteError:
+        raise
+    except OSError as err:
+        if err.errno not in REFUSALS:
+            raise
+        raise StoreWriteError(path, err.errno, size) from err
+
+
+def _refusal_reason(err: OSError) -> str:
+    """Why the OS refused a write, in words (`REFUSALS`), else its own words."""
+    return REFUSALS.get(err.errno, err.strerror or str(err))
+
+
+def format_bytes(n: int) -> str:
+    """`n` bytes as a person reads them: "812 bytes", "3.4 kB", "1.2 MB", "2.0 GB" (powers of 1000, like df -H)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _existing(path: Path) -> Path:
+    """The nearest folder of `path` that exists (whose disk `shutil.disk_usage` can measure)."""
+    for folder in path.parents:
+        if folder.exists():
+            return folder
+    return Path(".")
+
 
 # --- atomic writes -------------------------------------------------------------------------------
 
@@ -50,17 +134,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_with_digest(path: Path, data: bytes, digest: dict[str, Any]) -> None:
-    """`atomic_write_bytes`, remembering `data`'s digest: the marker written next need not read it back."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """`atomic_write_bytes`, remembering `data`'s digest: the marker written next need not read it back.
+
+    Raises:
+        StoreWriteError: the OS refused the write (a full disk, a read-only folder); `path` is as it was.
+    """
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with reported_write(path, len(data)):  # outside the `finally`: the free space it reports is without the temporary
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())  # a full disk may say so only here (delayed allocation)
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(OSError):  # never hides why the write failed
+                tmp.unlink(missing_ok=True)
     _digests[os.path.abspath(path)] = (_stat_key(path.stat()), digest)
 
 
@@ -247,8 +337,30 @@ def verify_marker(path: Path, hint: str = "") -> dict[str, Any]:
 
 
 def discard(err: CorruptFileError, what: str, *paths: Path) -> None:
-    """Warn that a corrupted cache entry is rebuilt, and delete it (its marker first)."""
+    """Warn that a corrupted cache entry is rebuilt, and delete it (its marker first). In a read-only store it
+    stays, and is checked (and never trusted) again the next time."""
     warnings.warn(f"{err}: {what}", stacklevel=3)
     for path in paths:
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as refused:
+            warnings.warn(f"{path} could not be deleted ({_refusal_reason(refused)})", stacklevel=3)
+            return
+
+
+def reserve_space(path: Path) -> None:
+    """Allocate the whole of file `path` on its disk now: a file written through a memory map (a feature pack)
+    would otherwise meet a full disk as a SIGBUS that kills the process without a word.
+
+    Raises:
+        OSError: ENOSPC when the disk has no room for it (to be reported by `reported_write`).
+    """
+    if not hasattr(os, "posix_fallocate"):
+        return
+    with open(path, "r+b") as fh:
+        try:
+            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+        except OSError as err:
+            if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # a file system that cannot: as before
+                raise
 

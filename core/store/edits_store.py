@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from core.errors import UserError
-from core.store.atomic import CorruptFileError, read_checked_json, write_checked_json
+from core.store.atomic import CorruptFileError, read_checked_json, reported_write, write_checked_json
 from core.store.paths import default_runs_dir
 
 KINDS = ("label", "reviewed", "unusable", "tag")  # `Edit.kind`; `core.curate.edits` says what each holds
@@ -79,8 +79,10 @@ class CorpusEdits:
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         timed = [Edit(**{**asdict(e), "time": now}) for e in edits]
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with open(self.folder / ".lock", "a+") as lock:
+            with reported_write(self.path):  # the reason in words (`StoreWriteError.strerror`), not the OS's
+                self.folder.mkdir(parents=True, exist_ok=True)
+                lock = open(self.folder / ".lock", "a+")
+            with lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)  # held for one read and one write: milliseconds
                 try:
                     log = self.read() + timed

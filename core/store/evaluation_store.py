@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.store.atomic import (COMPLETE, CorruptFileError, atomic_write_bytes, discard, parquet_bytes, verify_marker,
-                               write_marker)
+from core.store.atomic import (COMPLETE, CorruptFileError, atomic_write_bytes, discard, parquet_bytes, reported_write,
+                               verify_marker, write_marker)
 
 ESTIMATE_COLUMNS = ["ccc", "low", "high", "n", "reason", "speaker_low", "speaker_high", "speakers"]
 
@@ -43,7 +43,8 @@ def evaluation_dir(run_dir: Path, key: str) -> Path:
 def save_evaluation(run_dir: Path, evaluation: Evaluation) -> Path:
     """Write an evaluation's tables, then its marker (with its fields and every file's digest)."""
     folder = evaluation_dir(run_dir, evaluation.key)
-    (folder / COMPLETE).unlink(missing_ok=True)
+    with reported_write(folder / COMPLETE):  # a read-only store: a `StoreWriteError` naming it, not an OSError
+        (folder / COMPLETE).unlink(missing_ok=True)
     files = []
     for name, table in (("table", evaluation.table), ("predictions", evaluation.predictions)):
         atomic_write_bytes(folder / f"{name}.parquet", parquet_bytes(table))

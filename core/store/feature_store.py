@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from core.config import AudioConfig, ChunkConfig, FeatureConfig, config_hash
-from core.store.atomic import (CorruptFileError, atomic_save_npy, atomic_write_json, discard, read_checked_json, verify_marker,
-                               write_marker)
+from core.store.atomic import (CorruptFileError, atomic_save_npy, atomic_write_json, discard, read_checked_json,
+                               reported_write, reserve_space, verify_marker, write_marker)
 
 
 @dataclass(frozen=True)
@@ -82,10 +82,15 @@ class FeatureStore:
         return out
 
     def write_shard(self, entries: list[tuple[str, np.ndarray, int]]) -> None:
-        """Append one shard: (key, (stored_frames, F) float32 features, true n_frames) per file."""
+        """Append one shard: (key, (stored_frames, F) float32 features, true n_frames) per file.
+
+        Raises:
+            StoreWriteError: the disk is full or read-only; the shards written before stay, and are used by a rerun.
+        """
         if not entries:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
+        with reported_write(self.dir):
+            self.dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.dir / "config.json", self.settings)
         name = f"shard-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         lengths = [len(feats) for _, feats, _ in entries]
@@ -134,18 +139,20 @@ class FeatureStore:
         entries = [index[k] for k in keys]
         stored = np.array([e[2] for e in entries], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(stored)[:-1]]).astype(np.int64)
-        data.parent.mkdir(parents=True, exist_ok=True)
         tmp = data.with_name(f".{data.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        try:  # stream shard slices into a memmap: a corpus larger than RAM never sits in memory
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(int(stored.sum()), self.n_mels))
-            shards: dict[str, np.ndarray] = {}
-            for (shard, offset, n_stored, _), start in zip(entries, offsets):
-                src = shards.setdefault(shard, np.load(self.dir / f"{shard}.npy", mmap_mode="r"))
-                out[start: start + n_stored] = src[offset: offset + n_stored]
-            out.flush()
-            del out
-            os.replace(tmp, data)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with reported_write(data, int(stored.sum()) * self.n_mels * 4):
+            data.parent.mkdir(parents=True, exist_ok=True)
+            try:  # stream shard slices into a memmap: a corpus larger than RAM never sits in memory
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(int(stored.sum()), self.n_mels))
+                reserve_space(tmp)  # a full disk fails here, with a message, not as a SIGBUS while the map is written
+                shards: dict[str, np.ndarray] = {}
+                for (shard, offset, n_stored, _), start in zip(entries, offsets):
+                    src = shards.setdefault(shard, np.load(self.dir / f"{shard}.npy", mmap_mode="r"))
+                    out[start: start + n_stored] = src[offset: offset + n_stored]
+                out.flush()
+                del out
+                os.replace(tmp, data)
+            finally:
+                tmp.unlink(missing_ok=True)
         write_marker(meta, [data], {"offsets": offsets, "stored_frames": stored, "n_frames": [e[3] for e in entries]})
 

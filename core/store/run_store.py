@@ -25,9 +25,9 @@ import pandas as pd
 
 from core.config import RunConfig
 from core.errors import UserError
-from core.store.atomic import (COMPLETE, CorruptFileError, atomic_write_bytes, bytes_digest, json_bytes, json_default,
-                               npy_bytes, parquet_bytes, read_checked_json, torch_bytes, torch_load, verify_file,
-                               write_checked_json, write_marker, write_with_digest)
+from core.store.atomic import (COMPLETE, CorruptFileError, StoreWriteError, atomic_write_bytes, bytes_digest, json_bytes,
+                               json_default, npy_bytes, parquet_bytes, read_checked_json, reported_write, torch_bytes,
+                               torch_load, verify_file, write_checked_json, write_marker, write_with_digest)
 from core.store.checkpoint import Checkpoint
 from core.store.paths import default_runs_dir
 from core.store.run_info import SCHEMA_VERSION, RunInfo, RunMetrics
@@ -171,12 +171,20 @@ class RunStore:
     def add_test_predictions(self, run: Run, predictions: pd.DataFrame) -> Run:
         """Store the test predictions of a run that finished before runs stored them (computed since from its
         model): in the run's folder like any run's, then vouched for by its `COMPLETE`, rewritten once every file
-        it vouched for is checked. Skipped while another process holds the run's lock (a retraining).
+        it vouched for is checked. Skipped while another process holds the run's lock (a retraining), and, with a
+        warning, where the store cannot be written (a full disk, a read-only folder): the caller has them in memory.
 
         Raises:
             CorruptFileError: one of the run's files changed since it finished.
         """
-        with open(run.dir / ".lock", "a+") as lock:
+        try:
+            return self._add_test_predictions(run, predictions)
+        except StoreWriteError as err:
+            warnings.warn(f"the test predictions of run {run.run_id} are not stored: {err}", stacklevel=2)
+            return run
+
+    def _add_test_predictions(self, run: Run, predictions: pd.DataFrame) -> Run:
+        with reported_write(run.dir / ".lock"), open(run.dir / ".lock", "a+") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -199,8 +207,10 @@ class RunStore:
             RunLockedError: another process holds the lock (it is trying to train the same run).
         """
         folder = self.root / info.run_id
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / ".lock", "a+") as lock:
+        with reported_write(folder / ".lock"):  # a read-only store says so here, before any work
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = open(folder / ".lock", "a+")
+        with lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -220,19 +230,27 @@ class RunStore:
 
     def save_complete(self, info: RunInfo, model: ModelState, corpus: pd.DataFrame | None = None) -> Run:
         """Write a finished run (an imported model; with `corpus`, a run explored over that utterance table)
-        in one step: a temporary folder renamed into place."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        in one step: a temporary folder renamed into place.
+
+        Raises:
+            StoreWriteError: the store is full or read-only; the temporary folder is removed, the store unchanged.
+        """
         tmp = self.root / f".tmp-{info.run_id}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        atomic_write_bytes(tmp / "config.json", json_bytes(_stamped(info).to_dict()))
-        atomic_write_bytes(tmp / "model.pt", torch_bytes(model))
-        if corpus is not None:
-            atomic_write_bytes(tmp / "corpus.parquet", parquet_bytes(corpus))
-        write_marker(tmp / COMPLETE, _run_files(tmp))
         final = self.root / info.run_id
-        if final.exists():  # an older incomplete attempt: replace it
-            shutil.rmtree(final)
-        os.rename(tmp, final)
+        try:
+            with reported_write(tmp):
+                tmp.mkdir(parents=True)
+            atomic_write_bytes(tmp / "config.json", json_bytes(_stamped(info).to_dict()))
+            atomic_write_bytes(tmp / "model.pt", torch_bytes(model))
+            if corpus is not None:
+                atomic_write_bytes(tmp / "corpus.parquet", parquet_bytes(corpus))
+            write_marker(tmp / COMPLETE, _run_files(tmp))
+            with reported_write(final):
+                if final.exists():  # an older incomplete attempt: replace it
+                    shutil.rmtree(final)
+                os.rename(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # a half-written run takes no room (gone once renamed)
         return self.load(info.run_id)
 
 
