@@ -1,7 +1,9 @@
 """Upload or record clips and see where they land: attributes, cluster, map position, chunks, neighbours."""
+import io
 from pathlib import Path
 
 import pandas as pd
+import soundfile as sf
 import streamlit as st
 
 from app import figures, inspector, loaders, scatter, widgets
@@ -18,20 +20,39 @@ if run.info.kind == "embeddings":  # vectors made elsewhere: nothing here can em
 if run.info.kind == "baseline":
     st.caption(f"{run_id} is an acoustic baseline ({run.info.representation}): a clip is one vector of the whole clip, "
                "so each located clip has one chunk spanning it.")
+# the limits, said before a file is chosen: the browser refuses a larger file with its own message, this page a longer one
+limit_mb, limit_s = st.get_option("server.maxUploadSize"), run.config.audio.max_duration_s
+st.caption(f"Up to {limit_mb} MB and {limit_s / 60:g} min a clip. A larger file: `python -m core locate {run_id} FILE` "
+           "on the command line reads it from disk block by block (`python -m core predict` for attributes only).")
 uploads = st.file_uploader("Audio clips (wav, flac, ogg, mp3, aiff)", type=["wav", "flac", "ogg", "mp3", "aiff", "aif"],
                            accept_multiple_files=True, key="locate.uploads")
 recording = st.audio_input("…or record one", key="locate.record")
 files = [*(uploads or []), *([recording] if recording else [])]
-table = loaders.load_utterances(run_id, network)
-colours = figures.point_colours(table, "cluster")
-view = f"{run_id}/{network}/locate"
-if not files:
-    scatter.scatter_map(table, colours, key="locate.map", view=view, height=520)
-    st.stop()
-
 # two uploads of the same name are told apart ("a.wav (2)")
 names = distinct_names([Path(upload.name or f"recording-{i}.wav").name for i, upload in enumerate(files)])
 audio = dict(zip(names, (upload.getvalue() for upload in files)))
+for name in list(audio):  # the server's own check of both limits, from the size and the header, before decoding
+    try:
+        seconds = sf.info(io.BytesIO(audio[name])).duration
+    except (sf.LibsndfileError, RuntimeError):  # not audio: locating it says why
+        seconds = 0.0
+    if len(audio[name]) > limit_mb * 2 ** 20:
+        st.error(f"{name}: {len(audio[name]) / 2 ** 20:.1f} MB is over the upload limit of {limit_mb} MB. Locate it from "
+                 f"disk instead: `python -m core locate {run_id} '{name}'` reads it block by block.")
+    elif seconds > limit_s:
+        st.error(f"{name}: {seconds / 60:.1f} min is longer than this run's limit of {limit_s / 60:g} min a clip "
+                 f"(audio.max_duration_s). Cut it into parts of at most {limit_s / 60:g} min and locate them all with "
+                 f"`python -m core locate {run_id} FOLDER`.")
+    else:
+        continue
+    del audio[name]
+table = loaders.load_utterances(run_id, network)
+colours = figures.point_colours(table, "cluster")
+view = f"{run_id}/{network}/locate"
+if not audio:
+    scatter.scatter_map(table, colours, key="locate.map", view=view, height=520)
+    st.stop()
+
 result = loaders.locate_uploads(run_id, network, tuple(audio.items()))  # once per set of uploads, not per rerun
 located = result.table
 for name, reason in result.errors.items():

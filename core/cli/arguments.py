@@ -16,7 +16,8 @@ def import_official(p: argparse.ArgumentParser) -> None:
 def predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", type=Path, help="audio files and/or folders (searched recursively)")
     p.add_argument("--run", help="run id (default: the newest run in the store)")
-    p.add_argument("--out", type=Path, help="write the CSV here instead of stdout")
+    p.add_argument("--out", type=Path, help="write the CSV here instead of stdout (rows are written as they are "
+                   "predicted, 16 clips at a time: an interrupted run keeps those, each row whole)")
     p.add_argument("--chunks", action="store_true", help="one row per chunk instead of per clip")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
@@ -86,7 +87,8 @@ def locate(p: argparse.ArgumentParser) -> None:
     explore(p)
     p.add_argument("clips", nargs="+", type=Path, help="audio files and/or folders")
     p.add_argument("--neighbours", type=int, default=5)
-    p.add_argument("--out", type=Path, help="write the CSV here instead of stdout")
+    p.add_argument("--out", type=Path, help="write the CSV here instead of stdout (rows are written as they are "
+                   "located, 16 clips at a time: an interrupted run keeps those, each row whole)")
 
 
 def export(p: argparse.ArgumentParser) -> None:

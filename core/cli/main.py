@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 import pandas as pd
+from tqdm import tqdm
 
 from core.cli import arguments, comparing, curating, representing
 from core.cli.context import exploration_of, load_run
@@ -28,7 +29,7 @@ from core.evaluate.uncertainty import MIN_RESAMPLED_SPEAKERS, MIN_SPEAKER_UTTERA
 from core.explore.exploration import analyze_exploration, project
 from core.explore.export import export_exploration
 from core.explore.locator import Locator
-from core.model.inference import expand_audio_paths
+from core.model.inference import Predictor, expand_audio_paths
 from core.model.official import OfficialImportError, find_official_files, import_official
 from core.represent.predictor import predictor_of
 from core.runtime.distributed import close_world, init_world
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except UserError as err:  # what a user can cause and fix: one line and exit code 2, never a traceback
         if os.environ.get("RANK", "0") == "0":  # one line, from rank 0 (or the only process)
+            for bar in list(getattr(tqdm, "_instances", ())):  # a progress bar it interrupted ends its line first
+                bar.close()
             print(f"error: {err}", file=sys.stderr)
         else:  # torchrun stops every rank once one exits with an error: leave rank 0 (which may still be importing
             time.sleep(10.0)  # under load) the time to say why; its exit ends the job, and this wait, at once
@@ -104,13 +107,10 @@ def _predict(args) -> int:
     if not paths:
         print(f"error: no audio files in {', '.join(map(str, args.inputs))}", file=sys.stderr)
         return 2
-    result = predictor_of(run, args.device).predict_files(paths)
-    table = result.chunks if args.chunks else result.utterances.drop(columns="path")
-    _write_csv(table, args.out)
-    for path, reason in result.errors.items():
-        print(f"error: {path}: {reason}", file=sys.stderr)
-    print(f"predicted {len(result.utterances)} of {len(paths)} files with run {run.run_id}", file=sys.stderr)
-    return 1 if result.errors else 0
+    predictor, progress = predictor_of(run, args.device), progress_bar("predicting")
+    batches = predictor.predict_batches(paths, progress=progress)
+    rows = ((b.chunks if args.chunks else b.utterances.drop(columns="path"), len(b.utterances), b.errors) for b in batches)
+    return _write_batches(rows, args.out, len(paths), f"predicted {{}} of {len(paths)} files with run {run.run_id}")
 
 
 def _demo_corpus(args) -> int:
@@ -267,16 +267,23 @@ def _analyze(args) -> int:
 def _locate(args) -> int:
     if (exploration := exploration_of(args)) is None:
         return 0
-    locator = Locator(exploration, project(exploration))
-    located = locator.locate_files(expand_audio_paths(args.clips), n_neighbours=args.neighbours)
-    table, errors = located.table, located.errors
-    if len(table):
-        table["neighbours"] = table["neighbours"].map(" ".join)
-        table["neighbour_distances"] = table["neighbour_distances"].map(lambda d: " ".join(map(str, d)))
-        _write_csv(table, args.out)
-    for path, reason in errors.items():
-        print(f"error: {path}: {reason}", file=sys.stderr)
-    return 1 if errors else 0
+    locator, paths = Locator(exploration, project(exploration)), [str(p) for p in expand_audio_paths(args.clips)]
+    return _write_batches(_located_batches(locator, paths, args.neighbours, progress_bar("locating")), args.out,
+                          len(paths), f"located {{}} of {len(paths)} files in run {exploration.run.run_id}")
+
+
+def _located_batches(locator: Locator, paths: list[str], n_neighbours: int, progress, batch_size: int = 16):
+    """(rows, files located, errors) of each batch of 16 clips; progress within an hour-long file too."""
+    for start in range(0, len(paths), batch_size):
+        batch = paths[start: start + batch_size]
+        if isinstance(locator.predictor, Predictor):  # (a baseline's vectors report no blocks)
+            locator.predictor.on_stream = lambda path, share: progress(round(start + batch.index(path) + share, 2), len(paths))
+        located = locator.locate_files(batch, n_neighbours=n_neighbours)
+        if len(located.table):  # lists as space-separated text
+            located.table["neighbours"] = located.table["neighbours"].map(" ".join)
+            located.table["neighbour_distances"] = located.table["neighbour_distances"].map(lambda d: " ".join(map(str, d)))
+        yield located.table, len(located.table), located.errors
+        progress(start + len(batch), len(paths))
 
 
 def _export(args) -> int:
@@ -312,12 +319,50 @@ def _runs(args) -> int:
     return 0
 
 
-def _write_csv(table: pd.DataFrame, out: Path | None) -> None:
-    csv = table.to_csv(float_format="%.6f")
-    if out:
-        out.write_text(csv)
-    else:
-        sys.stdout.write(csv)
+def _write_batches(batches, out: Path | None, n_files: int, summary: str) -> int:
+    """Write (rows, files done, errors) batches to a CSV as they come, then list and count the unreadable files. A kill
+    leaves the header and whole rows: each batch is one write(2) (`_append`), which only a SIGKILL inside could cut."""
+    try:
+        file = open(out, "wb", buffering=0) if out else None  # unbuffered: a batch is on disk when written
+    except OSError as err:
+        raise UserError(f"cannot write --out {out}: {err.strerror}") from err
+    size, done, errors = 0, 0, {}
+    try:
+        for table, n, batch_errors in batches:
+            if not table.columns.empty:  # (locate's table of a batch of unreadable clips has no columns)
+                text = table.to_csv(header=size == 0, float_format="%.6f")
+                if file is not None:
+                    size = _append(file, text.encode(), size, out)
+                else:
+                    print(text, end="", flush=True)
+                    size += len(text)
+            done, errors = done + n, errors | batch_errors
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the rows of {done} of {n_files} files written so far are complete", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `predict FOLDER | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # and Python's last flush of stdout says nothing
+        return 0
+    finally:
+        if file is not None:
+            file.close()
+    lines = [f"error: {path}: {reason}" for path, reason in errors.items()]  # at the end, where progress cannot hide them
+    print("\n".join([*lines, summary.format(done) + (f"; {len(errors)} could not be read" if errors else "")]), file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _append(file, data: bytes, size: int, out: Path) -> int:
+    """Append a batch after the `size` bytes written; a write cut short (Ctrl-C, a full disk) is cut back to `size`."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[file.write(view):]
+    except BaseException as err:  # Ctrl-C or a full disk mid-batch: take its partial rows back
+        file.truncate(size)
+        if isinstance(err, OSError):
+            raise UserError(f"cannot write {out}: {err.strerror}; the rows before are complete") from err
+        raise
+    return size + len(data)
 
 
 COMMANDS = [

@@ -1,12 +1,13 @@
 """Predict arousal, valence and dominance for new audio with a stored run's networks.
 
 Batched over files and chunks; an unreadable file is reported with its reason and never stops the others.
+`predict_batches` yields a batch at a time, so that a folder of any size is predicted in flat memory.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,9 @@ class Predictor:
         self.networks = {name: net.to(self.normaliser.device, memory_format=torch.channels_last).eval()
                          for name, net in bundle.networks.items()}
         self.attributes = [a for a in AVD if any(a in net.cfg.attributes for net in self.networks.values())]
+        # (path, share done) while a long file streams, for every `load`: set by a caller that reaches `load`
+        # through another object (the CLI's `locate`, through a `Locator`); `predict_batches` passes its own
+        self.on_stream: Callable[[str, float], None] | None = None
 
     @property
     def device(self) -> torch.device:
@@ -80,20 +84,22 @@ class Predictor:
             np.stack([self.bundle.normalisation.denormalise(a, z[a]) for a in self.attributes], 1).reshape(n, c, -1),
             outputs)
 
-    def load(self, paths: list[str], *, refuse_silent: bool = False, max_duration_s: float | None = None
-             ) -> LoadResult:
+    def load(self, paths: list[str], *, refuse_silent: bool = False, max_duration_s: float | None = None,
+             on_stream: Callable[[str, float], None] | None = None) -> LoadResult:
         """Decode files into their chunk features; long files are streamed (`core.audio.frontend`).
 
         Args:
             refuse_silent: report an all-zero clip as an error instead of predicting on silence.
             max_duration_s: a stricter limit than the run's `audio.max_duration_s` (e.g. for uploads).
+            on_stream: called with (path, share done in [0, 1]) as a long file streams (default: `self.on_stream`).
 
         Returns:
             the clips that loaded, in order ((C, m, F) `features`), and {path: reason} for the rest.
         """
         cfg = self.bundle.config
         loaded = load_features(paths, cfg.audio, cfg.features, cfg.chunks, as_chunks=True,
-                               max_duration_s=max_duration_s, refuse_silent=refuse_silent)
+                               max_duration_s=max_duration_s, refuse_silent=refuse_silent,
+                               on_stream=on_stream or self.on_stream)
         usable, errors = [], dict(loaded.errors)
         for clip in loaded.clips:
             try:
@@ -105,30 +111,57 @@ class Predictor:
 
     def predict_files(self, paths: Iterable[str | Path], batch_size: int = 16,
                       progress: Callable[[int, int], None] | None = None) -> PredictionResult:
-        """Predict every file; unreadable ones land in `errors` with the reason.
+        """Predict every file; unreadable ones land in `errors` with the reason. Holds every row: a caller writing
+        them out as they come (`python -m core predict`) uses `predict_batches`.
 
         Args:
             paths: audio files. Their string form is the `file` id of the result.
             batch_size: clips per forward pass (memory grows with it: C chunks each).
-            progress: optional callback(done, total).
+            progress: optional callback(done, total), in whole files after each batch.
+        """
+        def whole_files(done: float, total: int) -> None:  # as before: whole files, after each batch
+            if isinstance(done, int):
+                progress(done, total)
+        parts = list(self.predict_batches(paths, batch_size, whole_files if progress else None))
+        kept = [part for part in parts if len(part.utterances)] or [self._batch_result(LoadResult([], {}))]
+        return PredictionResult(pd.concat([part.utterances for part in kept]), pd.concat([part.chunks for part in kept]),
+                                {path: reason for part in parts for path, reason in part.errors.items()})
+
+    def predict_batches(self, paths: Iterable[str | Path], batch_size: int = 16,
+                        progress: Callable[[float, int], None] | None = None) -> Iterator[PredictionResult]:
+        """Predict files `batch_size` at a time, yielding each batch's rows as soon as they are known: memory stays
+        flat however many files there are, and a caller can write each batch before the next is decoded.
+
+        Args:
+            paths: audio files. Their string form is the `file` id of the result.
+            batch_size: clips per forward pass (memory grows with it: C chunks each).
+            progress: optional callback(done, total) in files: an int after each batch has been consumed, and
+                while a long file streams block by block, fractions to 1/100 (12.5: half of the 13th file done).
+
+        Yields:
+            one `PredictionResult` per batch of paths, in order: its rows (empty tables where none of its files
+            could be read) and {path: reason} for its unreadable files.
         """
         paths = [str(p) for p in paths]
-        cfg = self.bundle.config
-        rows, chunk_rows, errors = [], [], {}
         for start in range(0, len(paths), batch_size):
-            loaded = self.load(paths[start: start + batch_size])
-            clips, errors = loaded.clips, errors | loaded.errors
-            if clips:
-                predicted = self.predict_chunks([c.features for c in clips])
-                for clip, u, ch in zip(clips, predicted.utterances, predicted.chunks):
-                    rows.append((clip.path, clip.path, clip.n_samples / cfg.audio.sampling_rate, *u))
-                    chunk_rows += [(clip.path, s, e, *values)
-                                   for (s, e), values in zip(chunk_times(clip.n_samples, cfg), ch)]
+            batch = paths[start: start + batch_size]
+            position = {path: start + i for i, path in enumerate(batch)}
+            within = None if progress is None else (lambda path, share: progress(round(position[path] + share, 2), len(paths)))
+            yield self._batch_result(self.load(batch, on_stream=within))
             if progress:
-                progress(min(start + batch_size, len(paths)), len(paths))
+                progress(start + len(batch), len(paths))
+
+    def _batch_result(self, loaded: LoadResult) -> PredictionResult:
+        """The rows of one batch of loaded clips: per file, and per chunk."""
+        cfg, rows, chunk_rows = self.bundle.config, [], []
+        if loaded.clips:
+            predicted = self.predict_chunks([c.features for c in loaded.clips])
+            for clip, u, ch in zip(loaded.clips, predicted.utterances, predicted.chunks):
+                rows.append((clip.path, clip.path, clip.n_samples / cfg.audio.sampling_rate, *u))
+                chunk_rows += [(clip.path, s, e, *values) for (s, e), values in zip(chunk_times(clip.n_samples, cfg), ch)]
         utterances = pd.DataFrame(rows, columns=["file", "path", "duration_s", *self.attributes]).set_index("file")
         chunk_table = pd.DataFrame(chunk_rows, columns=["file", "start", "end", *self.attributes]).set_index(["file", "start", "end"])
-        return PredictionResult(utterances, chunk_table, errors)
+        return PredictionResult(utterances, chunk_table, dict(loaded.errors))
 
 
 def chunk_times(n_samples: int, cfg: RunConfig) -> list[tuple[float, float]]:

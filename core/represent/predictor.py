@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -73,6 +73,15 @@ class VectorPredictor:
 
     def chunk_times(self, n_samples: int) -> list[tuple[float, float]]:
         return [(0.0, round(n_samples / self.config.audio.sampling_rate, 4))]
+
+    def predict_batches(self, paths: Iterable[str | Path], batch_size: int = 64,
+                        progress: Callable[[int, int], None] | None = None) -> Iterator[PredictionResult]:
+        """`Predictor.predict_batches`: one result per batch, as soon as it is known (the CLI streams them)."""
+        paths = [str(p) for p in paths]
+        for start in range(0, len(paths), batch_size):
+            yield self.predict_files(paths[start: start + batch_size])
+            if progress:
+                progress(min(start + batch_size, len(paths)), len(paths))
 
     def predict_files(self, paths: Iterable[str | Path], batch_size: int = 64,
                       progress: Callable[[int, int], None] | None = None) -> PredictionResult:
