@@ -5,10 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core import RunInfo, RunStore
 from core.config import ModelConfig, RunConfig
-from core.model.bundle import bundle_state
-from benchmarks.inputs import noise_clip, untrained_bundle
+from benchmarks.inputs import noise_clip, random_map_locator, untrained_bundle
 from benchmarks.results import BenchResult, warm_median_s
 
 
@@ -28,21 +26,8 @@ def bench_predict_latency(work: Path, n_networks: int = 3, repeats: int = 20) ->
 def bench_locate(work: Path, n_corpus: int = 20_000, repeats: int = 20) -> BenchResult:
     """Locate one 5-s clip (decode, features, network, cluster, k-NN placement, neighbours) in a map of
     `n_corpus` utterances; an untrained joint network and random embeddings: the cost is the same."""
-    import pandas as pd
-    from core.explore.exploration import Exploration
-    from core.explore.locator import Locator
-    from core.store.latent import LatentSpace
-    cfg = RunConfig(name="bench")
-    bundle = untrained_bundle({"joint": cfg.model}, cfg)
-    run = RunStore(work / "locate-runs").save_complete(RunInfo(kind="bench", name="bench", config=cfg, run_id="bench"), bundle_state(bundle))
+    locator = random_map_locator(work / "locate", n_corpus)
     rng = np.random.default_rng(0)
-    files = pd.Index([f"u{i}" for i in range(n_corpus)], name="file")
-    embeddings = rng.normal(size=(n_corpus, 256)).astype(np.float32)
-    latent = LatentSpace(files, 1, {}, {"cluster": embeddings, "latent": embeddings}, np.zeros(n_corpus, np.int64),
-                         np.zeros(n_corpus, np.int64), np.ones((n_corpus, 1), np.float32), rng.normal(size=(10, 256)),
-                         "bench", pd.DataFrame(index=files))
-    exploration = Exploration(run, "joint", pd.DataFrame(index=files), latent, work)
-    locator = Locator(exploration, rng.normal(size=(n_corpus, 2)).astype(np.float32))
     clip = noise_clip(work / "locate5s.wav", rng)
     seconds = warm_median_s(lambda: locator.locate_files([clip]), repeats)
     return BenchResult(f"locate one 5-s clip in a {n_corpus:,}-utterance map, warm", seconds, "s", "<= 0.3 s",

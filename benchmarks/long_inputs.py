@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from benchmarks.inputs import noise_clip, untrained_bundle
+from benchmarks.inputs import noise_clip, random_map_locator, untrained_bundle
 from benchmarks.memory import with_peak_rss
 from benchmarks.results import BenchResult
 from core import RunInfo, RunStore
@@ -99,21 +99,7 @@ def _predict_cli(runs: Path, inputs: Path, out: Path, what: str) -> BenchResult:
 def _locate_hour(work: Path, hour: Path, n_corpus: int = 20_000) -> BenchResult:
     """`Locator.locate_files` (what `python -m core locate` and the Locate page call) of the hour, in a map of
     `n_corpus` random utterances, as `benchmarks.latency.bench_locate` builds it."""
-    import pandas as pd
-    from core.explore.exploration import Exploration
-    from core.explore.locator import Locator
-    from core.store.latent import LatentSpace
-    cfg = RunConfig(name="bench")
-    run = RunStore(work / "long-locate-runs").save_complete(RunInfo(kind="bench", name="bench", config=cfg, run_id="bench"),
-                                                            bundle_state(untrained_bundle({"joint": cfg.model}, cfg)))
-    rng = np.random.default_rng(0)
-    files = pd.Index([f"u{i}" for i in range(n_corpus)], name="file")
-    embeddings = rng.normal(size=(n_corpus, 256)).astype(np.float32)
-    latent = LatentSpace(files, 1, {}, {"cluster": embeddings, "latent": embeddings}, np.zeros(n_corpus, np.int64),
-                         np.zeros(n_corpus, np.int64), np.ones((n_corpus, 1), np.float32), rng.normal(size=(10, 256)),
-                         "bench", pd.DataFrame(index=files))
-    locator = Locator(Exploration(run, "joint", pd.DataFrame(index=files), latent, work),
-                      rng.normal(size=(n_corpus, 2)).astype(np.float32))
+    locator = random_map_locator(work / "long-locate", n_corpus)
     t0 = time.perf_counter()
     located = locator.locate_files([hour])
     seconds = time.perf_counter() - t0

@@ -85,15 +85,8 @@ def save_projection(folder: Path, key: str, coords: np.ndarray, params: dict[str
 def load_projection(folder: Path, key: str) -> np.ndarray | None:
     """The stored (N, n_components) map, or None when absent or corrupted (then with a warning, and
     deleted so the caller fits it again)."""
-    data, meta = folder / "projections" / f"{key}.npy", folder / "projections" / f"{key}.json"
-    if not meta.exists():
-        return None
-    try:
-        verify_marker(meta)
-    except CorruptFileError as err:
-        discard(err, "fitting this projection again", meta, data)
-        return None
-    return np.load(data) if data.exists() else None
+    data = folder / "projections" / f"{key}.npy"
+    return np.load(data) if _trusted(data, "fitting this projection again") else None
 
 
 def save_novelty(folder: Path, novelty: Novelty) -> None:
@@ -129,12 +122,19 @@ def save_table(folder: Path, key: str, table: pd.DataFrame, params: dict[str, An
 def load_table(folder: Path, key: str) -> pd.DataFrame | None:
     """A stored derived table (e.g. the suspects' ranking), or None when absent or corrupted (then with a warning,
     and deleted so the caller computes it again)."""
-    data, meta = folder / "tables" / f"{key}.parquet", folder / "tables" / f"{key}.json"
+    data = folder / "tables" / f"{key}.parquet"
+    return pd.read_parquet(data) if _trusted(data, "computing this table again") else None
+
+
+def _trusted(data: Path, again: str) -> bool:
+    """Whether cache file `data` is there and matches the marker beside it (`<data>.json`, written last); a
+    corrupted one is deleted with its marker and a warning saying what happens instead (`again`)."""
+    meta = data.with_suffix(".json")
     if not meta.exists():
-        return None
+        return False
     try:
         verify_marker(meta)
     except CorruptFileError as err:
-        discard(err, "computing this table again", meta, data)
-        return None
-    return pd.read_parquet(data) if data.exists() else None
+        discard(err, again, meta, data)
+        return False
+    return data.exists()
