@@ -8,6 +8,8 @@ These are scripts outside the library: they start processes and servers, drive c
 and seed torch globally, which `core` never does. Modules, each importing only the ones below it:
 
     __main__    the command line: run every benchmark, print the table, save JSON
+    soak        a compressed day: sessions opening and closing, server memory, file descriptors, threads
+    sessions    several browser sessions at once against one: latency, server memory, leaks between sessions
     training    the demo preset and SPEC 2.7's training epoch and step rate
     latency     predict and locate one clip, warm
     embedding   embed_chunks throughput with and without the malloc options (core.runtime.process)
@@ -16,6 +18,7 @@ and seed torch globally, which `core` never does. Modules, each importing only t
     scale       toward MSP-Podcast size: synthetic stores (synthetic_store), embedding, K-means, data path
     suspects    the suspicious-label ranking scored against a known 10 % of corrupted train labels
     app         `streamlit run app` until chromium shows the first map
+    map         the latent map at MSP-Podcast size in chromium: load, recolour, selection, server memory
     server      a `streamlit run app` server on a free port, and its health check
     browser     Debian's chromium: where it is, its flags, whether it can be driven here
     memory      peak RSS of a benchmark in a process of its own, or of a process tree

@@ -31,11 +31,12 @@ CORE_LAYERS = [
     ["cli"],  # the command line
     ["__init__", "__main__"],  # the public names; `python -m core`
 ]
-APP_LAYERS = [["__init__", "figures", "trainer", "warm_up"], ["loaders", "trainings"], ["scatter", "inspector", "curation"],
+APP_LAYERS = [["__init__", "figures", "trainer", "warm_up"], ["loaders", "trainings"],
+              ["scatter", "inspector", "curation", "representations"],
               ["widgets", "tagging"], ["streamlit_app", "app_pages"]]
 BENCHMARK_LAYERS = [["machine", "browser", "inputs", "server", "synthetic_store"], ["results", "synthetic_run"], ["memory"],
                     ["corpus", "embedding", "latency", "projection", "training", "app", "map", "scale_training",
-                     "uncertainty", "recipe_study", "suspects"], ["scale"],
+                     "uncertainty", "recipe_study", "suspects", "long_inputs"], ["scale", "soak"], ["sessions"],
                     ["__init__", "__main__"]]
 
 
