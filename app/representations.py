@@ -37,7 +37,7 @@ def same_corpus(run: Run, runs: list[Run]) -> list[Run]:
 
 def comparison_ui(run_id: str, network: str | None, runs: list[Run]) -> None:
     """The section: which runs to set beside `run_id`, then their dependence, differences and test CCC."""
-    # scipy.stats and scikit-learn, imported once the page has waited for the warm-up thread (compare.py says why)
+    # scipy.stats and scikit-learn, imported once the page has waited for the warm-up thread (streamlit_app.py says why)
     from core.evaluate.representations import ComparisonError
     run = next(r for r in runs if r.run_id == run_id)
     others = {r.run_id: r for r in same_corpus(run, runs)}

@@ -1,7 +1,7 @@
 """DeepEmoCluster Explorer: `streamlit run app` from the repository root."""
 import streamlit as st
 
-from app import figures, loaders, trainings, widgets
+from app import figures, loaders, trainings, warm_up, widgets
 from core.errors import UserError
 from core.runtime.process import keep_freed_memory
 
@@ -25,6 +25,8 @@ page = st.navigation([
     st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
 ])
 notes = st.container()  # above the page: what its results could not be cached in (a full or read-only runs folder)
+if page.title != "Latent map":  # the map starts the clip code's warm-up once drawn; any other page imports some of the
+    warm_up.warm_clip_code().join()  # same modules: two threads importing scikit-learn at once can deadlock its imports
 try:
     page.run()
 except Exception as err:

@@ -8,8 +8,9 @@ These are scripts outside the library: they start processes and servers, drive c
 and seed torch globally, which `core` never does. Modules, each importing only the ones below it:
 
     __main__    the command line: run every benchmark, print the table, save JSON
-    soak        a compressed day: sessions opening and closing, server memory, file descriptors, threads
     sessions    several browser sessions at once against one: latency, server memory, leaks between sessions
+    soak        a compressed day: sessions opening and closing, server memory, file descriptors, threads; and
+                the steps of one session in a browser, which sessions runs several of at once
     training    the demo preset and SPEC 2.7's training epoch and step rate
     latency     predict and locate one clip, warm
     embedding   embed_chunks throughput with and without the malloc options (core.runtime.process)

@@ -119,11 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, nargs="?", const=150_000, metavar="N",
                         help="add four browser sessions at once on the map of N synthetic utterances (default 150000), "
                              "with a fifth locating clips and a training from the Runs page, against one session: "
-                             "latency, server memory, leaks between sessions (~10 minutes); with every --no-* flag, only that")
+                             "latency, server memory, leaks between sessions (~5 minutes); with every --no-* flag, only that")
     parser.add_argument("--soak", type=float, nargs="?", const=30.0, metavar="MINUTES",
                         help="add a soak: sessions opening and closing for MINUTES (default 30), recolouring, selecting, "
-                             "uploading, one training; server memory growth, file descriptors and threads from /proc; "
-                             "with every --no-* flag, only that (or with --sessions, those two)")
+                             "uploading, one training; server memory growth, file descriptors and threads from /proc (and "
+                             "2.5 minutes idle after); with every --no-* flag, only that (or with --sessions, those two)")
     parser.add_argument("--long-inputs", action="store_true",
                         help="add predict over folders of 1 000 and 10 000 clips and a one-hour recording through predict "
                              "and locate: time, peak memory (~8-10 minutes); with every --no-* flag, only that")

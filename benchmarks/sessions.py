@@ -282,10 +282,12 @@ def _isolation_rows(prefix: str, one: SessionLog, logs: list[SessionLog], locato
     unchecked = [log.name for log in [*logs, locator] if not log.checked]
     sizes = ", ".join(f"{log.split} {log.selection:,}" for log in logs if log.selection is not None)
     errors = [f"{log.name}: {error}" for log in [one, *logs, locator] for error in log.errors]
-    return [BenchResult(f"{prefix}: leaks between sessions", len(leaks), "leaks", "0", (
-        "each round's statistics count this browser's selection; after the rounds, on a rerun, each page's colouring, "
-        f"legend, filter (no other split in colour) and selection its own (last selections: {sizes}); no session's "
-        "Locate page shows another's uploads, the locating session's own are kept" + (": " + "; ".join(leaks) if leaks else "")
-        + (f"; NOT CHECKED in {', '.join(unchecked)} (stopped before)" if unchecked else "")), met=not leaks and not unchecked),
+    checks = ("each round's statistics count this browser's selection; after the rounds, on a rerun, each page's "
+              f"colouring, legend, filter (no other split in colour) and selection its own (last selections: {sizes}); no "
+              "session's Locate page shows another's uploads, the locating session's own are kept")
+    return [BenchResult(f"{prefix}: leaks between sessions", len(leaks), "leaks", "0", checks
+                        + (": " + "; ".join(leaks) if leaks else "")
+                        + (f"; NOT CHECKED in {', '.join(unchecked)} (stopped before)" if unchecked else ""),
+                        met=not leaks and not unchecked),
         BenchResult(f"{prefix}: app errors and failed steps", len(errors), "errors", "0", "; ".join(errors) or "none",
                     met=not errors)]

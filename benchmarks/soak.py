@@ -6,8 +6,8 @@ Sessions open and close in turn, each a new browser context: it loads the map of
 first also starts a training from the Runs page. Every `interval_s`, and after each session closes, the server
 process's RSS, file descriptors (/proc/PID/fd) and threads (/proc/PID/status) are read, with its tree's RSS. Growth
 is judged from the first session closed after the warm-up (the first 20 % of the time, longer where the training's
-job or Streamlit's keep-alive of closed sessions needs it: `soak_rows`) to the last one; then the server idles past
-that keep-alive and is read once more.
+job or Streamlit's keep-alive of closed sessions needs it: `soak_rows`) to the last one; then the server idles for
+`settle_s` and is read once more.
 
 Below the soak: the steps of one app session in a browser (open the map, locate a clip, start a training), which
 `benchmarks.sessions` also runs, several sessions at once.
@@ -40,7 +40,9 @@ LOCATED = "el => (el.__map.markers || []).filter(m => m.colour === '#000000').le
 WARM_UP_SHARE = 0.2  # the first 20 % of the time fills the caches: growth is counted after it
 GROWTH_PCT = 10.0  # issue 33: server memory at most 10 % above its size after the warm-up
 FD_SLACK, THREAD_SLACK = 8, 4  # a session or two still held when counted (its websocket, its script thread)
-SESSION_TTL_S = 120  # Streamlit's server.disconnectedSessionTTL: a closed session is kept this long
+# Streamlit's server.disconnectedSessionTTL: a closed session is kept this long, and then until a session next
+# connects (its store drops expired sessions when it is used): an idle server keeps them, ~3 descriptors each
+SESSION_TTL_S = 120
 
 
 @dataclass(frozen=True)
@@ -165,8 +167,7 @@ def soak_rows(prefix: str, samples: list[ProcSample], start: ProcSample, closed:
     end = closed[-1] if closed else start
     during = [s for s in samples if s.t_s <= load_s] or [start, *closed]
     when = (f"from the server's start ({start.t_s:.0f} s) / after the warm-up (session closed at {warm.t_s:.0f} s) / "
-            f"the end of the load ({end.t_s:.0f} s) / {settle_s:.0f} s idle after it (past Streamlit's "
-            f"{SESSION_TTL_S}-s keep-alive of closed sessions)")
+            f"the end of the load ({end.t_s:.0f} s) / {settle_s:.0f} s idle after it")
     growth = 100 * (end.rss_mb - warm.rss_mb) / warm.rss_mb
     rows = [BenchResult(f"{prefix}: server memory growth after the warm-up", growth, "%", f"<= {GROWTH_PCT:g} %", (
         f"server RSS {start.rss_mb:.0f} / {warm.rss_mb:.0f} / {end.rss_mb:.0f} / {idle.rss_mb:.0f} MB {when}; most "
@@ -183,10 +184,10 @@ def soak_rows(prefix: str, samples: list[ProcSample], start: ProcSample, closed:
     quarter = max(1, len(logs) // 4)
     drift = "; ".join(f"{action} median {_median(logs[:quarter], action):.2f} s in the first quarter of the sessions, "
                       f"{_median(logs[-quarter:], action):.2f} s in the last" for action in ("recolour", "box selection"))
+    training = f"trained and mapped by {trained_s:.0f} s" if trained_s is not None else "not trained and mapped by the end"
     rows.append(BenchResult(f"{prefix}: sessions opened and closed", len(logs), "sessions", NO_TARGET, (
-        "steps: " + ", ".join(f"{action} {len(times)}" for action, times in steps.items()) + f"; {drift}; the training from the "
-        "Runs page (started by the first session): " + (f"trained and mapped by {trained_s:.0f} s" if trained_s is not None
-                                                        else "not trained and mapped by the end"))))
+        "steps: " + ", ".join(f"{action} {len(times)}" for action, times in steps.items())
+        + f"; {drift}; the training from the Runs page (started by the first session): {training}")))
     errors = [f"{log.name}: {error}" for log in logs for error in log.errors]
     rows.append(BenchResult(f"{prefix}: app errors and failed steps", len(errors), "errors", "0",
                             "; ".join(errors[:10]) + (f"; and {len(errors) - 10} more" if len(errors) > 10 else "")
@@ -330,7 +331,8 @@ def upload(page, name: str, data: bytes, log: SessionLog, timeout_s: float) -> f
     t = time.perf_counter()
     page.locator(f"{UPLOADER} input[type=file]").set_input_files([{"name": name, "mimeType": "audio/wav", "buffer": data}])
     log.uploads.append(name)
-    poll(lambda: page.locator(".latent-map").evaluate(LOCATED) >= len(log.uploads) or page.get_by_text(f"{name}: ").count(), timeout_s)
+    located = lambda: page.locator(".latent-map").evaluate(LOCATED) >= len(log.uploads)  # noqa: E731
+    poll(lambda: located() or page.get_by_text(f"{name}: ").count(), timeout_s)
     return time.perf_counter() - t
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import figures, loaders, representations, scatter, warm_up, widgets
+from app import figures, loaders, representations, scatter, widgets
 
 
 def two_maps(run_id: str, network: str | None, other: str) -> None:
@@ -47,9 +47,6 @@ def two_maps(run_id: str, network: str | None, other: str) -> None:
                                "share of its utterances": matches["share"].round(3)}), key="compare.matches", width="stretch")
 
 
-# the map page's thread imports scikit-learn, scipy.stats and torch: importing them here meanwhile (the page opened
-# within seconds of the map) can deadlock CPython's import locks on scikit-learn's circular imports, so wait for it
-warm_up.warm_clip_code().join()
 run_id, network = widgets.selected()
 st.title("Compare runs")
 runs = loaders.list_runs()
