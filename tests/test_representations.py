@@ -172,12 +172,12 @@ def test_the_default_k_is_the_newest_trained_run_over_the_same_corpus(corpus, tm
     from core.data.manifest import corpus_fingerprint
     from core.training.representations import default_clusters
     runs = RunStore(tmp_path / "runs")
-    assert default_clusters(runs, corpus) == 10
+    assert default_clusters(runs, corpus_fingerprint(corpus)) == 10
     cfg = tiny()
     other = SimpleNamespace(info=SimpleNamespace(trained=True, corpus_fingerprint="another corpus"), config=cfg)
     paired = SimpleNamespace(info=SimpleNamespace(trained=True, corpus_fingerprint=corpus_fingerprint(corpus)), config=cfg)
     monkeypatch.setattr(RunStore, "list", lambda self: [other, paired])
-    assert default_clusters(runs, corpus) == cfg.model.n_clusters != 10
+    assert default_clusters(runs, corpus_fingerprint(corpus)) == cfg.model.n_clusters != 10
 
 
 def test_the_report_of_a_baseline_says_what_it_is(store, tmp_path):

@@ -31,9 +31,9 @@ from core.store.run_store import Run, RunStore
 DEFAULT_CLUSTERS = 10  # K where no trained run over the corpus says otherwise (the paper's arousal K)
 
 
-def default_clusters(runs: RunStore, corpus: pd.DataFrame) -> int:
-    """K of the newest trained run over this corpus (so the baseline is compared at the same K), else 10."""
-    fingerprint = corpus_fingerprint(corpus)
+def default_clusters(runs: RunStore, fingerprint: str) -> int:
+    """K of the newest trained run over the corpus of this fingerprint (so the baseline is compared at the same K),
+    else 10."""
     paired = [r for r in runs.list() if r.info.trained and r.info.corpus_fingerprint == fingerprint]
     return paired[0].config.model.n_clusters if paired else DEFAULT_CLUSTERS
 
@@ -46,14 +46,15 @@ def baseline_run(corpus: pd.DataFrame, features: str, runs: RunStore, cache_root
         RepresentationError: openSMILE missing (egemaps), clips that cannot be read (named).
         RepresentationFitError: no train clips or labels, too few clips for K.
     """
-    k = n_clusters or default_clusters(runs, corpus)
+    fingerprint = corpus_fingerprint(corpus)  # once: it reads every audio file's size and time
+    k = n_clusters or default_clusters(runs, fingerprint)
     cfg = _config(features, k, seed)
-    run_id = _run_id(features, corpus, {"k": k, "seed": seed, "features": dataclasses.asdict(cfg.features)})
+    run_id = _run_id(features, fingerprint, {"k": k, "seed": seed, "features": dataclasses.asdict(cfg.features)})
     if (found := runs.find(run_id)) is not None:
         return found
     vectors, columns = utterance_vectors(corpus, features, cfg.audio, cfg.features, cfg.chunks, cache_root, progress)
     return _store(corpus, vectors, columns, cfg, RunInfo(kind="baseline", name=features, config=cfg, run_id=run_id,
-                                                          representation=features), runs)
+                                                          corpus_fingerprint=fingerprint, representation=features), runs)
 
 
 def embeddings_run(corpus: pd.DataFrame, embeddings: Path, runs: RunStore, *, paths: Path | None = None,
@@ -63,16 +64,17 @@ def embeddings_run(corpus: pd.DataFrame, embeddings: Path, runs: RunStore, *, pa
     Raises:
         EmbeddingsFileError: the file is unreadable or does not hold one finite vector per clip (nothing stored).
     """
-    k = n_clusters or default_clusters(runs, corpus)
+    fingerprint = corpus_fingerprint(corpus)  # once: it reads every audio file's size and time
+    k = n_clusters or default_clusters(runs, fingerprint)
     vectors, columns = read_embeddings(embeddings, corpus, paths)
     name = name or Path(embeddings).stem
     cfg = _config("embeddings", k, seed)
     digest = hashlib.sha256(np.ascontiguousarray(vectors).tobytes()).hexdigest()
-    run_id = _run_id(f"embeddings-{_slug(name)}", corpus, {"k": k, "seed": seed, "vectors": digest})
+    run_id = _run_id(f"embeddings-{_slug(name)}", fingerprint, {"k": k, "seed": seed, "vectors": digest})
     if (found := runs.find(run_id)) is not None:
         return found
-    info = RunInfo(kind="embeddings", name=name, config=cfg, run_id=run_id, representation=f"embeddings-{_slug(name)}",
-                   source={}, attribution=f"imported from {Path(embeddings).name} ({vectors.shape[1]} dimensions)")
+    info = RunInfo(kind="embeddings", name=name, config=cfg, run_id=run_id, corpus_fingerprint=fingerprint,
+                   representation=f"embeddings-{_slug(name)}", attribution=f"imported from {Path(embeddings).name} ({vectors.shape[1]} dimensions)")
     return _store(corpus, vectors, columns, cfg, info, runs)
 
 
@@ -94,7 +96,7 @@ def test_predictions(corpus: pd.DataFrame, representation: Representation, vecto
 def _store(corpus: pd.DataFrame, vectors: np.ndarray, columns: list[str], cfg: RunConfig, info: RunInfo,
            runs: RunStore) -> Run:
     representation = fit_representation(vectors, corpus, info.representation, columns, cfg.model.n_clusters, cfg.seed)
-    info = dataclasses.replace(info, corpus_fingerprint=corpus_fingerprint(corpus), primary_network=info.representation,
+    info = dataclasses.replace(info, primary_network=info.representation,
                                corpus_size={s: int(n) for s, n in corpus["split"].value_counts().items()})
     predictions = test_predictions(corpus, representation, vectors)
     attributes = list(representation.attributes)
@@ -115,8 +117,8 @@ def _config(name: str, n_clusters: int, seed: int) -> RunConfig:
     return dataclasses.replace(cfg, name=name, seed=seed, model=dataclasses.replace(cfg.model, n_clusters=n_clusters))
 
 
-def _run_id(name: str, corpus: pd.DataFrame, settings: dict) -> str:
-    return f"{name}-{config_hash({'settings': settings, 'corpus': corpus_fingerprint(corpus)})[:8]}"
+def _run_id(name: str, fingerprint: str, settings: dict) -> str:
+    return f"{name}-{config_hash({'settings': settings, 'corpus': fingerprint})[:8]}"
 
 
 def _slug(text: str) -> str:
