@@ -53,12 +53,12 @@ def utterance_vectors(corpus: pd.DataFrame, features: str, audio: AudioConfig, m
 def egemaps_vectors(corpus: pd.DataFrame, audio: AudioConfig,
                     progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, list[str]]:
     """The 88 eGeMAPSv02 functionals of each utterance (~0.06 s per 5-s clip on one core)."""
-    smile = _smile()
+    smile = _smile()  # here: openSMILE missing is said before any clip is decoded
     rows, problems = [], {}
     for i, (file, path) in enumerate(corpus["path"].items()):
         try:
             signal = load_audio(path, audio.sampling_rate, max_duration_s=audio.max_duration_s)
-            rows.append(smile.process_signal(signal, audio.sampling_rate).to_numpy(np.float32)[0])
+            rows.append(egemaps_of_signal(signal, audio.sampling_rate))
         except AudioLoadingError as err:
             problems[file] = err.reason
         if progress:
