@@ -108,3 +108,22 @@ def test_feature_store_touching_a_file_re_extracts_it(speechlike_clips, tmp_path
     os.utime(speechlike_clips[1], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     stats = extract_features(_table(speechlike_clips), store, **CFG, workers=1).stats
     assert stats.n_extracted == 1
+
+
+def test_the_cli_says_a_core_warning_as_one_plain_line(speechlike_clips, tmp_path):
+    """`python -m core` prints core's warnings as `warning: <sentence>`, not Python's file:line: Category: form."""
+    import os
+    import subprocess
+
+    from tests.conftest import REPO
+    bad = tmp_path / "clips" / "noise.wav"
+    bad.write_bytes(b"this is not audio")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path\n" + "".join(f"{p}\n" for p in [*speechlike_clips, bad]))
+    done = subprocess.run([sys.executable, "-m", "core", "extract", "--corpus", str(manifest), "--workers", "1",
+                           "--skip-unreadable"], cwd=REPO, env={**os.environ, "SER_DATA_DIR": str(tmp_path / "data")},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stderr.splitlines() if "cannot be used" in line]
+    assert said and said[0].startswith("warning: 1 audio files cannot be used") and "noise.wav" in done.stderr
+    assert "UserWarning" not in done.stderr and ".py:" not in done.stderr

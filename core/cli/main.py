@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from core.cli import arguments, comparing, curating, representing
 from core.cli.context import exploration_of, load_run
-from core.cli.progress import TrainPrinter, progress_bar, stage_printer
+from core.cli.progress import TrainPrinter, plain_warnings, progress_bar, stage_printer
 from core.config import LabelConfig, RunConfig, apply_overrides, preset, toml_overrides
 from core.data.corpus_formats import load_corpus
 from core.data.extraction import extract_features
@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; under torchrun every rank runs it, and rank 0 alone prints and writes."""
     keep_freed_memory()  # every command runs the CNN pass after pass: `core.runtime.process` says why
     args = build_parser().parse_args(argv)
+    with plain_warnings():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         args.world = init_world(backend=args.dist_backend)  # torchrun's environment, else this process alone
         return args.handler(args)

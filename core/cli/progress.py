@@ -1,7 +1,11 @@
-"""Progress on a terminal for the CLI: one line per epoch and live stage bars (tqdm); nothing else uses it."""
+"""What the CLI shows on a terminal: one line per epoch, live stage bars (tqdm) and core's warnings as plain sentences;
+nothing else uses it."""
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import warnings
 
 from tqdm import tqdm
 
@@ -56,3 +60,23 @@ def stage_printer():
             bars[stage] = progress_bar(stage)
         bars[stage](done, total)
     return update
+
+
+CORE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the core package
+
+
+@contextlib.contextmanager
+def plain_warnings():
+    """Core's warnings are sentences for the user (a cache left unsaved, clips left out, a run not resumed): printed
+    as `warning: <sentence>`, without Python's file, line and category; other libraries' keep Python's format."""
+    default = warnings.formatwarning
+
+    def plain(message, category, filename, lineno, line=None):
+        if issubclass(category, UserWarning) and os.path.abspath(filename).startswith(CORE_DIR + os.sep):
+            return f"warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+    warnings.formatwarning = plain
+    try:
+        yield
+    finally:
+        warnings.formatwarning = default
