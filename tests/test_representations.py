@@ -96,6 +96,22 @@ def test_a_baseline_locates_new_clips_and_imported_embeddings_say_they_cannot(co
                 cache_root=cache)
 
 
+def test_an_egemaps_baseline_hears_a_new_clip_as_it_heard_the_corpus_and_names_the_clips_it_cannot(corpus, store,
+                                                                                                   tmp_path):
+    import soundfile as sf
+    from core.represent.predictor import VectorPredictor
+    runs, cache, made = store
+    silent, broken = tmp_path / "silent.wav", tmp_path / "broken.wav"
+    sf.write(silent, np.zeros(16_000, np.float32), 16_000)
+    broken.write_bytes(b"not audio")
+    clip = corpus["path"].iloc[0]
+    loaded = VectorPredictor(made["egemaps"]).load([str(broken), clip, str(silent)], refuse_silent=True)
+    assert [c.path for c in loaded.clips] == [clip] and list(loaded.errors) == [str(broken), str(silent)]
+    assert loaded.errors[str(silent)] == "silent: every sample is zero"
+    fitted = np.load(made["egemaps"].file("vectors.npy"))[0]  # the corpus's first clip, as the baseline was fitted
+    np.testing.assert_allclose(loaded.clips[0].features[0], fitted, rtol=1e-5)
+
+
 def test_without_opensmile_egemaps_says_so_and_logmel_stats_still_works(corpus, tmp_path, monkeypatch):
     monkeypatch.setattr("core.represent.vectors.importlib.util.find_spec", lambda name: None)
     with pytest.raises(RepresentationError, match="needs the `opensmile` package.*logmel-stats works without it"):

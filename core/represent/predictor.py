@@ -50,20 +50,31 @@ class VectorPredictor:
 
     def load(self, paths: list[str], *, refuse_silent: bool = False, max_duration_s: float | None = None) -> LoadResult:
         """Each readable file's vector, as a (1, D) "features" array; {path: reason} for the others."""
+        if self.representation.features == "egemaps":  # openSMILE reads the signal: decoded once, no mel frames
+            return self._load_signals(paths, refuse_silent, max_duration_s)
         cfg = self.config
         loaded = load_features(paths, cfg.audio, cfg.features, cfg.chunks, max_duration_s=max_duration_s,
                                refuse_silent=refuse_silent)
-        clips, errors = [], dict(loaded.errors)
-        for clip in loaded.clips:
+        return LoadResult([ClipFeatures(clip.path, clip.n_samples, clip.n_frames, np.asarray(
+            band_statistics(clip.features, clip.n_frames, cfg.features.log), np.float32)[None]) for clip in loaded.clips],
+            loaded.errors)
+
+    def _load_signals(self, paths: list[str], refuse_silent: bool, max_duration_s: float | None) -> LoadResult:
+        """eGeMAPS vectors, each from its decoded signal as `egemaps_vectors` computed the fitted ones."""
+        audio, hop = self.config.audio, self.config.features.hop_length
+        limit = min(audio.max_duration_s, max_duration_s or np.inf)
+        clips, errors = [], {}
+        for path in paths:
             try:
-                vector = (egemaps_of_signal(load_audio(clip.path, cfg.audio.sampling_rate), cfg.audio.sampling_rate)
-                          if self.representation.features == "egemaps"
-                          else band_statistics(clip.features, clip.n_frames, cfg.features.log))
+                signal = load_audio(path, audio.sampling_rate, max_duration_s=limit)
+                if refuse_silent and not np.any(signal):
+                    raise AudioLoadingError(path, "silent: every sample is zero")
+                vector = egemaps_of_signal(signal, audio.sampling_rate)
             except (AudioLoadingError, RepresentationError) as err:
-                errors[clip.path] = getattr(err, "reason", str(err))
+                errors[path] = getattr(err, "reason", str(err))
                 continue
-            clips.append(ClipFeatures(clip.path, clip.n_samples, clip.n_frames, np.asarray(vector, np.float32)[None]))
-        return LoadResult(clips, {p: errors[p] for p in paths if p in errors})
+            clips.append(ClipFeatures(path, len(signal), 1 + len(signal) // hop, np.asarray(vector, np.float32)[None]))
+        return LoadResult(clips, errors)
 
     def predict_chunks(self, chunks: list[np.ndarray]) -> ClipPredictions:
         """Predictions of clips from their (1, D) vectors: one chunk each."""
