@@ -4,7 +4,9 @@ The reference is the corpus's nearest-neighbour distances in the map's clusterin
 distance to its nearest *other* utterance). A clip whose distance to its nearest corpus utterance lies
 beyond their `PERCENTILE`th percentile is flagged: fewer than 1 % of the corpus's own utterances are that
 isolated. Exact over every utterance up to `MAX_QUERIES`; above, over a seeded random sample of that many
-utterances (each still against the whole corpus), which pins the 99th percentile with ~500 tail points.
+utterances (each still against the whole corpus). 10 000 put 100 points in the tail: the flag's threshold lies
+within 0.2 percentile points of the 99th (two standard errors of the sampled quantile's rank), and 150 000
+utterances take seconds instead of the minute and a half 50 000 queries took on two cores.
 scikit-learn is imported where distances are computed: reading a cached reference needs none (`core/__init__`).
 """
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from core.store.analysis_store import Novelty
 
 PERCENTILE = 99.0
-MAX_QUERIES = 50_000
+MAX_QUERIES = 10_000
 
 
 def corpus_novelty(embeddings: np.ndarray, percentile: float = PERCENTILE, max_queries: int = MAX_QUERIES,
