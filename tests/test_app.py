@@ -172,6 +172,37 @@ def test_runs_page_shows_curves_and_the_ssl_ablation(app_store):
     assert "found nothing at /nowhere/manifest.csv" in at.error[0].value
 
 
+def test_runs_page_predicts_an_older_runs_test_clips_on_request_not_on_the_visit(app_store, tmp_path, monkeypatch):
+    """A run stored before runs kept their test predictions: the page says so and offers to predict them (for a
+    large corpus, minutes: never inside a visit), then shows the test CCC from the stored predictions."""
+    import shutil
+
+    from core.store.atomic import write_marker
+    from core.store.run_store import COMPLETE, TEST_PREDICTIONS
+    runs = tmp_path / "runs"
+    shutil.copytree(app_store / "runs", runs)
+    for stored in runs.glob(f"*/{TEST_PREDICTIONS}"):  # as runs were stored before they kept them
+        stored.unlink()
+        write_marker(stored.parent / COMPLETE, [p for p in stored.parent.iterdir() if p.is_file() and p.name != COMPLETE])
+    monkeypatch.setenv("SER_RUNS_DIR", str(runs))
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.switch_page("app_pages/runs.py").run()
+    assert not at.exception, at.exception
+    assert any("stored before runs kept their test predictions" in i.value for i in at.info)
+    assert not any("CCC [95 % CI]" in d.value for d in at.dataframe)
+    assert not any("CCC difference [95 % CI]" in d.value for d in at.dataframe)  # the ablation's partner: the same
+    at.button(key="runs.predict_test").click().run()
+    assert not at.exception, at.exception
+    assert len(list(runs.glob(f"*/{TEST_PREDICTIONS}"))) == 1  # stored with the run: once
+    at.button(key="runs.predict_partner_test").click().run()
+    assert not at.exception, at.exception
+    assert not any("stored before" in i.value for i in at.info)
+    assert any("CCC difference [95 % CI]" in d.value for d in at.dataframe)
+    test_ccc = next(d.value for d in at.dataframe if "CCC [95 % CI]" in d.value)
+    assert test_ccc["CCC [95 % CI]"].str.contains(r"\[").all()
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_pages_with_the_published_models(official_app_store, page):
     at = AppTest.from_file(APP, default_timeout=300)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from app import figures, loaders, trainings, widgets
 from core.config import PRESETS
-from core.evaluate.cross_corpus import EvaluationError
+from core.evaluate.cross_corpus import EvaluationError, run_test_predictions, unpredicted_test_clips
 from core.evaluate.evaluation import estimate_text
 from core.evaluate.uncertainty import MIN_RESAMPLED_SPEAKERS
 from core.model.official import PUBLISHED_TEST_CCC
@@ -20,6 +20,20 @@ def corpus_words(sizes: dict[str, int]) -> str:
     if not sizes:
         return "none of its own (explored over the demo corpus)"
     return f"{sum(sizes.values()):,} utterances: " + ", ".join(f"{n:,} {split}" for split, n in sizes.items())
+
+
+def test_predicted(run, key: str) -> bool:
+    """Whether the run's test predictions are stored (or cannot be: `test_estimates` says why). A run stored before
+    runs kept them gets a button instead: predicting a large corpus's test split takes minutes, never inside a visit."""
+    if not (unpredicted := unpredicted_test_clips(run)):
+        return True
+    st.info(f"Run `{run.run_id}` was stored before runs kept their test predictions: its {unpredicted:,} test clips "
+            "are predicted once, then stored with it (`python -m core evaluate RUN` does the same).")
+    if st.button(f"Predict the {unpredicted:,} test clips of {run.run_id}", key=key):
+        bar = st.progress(0.0, "Predicting the test clips…")
+        run_test_predictions(run, progress=lambda done, total: bar.progress(done / total, f"{done:,} of {total:,} clips"))
+        st.rerun()
+    return False
 
 
 st.dataframe(pd.DataFrame([{"run": r.run_id, "kind": r.info.kind, "created": r.info.created,
@@ -51,10 +65,11 @@ if not history.empty:
                    + f" (`train.precision` = {run.config.train.precision!r}, as the training device resolved it)")
 st.markdown("**Test CCC** (this run's corpus) with 95 % bootstrap intervals (1 000 resamples of utterances; also "
             f"of whole speakers where at least {MIN_RESAMPLED_SPEAKERS} are known)")
-try:
-    st.dataframe(estimate_text(loaders.load_test_estimates(run_id)), key="runs.test_ccc", width="stretch")
-except EvaluationError as err:
-    st.info(str(err))
+if test_predicted(run, "runs.predict_test"):
+    try:
+        st.dataframe(estimate_text(loaders.load_test_estimates(run_id)), key="runs.test_ccc", width="stretch")
+    except EvaluationError as err:
+        st.info(str(err))
 st.caption("Published DeepEmoCluster test CCC, on MSP-Podcast v1.6 (another corpus: comparable only for a run "
            "trained on it): " + ", ".join(f"{a} {v:.3f}" for a, v in PUBLISHED_TEST_CCC.items()))
 
@@ -65,7 +80,8 @@ if partner is not None:
                 f"(`{partner.run_id}`). What the unlabelled data bought: test CCC with minus without, with a paired "
                 "bootstrap interval (both runs judged on the same resamples); an interval above 0 is a gain.")
     pair = (run_id, partner.run_id) if use else (partner.run_id, run_id)
-    st.dataframe(estimate_text(loaders.load_paired_difference(*pair)), key="runs.ablation", width="stretch")
+    if test_predicted(partner, "runs.predict_partner_test") and not unpredicted_test_clips(run):
+        st.dataframe(estimate_text(loaders.load_paired_difference(*pair)), key="runs.ablation", width="stretch")
 
 stored = loaders.evaluations(run_id)
 if stored:

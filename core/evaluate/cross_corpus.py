@@ -51,6 +51,14 @@ def run_test_predictions(run: Run, device: str = "auto", progress: Callable[[int
     return predictions
 
 
+def unpredicted_test_clips(run: Run) -> int:
+    """How many test clips `run_test_predictions` would predict first: 0 where they are stored (every run finished
+    since runs store them) or cannot be computed (an imported model: `test_estimates` says why)."""
+    if run.test_predictions() is not None or (corpus := run.corpus()) is None:
+        return 0
+    return int(corpus["split"].isin(_test_splits(corpus)).sum())
+
+
 def test_estimates(run: Run, device: str = "auto") -> pd.DataFrame:
     """`core.evaluate.evaluation.split_estimates` of the run's test predictions (`run_test_predictions`).
 
