@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests import disks
 from tests.helpers import sine, write_wav
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,3 +105,20 @@ def one_hour_wav(tmp_path_factory) -> Path:
         for _ in range(60):
             out.write(minute)
     return path
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 32 MB file system (tmpfs), unmounted afterwards; skipped where this machine does not let the test mount."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if os.geteuid() != 0 and not shutil.which("sudo"):
+        pytest.skip("mounting a tmpfs needs root or sudo")
+    done = disks.as_root("mount", "-t", "tmpfs", "-o", f"size=32m,uid={os.getuid()},gid={os.getgid()}",
+                         "tmpfs", str(folder), check=False)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        disks.as_root("umount", "-l", str(folder))

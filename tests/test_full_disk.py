@@ -10,7 +10,6 @@ import errno
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from core.data.corpus_formats import load_manifest
 from core.store.atomic import StoreWriteError
 from core.store.feature_store import FeatureStore
 from tests.conftest import REPO
+from tests.disks import as_root, fill
 
 APP = str(REPO / "app" / "streamlit_app.py")
 
@@ -136,44 +136,6 @@ def _half_written(folder: Path) -> list[Path]:  # temporary files left behind
     return [p for p in folder.rglob("*") if ".tmp-" in p.name]
 
 
-def _as_root(*command: str, check: bool = True) -> subprocess.CompletedProcess:
-    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]  # -n: never waits for a password
-    return subprocess.run([*sudo, *command], capture_output=True, text=True, check=check)
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 32 MB file system (tmpfs), unmounted afterwards; skipped where this machine does not let the test mount."""
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    if os.geteuid() != 0 and not shutil.which("sudo"):
-        pytest.skip("mounting a tmpfs needs root or sudo")
-    done = _as_root("mount", "-t", "tmpfs", "-o", f"size=32m,uid={os.getuid()},gid={os.getgid()}",
-                    "tmpfs", str(folder), check=False)
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        _as_root("umount", "-l", str(folder))
-
-
-def _fill(disk: Path, leave: int = 0) -> Path:
-    """Fill `disk` to the last byte, then give back `leave` bytes; returns the filler (delete it to free the room)."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 65536)
-    except OSError as err:
-        assert err.errno == errno.ENOSPC, err
-    finally:
-        os.close(fd)
-    if leave:
-        os.truncate(filler, max(filler.stat().st_size - leave, 0))
-    return filler
-
-
 # --- (a) a training -------------------------------------------------------------------------------
 
 def test_training_on_a_full_disk_says_so_and_resumes_once_there_is_room(corpus, reference, tmp_path, monkeypatch, capsys):
@@ -203,7 +165,7 @@ def test_training_on_a_real_disk_that_fills_up_resumes_once_space_is_freed(corpu
         def __call__(self, p):
             super().__call__(p)
             if p.stage == "validate" and p.epoch == 0 and not (small_disk / "filler").exists():
-                _fill(small_disk)
+                fill(small_disk)
     monkeypatch.setattr("core.cli.main.TrainPrinter", FillingPrinter)
     monkeypatch.setenv("SER_DATA_DIR", str(reference))
     runs = small_disk / "runs"
@@ -255,7 +217,7 @@ def test_extraction_on_a_real_disk_that_fills_up_extracts_the_rest_once_space_is
 
     def fill_after_the_first_shard(done, total):
         if shards() and not (small_disk / "filler").exists():
-            _fill(small_disk)
+            fill(small_disk)
     with pytest.raises(StoreWriteError, match="the disk is full") as refused:
         _extract(corpus, small_disk, fill_after_the_first_shard)
     assert refused.value.errno == errno.ENOSPC and refused.value.path.is_relative_to(small_disk)
@@ -276,7 +238,7 @@ def test_a_feature_pack_on_a_nearly_full_real_disk_is_refused_with_a_message(cor
     del extracted
     pack.unlink()
     pack.with_suffix(".json").unlink()
-    filler = _fill(small_disk, leave=256 * 1024)  # room for the header, not for the frames (4.8 MB)
+    filler = fill(small_disk, leave=256 * 1024)  # room for the header, not for the frames (4.8 MB)
     with pytest.raises(StoreWriteError, match=f"cannot write {pack}: the disk is full"):
         store.pack(files, keys)
     assert not _half_written(small_disk) and not pack.exists()
@@ -392,9 +354,9 @@ def test_the_app_explores_a_real_full_or_read_only_disk(reference, small_disk, m
     runs = small_disk / "runs"
     _uncached_copy(reference, runs)
     if how == "full":
-        _fill(small_disk)
+        fill(small_disk)
     else:
-        _as_root("mount", "-o", "remount,ro", str(small_disk))
+        as_root("mount", "-o", "remount,ro", str(small_disk))
     at = _open_map_and_tag(monkeypatch, reference, runs)
     _assert_explored_with_warnings(at, runs, "the disk is full" if how == "full" else "the folder is read-only")
     assert not _half_written(runs)
