@@ -116,6 +116,32 @@ def test_distributed_killed_rank_then_rerun_resumes_and_equals_an_uninterrupted_
     assert np.array_equal(whole["assignments"], again["assignments"])
 
 
+@pytest.mark.slow  # two torchrun jobs on a real tmpfs: about 30 s on 2 cores
+def test_distributed_training_on_a_disk_that_fills_up_says_so_once_and_resumes_once_there_is_room(corpus, tmp_path,
+                                                                                                  small_disk):
+    """The disk fills after the first epoch: rank 0 says so in one line naming the file and the room needed, torchrun
+    ends the job, nothing half-written is trusted; with room again, the same command resumes after that epoch."""
+    from tests.disks import fill
+    runs = small_disk / "runs"
+    command = _core(2, "--runs-dir", str(runs), "train", "--corpus", str(corpus), "--preset", "tiny",
+                    "--set", "train.epochs=6")
+    job = subprocess.Popen(command, env=_env(tmp_path / "data"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True, cwd=REPO)
+    deadline = time.monotonic() + 240
+    while not any(runs.glob("*/checkpoints/last.pt")):  # the first epoch is saved
+        assert time.monotonic() < deadline and job.poll() is None, "the job ended before its first epoch"
+        time.sleep(0.02)
+    filler = fill(small_disk)
+    _, err = job.communicate(timeout=180)
+    said = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("error:")]
+    assert job.returncode != 0 and len(said) == 1, err[-3000:]
+    assert said[0].startswith(f"error: cannot write {runs}/") and "the disk is full" in said[0] and "free" in said[0]
+    assert not any(runs.glob("*/COMPLETE")) and not [p for p in runs.rglob("*") if ".tmp-" in p.name]
+    filler.unlink()
+    resumed = _train(2, corpus, runs, tmp_path / "data", "train.epochs=6")
+    assert "resuming after epoch" in resumed.stderr and len(list(runs.glob("*/COMPLETE"))) == 1
+
+
 def test_distributed_more_ranks_than_clips_is_refused_on_rank_0_before_any_work(tmp_path):
     from core.data.synthetic import make_demo_corpus
     small = make_demo_corpus(tmp_path / "small", n_train=2, n_dev=2, n_test=2, n_unlabelled=4)
