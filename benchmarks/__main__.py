@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="where the temporary working folder goes (default: the system's temporary folder)")
     args = parser.parse_args(argv)
     scale = tuple(int(n) for n in args.scale_sizes.split(",")) if args.scale else None
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.work) as work:  # deleted at the end, under --work if given
         results = run_all(Path(work), training=not args.no_training, projection=not args.no_projection,
                           app=not args.no_app, scale=scale, map_points=args.map, fresh_app=args.fresh_app,
