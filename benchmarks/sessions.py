@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.app_session import (ACTIONS, COLOURS, PRESET, UPLOADED, UPLOADER, SessionLog, add_test_predictions,
+                                    browser_page, goto, open_map, rerun, start_training, training_corpus,
+                                    training_state, upload, upload_clips, wait_idle)
 from benchmarks.browser import browser_unavailable
 from benchmarks.map import _box_select, _recolour
 from benchmarks.memory import TreePeakRss
 from benchmarks.results import BenchResult
 from benchmarks.server import streamlit_server, tail, wait_until_healthy
-from benchmarks.soak import (ACTIONS, COLOURS, PRESET, UPLOADED, UPLOADER, SessionLog, add_test_predictions,
-                             browser_page, goto, open_map, rerun, start_training, training_corpus,
-                             training_state, upload, upload_clips, wait_idle)
 from benchmarks.synthetic_run import build_synthetic_run
 
 LATENCY_RATIO = 2.5  # issue 33: each action at most 2.5x its one-session latency

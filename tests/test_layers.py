@@ -36,7 +36,7 @@ APP_LAYERS = [["__init__", "figures", "trainer", "warm_up"], ["loaders", "traini
               ["widgets", "tagging"], ["streamlit_app", "app_pages"]]
 BENCHMARK_LAYERS = [["machine", "browser", "inputs", "server", "synthetic_store"], ["results", "synthetic_run"], ["memory"],
                     ["corpus", "embedding", "latency", "projection", "training", "app", "map", "scale_training",
-                     "uncertainty", "recipe_study", "suspects", "long_inputs"], ["scale", "soak"], ["sessions"],
+                     "uncertainty", "recipe_study", "suspects", "long_inputs"], ["app_session", "scale"], ["soak"], ["sessions"],
                     ["__init__", "__main__"]]
 
 
