@@ -17,8 +17,8 @@ sessions each came to hold their own copy of the peak. One arena bounds it. Meas
 4 000 clips peaked at 845 MB with one arena, 966 MB with two and 1294 MB with glibc's default, still growing
 (10 000 clips: 1343 MB); a 3-epoch `demo` training peaked at 1189-1214 MB instead of 1363-1422 MB, at the same
 speed (36.1-36.3 s against 34.3-36.2 s; embedding 682-698 chunks/s either way). The limit binds the arenas
-made after it: an entry point sets it before torch is imported where it can (`core/__main__.py`; the CLI called
-it after its imports and peaked at 1064 MB over 2 000 clips instead of 907 MB).
+made after it: an entry point sets it before torch is imported where it can (`core/__main__.py`). Predicting
+2 000 clips peaked at 1064 MB with the options set after torch's import, 907 MB with them set before.
 """
 from __future__ import annotations
 
