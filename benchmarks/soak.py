@@ -172,8 +172,8 @@ def soak_rows(prefix: str, samples: list[ProcSample], start: ProcSample, closed:
     trained and mapped its run (None: not by the end). The warm-up lasts the first 20 % of the time, or longer where
     needed: until the job's map is fitted (in the server: UMAP's code compiled, a fit; a step of its own, not a leak),
     and until the sessions the server holds are as many as they will be (it keeps each closed one for `SESSION_TTL_S`).
-    `purged`: (after the warm-up, at the end) with no closed session held (`_purged`): where given, descriptors and
-    threads are judged from them, since the count of sessions held depends on how fast the last ones went."""
+    `purged`: (after the warm-up, at the end) with no closed session held (`_purged`): where given, memory, descriptors
+    and threads are judged from them, since what the sessions held take depends on how fast the last ones went."""
     load_s = closed[-1].t_s if closed else 0.0
     warm_up_s = max(WARM_UP_SHARE * load_s, trained_s or 0.0, closed[0].t_s + SESSION_TTL_S if closed else 0.0)
     warm = next((s for s in closed if s.t_s >= warm_up_s), closed[-1] if closed else start)
@@ -181,19 +181,21 @@ def soak_rows(prefix: str, samples: list[ProcSample], start: ProcSample, closed:
     during = [s for s in samples if s.t_s <= load_s] or [start, *closed]
     when = (f"from the server's start ({start.t_s:.0f} s) / after the warm-up (session closed at {warm.t_s:.0f} s) / "
             f"the end of the load ({end.t_s:.0f} s) / {settle_s:.0f} s idle after it")
-    growth = 100 * (end.rss_mb - warm.rss_mb) / warm.rss_mb
+    before, after = purged or (warm, end)
+    dropped = (f"; with the closed sessions dropped ({before.t_s:.0f} s / {after.t_s:.0f} s): judged from these"
+               if purged else "")
+    growth = 100 * (after.rss_mb - before.rss_mb) / before.rss_mb
     rows = [BenchResult(f"{prefix}: server memory growth after the warm-up", growth, "%", f"<= {GROWTH_PCT:g} %", (
-        f"server RSS {start.rss_mb:.0f} / {warm.rss_mb:.0f} / {end.rss_mb:.0f} / {idle.rss_mb:.0f} MB {when}; most "
+        f"server RSS {start.rss_mb:.0f} / {warm.rss_mb:.0f} / {end.rss_mb:.0f} / {idle.rss_mb:.0f} MB {when}"
+        + (f"; {before.rss_mb:.0f} / {after.rss_mb:.0f} MB{dropped}" if purged else "") + f"; most "
         f"{max(s.rss_mb for s in during):.0f} MB; its process tree {warm.tree_mb:.0f} / {end.tree_mb:.0f} MB after the "
         f"warm-up / at the end, most {max(s.tree_mb for s in during):.0f} MB, {idle.processes} process(es) when idle"),
         met=growth <= GROWTH_PCT)]
-    before, after = purged or (warm, end)
     for what, unit, slack, read in (("open file descriptors", "fds", FD_SLACK, lambda s: s.fds),
                                     ("threads", "threads", THREAD_SLACK, lambda s: s.threads)):
         detail = f"{read(start)} / {read(warm)} / {read(end)} / {read(idle)} {when}; most {max(read(s) for s in during)}"
         if purged:
-            detail += (f"; {read(before)} / {read(after)} with the closed sessions dropped ({before.t_s:.0f} s / "
-                       f"{after.t_s:.0f} s): judged from these")
+            detail += f"; {read(before)} / {read(after)}{dropped}"
         rows.append(BenchResult(f"{prefix}: server {what} at the end", read(after), unit,
                                 f"<= {read(before)} after the warm-up + {slack}", detail,
                                 met=read(after) <= read(before) + slack))

@@ -53,13 +53,15 @@ def test_soak_rows_count_the_warm_up_to_the_end_of_the_training_where_it_ends_la
 
 
 def test_soak_rows_judge_descriptors_and_threads_with_the_closed_sessions_dropped_where_they_were():
-    """The count of closed sessions held (each ~3 descriptors) follows how fast the last ones went: with the samples
-    taken after they were dropped, a higher count at the end of the load is no leak, and a higher dropped count is."""
+    """What the closed sessions held take (~3 descriptors each, their state) follows how fast the last ones went: with
+    the samples taken after they were dropped, a higher count at the end of the load is no leak, a higher dropped
+    count is."""
     closed = [_sample(10, 500), _sample(150, 1000), _sample(500, 1080, fds=40 + FD_SLACK + 9)]
     purged = (_sample(290, 1000, fds=12, threads=8), _sample(660, 1080, fds=13, threads=8))
-    _, fds, threads, *_ = soak_rows("soak", [], _sample(0, 400), closed, _sample(650, 900), [], 150, None, purged)
+    growth, fds, threads, *_ = soak_rows("soak", [], _sample(0, 400), closed, _sample(650, 900), [], 150, None, purged)
+    assert growth.value == pytest.approx(8.0) and "1000 / 1080 MB; with the closed sessions dropped (290 s" in growth.detail
     assert fds.value == 13 and fds.met and fds.target == f"<= 12 after the warm-up + {FD_SLACK}"
-    assert "12 / 13 with the closed sessions dropped (290 s / 660 s)" in fds.detail
+    assert "12 / 13; with the closed sessions dropped (290 s / 660 s)" in fds.detail
     assert threads.value == 8 and threads.met
     leaking = (purged[0], _sample(660, 1080, fds=12 + FD_SLACK + 1))
     assert soak_rows("soak", [], _sample(0, 400), closed, _sample(650, 900), [], 150, None, leaking)[1].met is False
