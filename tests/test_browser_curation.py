@@ -3,6 +3,7 @@ again after a server restart, export the corrected manifest, train `tiny` on it 
 
 Drives Debian's chromium through playwright, as `tests/test_browser.py` does (skipped without it).
 """
+import contextlib
 import os
 import re
 import shutil
@@ -127,7 +128,10 @@ def _review_three_suspects(page) -> tuple[str, str, str]:
     files.append(_current_suspect(page, files))
     value = page.get_by_role("spinbutton", name="New arousal label")
     value.fill(f"{NEW_LABEL}")
-    value.press("Enter")  # the value reaches the server before the button that reads it
+    value.press("Enter")  # the value reaches the server before the button that reads it: its rerun starts, then ends
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    with contextlib.suppress(PlaywrightTimeout):  # (a rerun quicker than the check leaves no status to see)
+        page.locator('[data-testid="stStatusWidget"]').wait_for(timeout=5_000)
     _idle(page)
     page.locator(".st-key-review-set").get_by_role("button").click()
     page.get_by_text(re.compile(rf"^Set the arousal label of {re.escape(files[1])} from \d+\.\d\d to 6\.50$")) \
