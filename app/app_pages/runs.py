@@ -65,7 +65,7 @@ if not history.empty:
                    + f" (`train.precision` = {run.config.train.precision!r}, as the training device resolved it)")
 st.markdown("**Test CCC** (this run's corpus) with 95 % bootstrap intervals (1 000 resamples of utterances; also "
             f"of whole speakers where at least {MIN_RESAMPLED_SPEAKERS} are known)")
-if test_predicted(run, "runs.predict_test"):
+if own_predicted := test_predicted(run, "runs.predict_test"):
     try:
         st.dataframe(estimate_text(loaders.load_test_estimates(run_id)), key="runs.test_ccc", width="stretch")
     except EvaluationError as err:
@@ -80,7 +80,7 @@ if partner is not None:
                 f"(`{partner.run_id}`). What the unlabelled data bought: test CCC with minus without, with a paired "
                 "bootstrap interval (both runs judged on the same resamples); an interval above 0 is a gain.")
     pair = (run_id, partner.run_id) if use else (partner.run_id, run_id)
-    if test_predicted(partner, "runs.predict_partner_test") and not unpredicted_test_clips(run):
+    if test_predicted(partner, "runs.predict_partner_test") and own_predicted:
         st.dataframe(estimate_text(loaders.load_paired_difference(*pair)), key="runs.ablation", width="stretch")
 
 stored = loaders.evaluations(run_id)
