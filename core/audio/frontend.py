@@ -52,7 +52,7 @@ def load_features(paths: list[str], audio: AudioConfig, features: FeatureConfig,
     Returns:
         the features of the files that could be used, in order, and {path: reason} for the others.
     """
-    limit = min(audio.max_duration_s, max_duration_s or np.inf)
+    limit = duration_limit(audio, max_duration_s)
     whole: list[tuple[str, np.ndarray]] = []  # decoded clips, their STFTs batched below
     done: dict[str, ClipFeatures] = {}
     errors: dict[str, str] = {}
@@ -62,9 +62,7 @@ def load_features(paths: list[str], audio: AudioConfig, features: FeatureConfig,
             if stream.duration_s > STREAM_ABOVE_S:
                 done[path] = _streamed(stream, audio, features, chunks, as_chunks, refuse_silent, on_stream)
                 continue
-            signal = load_audio(path, audio.sampling_rate, max_duration_s=limit)
-            if refuse_silent and not np.any(signal):
-                raise AudioLoadingError(path, "silent: every sample is zero")
+            signal = decode_checked(path, audio, max_duration_s, refuse_silent)
         except AudioLoadingError as err:
             errors[path] = err.reason
             continue
@@ -75,6 +73,24 @@ def load_features(paths: list[str], audio: AudioConfig, features: FeatureConfig,
         out = cut_chunks(padded, chunk_starts(len(padded), chunks), chunks) if as_chunks else padded
         done[path] = ClipFeatures(path, len(signal), len(mel), out)
     return LoadResult([done[p] for p in paths if p in done], errors)
+
+
+def duration_limit(audio: AudioConfig, max_duration_s: float | None) -> float:
+    """The longest clip accepted: the run's `audio.max_duration_s`, or a stricter `max_duration_s` (uploads)."""
+    return min(audio.max_duration_s, max_duration_s or np.inf)
+
+
+def decode_checked(path: str, audio: AudioConfig, max_duration_s: float | None = None,
+                   refuse_silent: bool = False) -> np.ndarray:
+    """A whole file decoded at the run's rate, within `duration_limit`; an all-zero one refused where asked.
+
+    Raises:
+        AudioLoadingError: unreadable, too long, or silent (with `refuse_silent`).
+    """
+    signal = load_audio(path, audio.sampling_rate, max_duration_s=duration_limit(audio, max_duration_s))
+    if refuse_silent and not np.any(signal):
+        raise AudioLoadingError(path, "silent: every sample is zero")
+    return signal
 
 
 def _streamed(stream: AudioStream, audio: AudioConfig, features: FeatureConfig, chunks: ChunkConfig,

@@ -14,8 +14,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from core.audio.decode import AudioLoadingError, load_audio
-from core.audio.frontend import ClipFeatures, LoadResult, load_features
+from core.audio.decode import AudioLoadingError
+from core.audio.frontend import ClipFeatures, LoadResult, decode_checked, load_features
 from core.model.inference import ClipPredictions, PredictionResult, Predictor
 from core.represent.space import ForeignCorpusError, KINDS, load_representation
 from core.represent.vectors import RepresentationError, band_statistics, egemaps_of_signal
@@ -62,13 +62,10 @@ class VectorPredictor:
     def _load_signals(self, paths: list[str], refuse_silent: bool, max_duration_s: float | None) -> LoadResult:
         """eGeMAPS vectors, each from its decoded signal as `egemaps_vectors` computed the fitted ones."""
         audio, hop = self.config.audio, self.config.features.hop_length
-        limit = min(audio.max_duration_s, max_duration_s or np.inf)
         clips, errors = [], {}
         for path in paths:
             try:
-                signal = load_audio(path, audio.sampling_rate, max_duration_s=limit)
-                if refuse_silent and not np.any(signal):
-                    raise AudioLoadingError(path, "silent: every sample is zero")
+                signal = decode_checked(path, audio, max_duration_s, refuse_silent)
                 vector = egemaps_of_signal(signal, audio.sampling_rate)
             except (AudioLoadingError, RepresentationError) as err:
                 errors[path] = getattr(err, "reason", str(err))
