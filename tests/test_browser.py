@@ -44,13 +44,13 @@ def browser_page(chromium):
 
 
 @contextlib.contextmanager
-def serve_app(data: Path, processes: list | None = None):
-    """`streamlit run app` on a free 127.0.0.1 port over the data folder `data`; yields its URL (and appends the
-    server's Popen to `processes`, for a test that kills it)."""
+def serve_app(data: Path, processes: list | None = None, runs: Path | None = None):
+    """`streamlit run app` on a free 127.0.0.1 port over the data folder `data` and the run store `runs` (default:
+    `data`/runs); yields its URL (and appends the server's Popen to `processes`, for a test that kills it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "SER_DATA_DIR": str(data), "SER_RUNS_DIR": str(data / "runs")}
+    env = {**os.environ, "SER_DATA_DIR": str(data), "SER_RUNS_DIR": str(runs or data / "runs")}
     process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app", "--server.port", str(port),
                                 "--server.address", "127.0.0.1", "--server.headless", "true"],
                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

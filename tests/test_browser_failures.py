@@ -5,48 +5,19 @@ clip longer than Locate's limit. Each message is shot under test-artifacts/ (fai
 The file systems are real (a tmpfs: the `small_disk` fixture, skipped where this machine cannot mount one); the
 shim variants of the same failures, in every environment, are in tests/test_full_disk.py.
 """
-import contextlib
-import os
 import shutil
-import time
 
-import numpy as np
 import pytest
-import soundfile as sf
 
-from benchmarks.browser import MAP, browser_unavailable, launch_chromium
-from benchmarks.server import streamlit_server, wait_until_healthy
+from benchmarks.browser import MAP
+from benchmarks.long_inputs import long_wav
 from core.store.run_store import RunStore
-from tests.conftest import REPO
 from tests.disks import as_root, fill
+# the fixtures `chromium` and `browser_page` are imported for pytest to find
+from tests.test_browser import ARTIFACTS, browser_page, chromium, serve_app  # noqa: F401
 
 pytestmark = pytest.mark.slow  # a server and a browser each: ~20-60 s on 2 cores
-ARTIFACTS = REPO / "test-artifacts"
 ALERT = "[data-testid='stAlert']"
-
-
-@pytest.fixture
-def page():
-    """A page of headless Debian chromium (never a downloaded browser)."""
-    if why := browser_unavailable():
-        if os.environ.get("SER_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{why} (SER_REQUIRE_BROWSER=1)")
-        pytest.skip(why)
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        yield browser.new_page(viewport={"width": 1400, "height": 1000})
-        browser.close()
-
-
-@contextlib.contextmanager
-def served(data, runs, tmp_path):
-    """The app over the data folder `data` and the run store `runs`; yields its URL."""
-    env = {**os.environ, "SER_DATA_DIR": str(data), "SER_RUNS_DIR": str(runs)}
-    log = tmp_path / "server.log"
-    with streamlit_server(env, log) as (server, url):
-        wait_until_healthy(url, server, time.perf_counter() + 120, log)
-        yield url
 
 
 def _alert(page, text: str, timeout_s: float = 180):
@@ -63,12 +34,13 @@ def _shoot(page, alert, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / name))
 
 
-def test_a_read_only_runs_folder_is_explored_and_the_page_says_what_could_not_be_saved(app_data, small_disk, page,
-                                                                                      tmp_path):
+def test_a_read_only_runs_folder_is_explored_and_the_page_says_what_could_not_be_saved(app_data, small_disk,
+                                                                                      browser_page):  # noqa: F811
+    page = browser_page
     runs = small_disk / "runs"
     shutil.copytree(app_data / "runs", runs, ignore=shutil.ignore_patterns("analysis"))  # the map must be computed
     as_root("mount", "-o", "remount,ro", str(small_disk))
-    with served(app_data, runs, tmp_path) as url:
+    with serve_app(app_data, runs=runs) as url:
         page.goto(url)
         page.locator(MAP).wait_for(timeout=300_000)  # explored all the same
         page.locator("body").press("r")  # a rerun: the page says what this server could not save
@@ -80,13 +52,14 @@ def test_a_read_only_runs_folder_is_explored_and_the_page_says_what_could_not_be
     assert not list(runs.glob("*/analysis"))
 
 
-def test_a_training_on_a_full_disk_ends_in_one_message_naming_the_path_and_the_room(app_data, small_disk, page,
-                                                                                   tmp_path):
+def test_a_training_on_a_full_disk_ends_in_one_message_naming_the_path_and_the_room(app_data, small_disk,
+                                                                                   browser_page):  # noqa: F811
+    page = browser_page
     runs = small_disk / "runs"
     shutil.copytree(app_data / "runs", runs)  # with its map: the map page needs no room
     fill(small_disk)
     n_runs = len(RunStore(runs).list())
-    with served(app_data, runs, tmp_path) as url:
+    with serve_app(app_data, runs=runs) as url:
         page.goto(url)
         page.locator(MAP).wait_for(timeout=180_000)
         page.get_by_role("link", name="Runs", exact=True).click()
@@ -102,14 +75,12 @@ def test_a_training_on_a_full_disk_ends_in_one_message_naming_the_path_and_the_r
     assert len(RunStore(runs).list()) == n_runs  # nothing half-written is listed as a run
 
 
-def test_a_clip_longer_than_locates_limit_is_refused_with_the_limit_and_the_cli_to_use(app_data, page, tmp_path):
+def test_a_clip_longer_than_locates_limit_is_refused_with_the_limit_and_the_cli_to_use(app_data, browser_page,  # noqa: F811
+                                                                                       tmp_path):
+    page = browser_page
     limit_s = RunStore(app_data / "runs").latest().config.audio.max_duration_s
-    long = tmp_path / "long talk.wav"
-    with sf.SoundFile(long, "w", 8_000, 1, "PCM_16") as out:  # one minute over the limit, a minute at a time
-        minute = 0.1 * np.sin(2 * np.pi * 200 * np.arange(60 * 8_000) / 8_000)
-        for _ in range(int(limit_s // 60) + 1):
-            out.write(minute)
-    with served(app_data, app_data / "runs", tmp_path) as url:
+    long = long_wav(tmp_path / "long talk.wav", int(limit_s // 60) + 1, 8_000)  # one minute over the limit
+    with serve_app(app_data) as url:
         page.goto(f"{url}/locate")
         uploader = page.locator("[data-testid='stFileUploader'] input[type=file]")
         uploader.wait_for(state="attached", timeout=180_000)
