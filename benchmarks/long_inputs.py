@@ -30,7 +30,7 @@ FLAT_WITHIN = 0.10  # 10 000 clips may take at most 10 % more peak memory than 1
 
 
 def bench_long_inputs(work: Path, sizes: tuple[int, ...] = FOLDER_SIZES) -> list[BenchResult]:
-    """Every row of this benchmark; each measurement runs in a fresh process (`with_peak_rss`).
+    """Every row of this benchmark; each measurement runs in a process of its own (the CLI's, or `with_peak_rss`).
 
     Args:
         work: a scratch folder (the clips are hard links to one file, so 10 000 take no space).
@@ -46,7 +46,7 @@ def bench_long_inputs(work: Path, sizes: tuple[int, ...] = FOLDER_SIZES) -> list
         results.append(BenchResult(f"predict: peak RSS at {sizes[-1]:,} clips against {sizes[0]:,}", 100 * growth, "%",
                                    f"<= +{FLAT_WITHIN:.0%} (memory flat)", f"{results[0].peak_rss_mb:.0f} -> "
                                    f"{results[-1].peak_rss_mb:.0f} MB", met=growth <= FLAT_WITHIN))
-    hour = one_hour_wav(work / "one hour.wav")
+    hour = long_wav(work / "one hour.wav")
     hour_rows = [_predict_cli(runs, hour, work / "predicted-hour.csv", "a one-hour 16-kHz recording"),
                  *with_peak_rss(_locate_hour, work, hour)]
     return results + [dataclasses.replace(r, target=f"peak RSS <= {PEAK_LIMIT_MB:.0f} MB",
@@ -54,12 +54,12 @@ def bench_long_inputs(work: Path, sizes: tuple[int, ...] = FOLDER_SIZES) -> list
                       for r in hour_rows]
 
 
-def one_hour_wav(path: Path, sampling_rate: int = 16_000) -> Path:
-    """A one-hour 16-bit mono recording (115 MB at 16 kHz), written a minute at a time: a warbling tone."""
+def long_wav(path: Path, minutes: int = 60, sampling_rate: int = 16_000) -> Path:
+    """A 16-bit mono recording of `minutes` (an hour: 115 MB at 16 kHz), written a minute at a time: a warbling tone."""
     t = np.arange(60 * sampling_rate) / sampling_rate
     minute = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
     with sf.SoundFile(path, "w", sampling_rate, 1, "PCM_16") as out:
-        for _ in range(60):
+        for _ in range(minutes):
             out.write(minute)
     return path
 

@@ -97,14 +97,8 @@ def official_app_store(app_data, official_run, monkeypatch):
 @pytest.fixture(scope="session")
 def one_hour_wav(tmp_path_factory) -> Path:
     """A one-hour 8-kHz 16-bit clip (58 MB), written a minute at a time: a warbling tone."""
-    import soundfile as sf
-    path = tmp_path_factory.mktemp("long") / "one hour.wav"
-    t = np.arange(60 * 8_000) / 8_000
-    minute = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
-    with sf.SoundFile(path, "w", 8_000, 1, "PCM_16") as out:
-        for _ in range(60):
-            out.write(minute)
-    return path
+    from benchmarks.long_inputs import long_wav
+    return long_wav(tmp_path_factory.mktemp("long") / "one hour.wav", 60, 8_000)
 
 
 @pytest.fixture
